@@ -1,0 +1,88 @@
+//! Supervision: connect the database, migrate, start one worker per mailbox, and stop
+//! them all cleanly on SIGTERM/SIGINT.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::imap::{MailboxHealth, MailboxWorker};
+use crate::ingest::Ingestor;
+use crate::mail::ClassifyRules;
+use crate::store::{Store, StoreError};
+
+/// How long workers get to finish their batch in flight after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A running daemon's parts, shared with the admin server.
+pub struct Daemon {
+    pub store: Store,
+    pub mailboxes: Vec<(String, Arc<Mutex<MailboxHealth>>)>,
+    workers: JoinSet<()>,
+    shutdown: CancellationToken,
+}
+
+impl Daemon {
+    /// Connects, migrates and starts every mailbox worker.
+    pub async fn start(settings: &Settings) -> Result<Daemon, DaemonError> {
+        let store =
+            Store::connect(settings.database_url(), settings.database.max_connections).await?;
+        store.migrate().await?;
+        info!("database ready, migrations applied");
+        let rules = ClassifyRules { own_addresses: settings.own_addresses() };
+        let ingestor = Ingestor::new(store.clone(), rules);
+        let shutdown = CancellationToken::new();
+        let mut workers = JoinSet::new();
+        let mut mailboxes = Vec::new();
+        for (i, mb) in settings.mailboxes.iter().enumerate() {
+            let worker = MailboxWorker::new(
+                i,
+                mb.clone(),
+                ingestor.clone(),
+                settings.ingest.batch_size,
+                settings.ingest.max_message_size,
+                shutdown.child_token(),
+            );
+            mailboxes.push((mb.name.clone(), worker.health()));
+            workers.spawn(worker.run());
+        }
+        info!(mailboxes = mailboxes.len(), "collabd started");
+        Ok(Daemon { store, mailboxes, workers, shutdown })
+    }
+
+    /// Waits for SIGTERM or SIGINT, then stops the workers within the grace period.
+    pub async fn run_until_signal(mut self) -> Result<(), DaemonError> {
+        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = int.recv() => info!("SIGINT: shutting down"),
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Stops fetching, lets batches in flight commit, logs out of IMAP.
+    pub async fn shutdown(&mut self) {
+        self.shutdown.cancel();
+        let drain = async { while self.workers.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            warn!("workers did not stop in time; aborting them");
+            self.workers.abort_all();
+        }
+        info!("collabd stopped");
+    }
+}

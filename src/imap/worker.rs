@@ -1,0 +1,332 @@
+//! One worker per configured mailbox: connect, catch up from the committed sync state,
+//! wait for new mail, repeat; on any failure back off and reconnect.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::TryStreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::{ImapError, Session, connect, timed};
+use crate::config::MailboxSettings;
+use crate::ingest::{Fetched, Ingestor, Source};
+
+/// Bytes of message bodies held in memory at once (one transaction's worth); a single
+/// message may exceed it up to the size limit.
+const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What a mailbox worker reports about itself, for `collabctl status` and sd_notify.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct MailboxHealth {
+    pub connected: bool,
+    pub uidvalidity: Option<u32>,
+    pub last_uid: u32,
+    pub processed: u64,
+    pub last_sync: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub last_progress: Option<Instant>,
+}
+
+/// Watches one mailbox until told to stop.
+pub struct MailboxWorker {
+    index: usize,
+    settings: MailboxSettings,
+    ingestor: Ingestor,
+    batch_size: u32,
+    max_message_size: u64,
+    health: Arc<Mutex<MailboxHealth>>,
+    shutdown: CancellationToken,
+}
+
+impl MailboxWorker {
+    /// `index` is the mailbox's position in the config, used in error messages.
+    pub fn new(
+        index: usize,
+        settings: MailboxSettings,
+        ingestor: Ingestor,
+        batch_size: u32,
+        max_message_size: u64,
+        shutdown: CancellationToken,
+    ) -> Self {
+        MailboxWorker {
+            index,
+            settings,
+            ingestor,
+            batch_size,
+            max_message_size,
+            health: Arc::default(),
+            shutdown,
+        }
+    }
+
+    /// Shared view of this worker's health.
+    pub fn health(&self) -> Arc<Mutex<MailboxHealth>> {
+        self.health.clone()
+    }
+
+    /// Runs until shutdown, reconnecting with capped exponential backoff and jitter.
+    pub async fn run(self) {
+        let span = info_span!("mailbox", mailbox = %self.settings.name);
+        async move {
+            let mut backoff = new_backoff();
+            while !self.shutdown.is_cancelled() {
+                let started = Instant::now();
+                let result = self.session().await;
+                self.update(|h| h.connected = false);
+                let err = match result {
+                    Ok(()) => break,
+                    Err(e) => e,
+                };
+                error!(error = %err, "mailbox session failed");
+                self.update(|h| h.last_error = Some(err.to_string()));
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = new_backoff();
+                }
+                let delay = if err.needs_operator() {
+                    MAX_BACKOFF
+                } else {
+                    backoff.next().unwrap_or(MAX_BACKOFF)
+                };
+                info!(retry_in = ?delay, "reconnecting later");
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            info!("mailbox worker stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn update(&self, f: impl FnOnce(&mut MailboxHealth)) {
+        f(&mut self.health.lock().expect("health lock"));
+    }
+
+    /// One connected session: returns Ok only on shutdown.
+    async fn session(&self) -> Result<(), ImapError> {
+        let password = self.settings.password(self.index)?;
+        let mut session = tokio::select! {
+            s = connect(&self.settings, &password) => s?,
+            _ = self.shutdown.cancelled() => return Ok(()),
+        };
+        drop(password);
+        let limit = self.settings.timeout;
+        let mailbox = timed(limit, "EXAMINE", session.examine(&self.settings.folder)).await?;
+        let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
+        info!(folder = %self.settings.folder, uidvalidity, exists = mailbox.exists, "connected");
+        self.update(|h| {
+            h.connected = true;
+            h.uidvalidity = Some(uidvalidity);
+        });
+
+        let result = async {
+            loop {
+                self.catch_up(&mut session, uidvalidity).await?;
+                if self.shutdown.is_cancelled() {
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                }
+                timed(limit, "NOOP", session.noop()).await?;
+                while session.unsolicited_responses.try_recv().is_ok() {}
+            }
+        }
+        .await;
+        if result.is_ok() {
+            // Clean shutdown: say goodbye, but never wait long for it.
+            let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
+        }
+        result
+    }
+
+    /// Fetches and ingests every message above the committed UID, in bounded batches.
+    async fn catch_up(&self, session: &mut Session, uidvalidity: u32) -> Result<(), ImapError> {
+        let store_state = self.ingestor.store().sync_state(&self.settings.name).await?;
+        let last = match store_state {
+            Some(s) if s.uidvalidity == uidvalidity && s.folder == self.settings.folder => {
+                s.last_uid
+            }
+            Some(s) => {
+                warn!(old = s.uidvalidity, new = uidvalidity, old_folder = %s.folder,
+                    "UIDVALIDITY or folder changed: rescanning, Message-ID dedupe prevents reprocessing");
+                0
+            }
+            None => 0,
+        };
+        let limit = self.settings.timeout;
+        let found =
+            timed(limit, "UID SEARCH", session.uid_search(format!("UID {}:*", last + 1))).await?;
+        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
+        uids.sort_unstable();
+        if uids.is_empty() {
+            self.update(|h| {
+                h.last_sync = Some(chrono::Utc::now());
+                h.last_progress = Some(Instant::now());
+            });
+            return Ok(());
+        }
+        info!(new = uids.len(), after_uid = last, "fetching new messages");
+        let source =
+            Source { mailbox: &self.settings.name, folder: &self.settings.folder, uidvalidity };
+        for chunk in uids.chunks(self.batch_size as usize) {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let sizes = self.sizes(session, chunk).await?;
+            for group in byte_bounded_groups(&sizes, self.max_message_size) {
+                let fetched = self.fetch_group(session, group).await?;
+                // Messages expunged since SEARCH are simply absent; the UID range still
+                // advances to the group's end.
+                let mut fetched = fetched;
+                if fetched.is_empty() {
+                    continue;
+                }
+                fetched.sort_by_key(|f| f.uid);
+                let report = self.ingestor.ingest_batch(&source, fetched).await?;
+                self.update(|h| {
+                    h.last_uid = report.last_uid;
+                    h.processed += u64::from(report.stored);
+                    h.last_sync = Some(chrono::Utc::now());
+                    h.last_progress = Some(Instant::now());
+                    h.last_error = None;
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn sizes(
+        &self,
+        session: &mut Session,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, u64)>, ImapError> {
+        let set = uid_set(uids.iter().copied());
+        let fetches = timed(self.settings.timeout, "UID FETCH sizes", async {
+            session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        let mut sizes: Vec<(u32, u64)> =
+            fetches.iter().filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0))))).collect();
+        sizes.sort_unstable();
+        Ok(sizes)
+    }
+
+    async fn fetch_group(
+        &self,
+        session: &mut Session,
+        group: &[(u32, u64)],
+    ) -> Result<Vec<Fetched>, ImapError> {
+        let (big, small): (Vec<_>, Vec<_>) =
+            group.iter().partition(|(_, s)| *s > self.max_message_size);
+        let mut out = Vec::with_capacity(group.len());
+        let limit = self.settings.timeout;
+        for (uids, query, complete) in [
+            (small, "(UID RFC822.SIZE BODY.PEEK[])", true),
+            (big, "(UID RFC822.SIZE BODY.PEEK[HEADER])", false),
+        ] {
+            if uids.is_empty() {
+                continue;
+            }
+            let set = uid_set(uids.iter().map(|(u, _)| *u));
+            let fetches = timed(limit, "UID FETCH", async {
+                session.uid_fetch(&set, query).await?.try_collect::<Vec<_>>().await
+            })
+            .await?;
+            for f in fetches {
+                let Some(uid) = f.uid else { continue };
+                let raw = if complete { f.body() } else { f.header() };
+                out.push(Fetched {
+                    uid,
+                    size: u64::from(f.size.unwrap_or(0)),
+                    raw: raw.unwrap_or_default().to_vec(),
+                    complete,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reconnect delays are capped here; authentication failures wait the full cap.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+fn new_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(MAX_BACKOFF)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Splits UID-ordered `(uid, size)` pairs into consecutive groups whose downloaded bytes
+/// stay under `MAX_BATCH_BYTES`; over-limit messages count as their header only.
+fn byte_bounded_groups(sizes: &[(u32, u64)], max_message_size: u64) -> Vec<&[(u32, u64)]> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, (_, size)) in sizes.iter().enumerate() {
+        let cost = if *size > max_message_size { 8 * 1024 } else { *size };
+        if i > start && bytes + cost > MAX_BATCH_BYTES {
+            groups.push(&sizes[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += cost;
+    }
+    if start < sizes.len() {
+        groups.push(&sizes[start..]);
+    }
+    groups
+}
+
+/// An IMAP sequence set for UIDs, with consecutive runs folded into ranges.
+fn uid_set(uids: impl Iterator<Item = u32>) -> String {
+    let mut out = String::new();
+    let mut run: Option<(u32, u32)> = None;
+    let flush = |out: &mut String, (a, b): (u32, u32)| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if a == b { out.push_str(&a.to_string()) } else { out.push_str(&format!("{a}:{b}")) }
+    };
+    for u in uids {
+        run = match run {
+            Some((a, b)) if u == b + 1 => Some((a, u)),
+            Some(r) => {
+                flush(&mut out, r);
+                Some((u, u))
+            }
+            None => Some((u, u)),
+        };
+    }
+    if let Some(r) = run {
+        flush(&mut out, r);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_fold_runs() {
+        assert_eq!(uid_set([1, 2, 3, 5, 7, 8].into_iter()), "1:3,5,7:8");
+        assert_eq!(uid_set([4].into_iter()), "4");
+    }
+
+    #[test]
+    fn groups_respect_the_byte_bound() {
+        let mb = 1024 * 1024;
+        let sizes = [(1, 10 * mb), (2, 10 * mb), (3, 100 * mb), (4, 1)];
+        let groups = byte_bounded_groups(&sizes, 25 * mb);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0], &sizes[..1]);
+        assert_eq!(groups[1], &sizes[1..]);
+    }
+}

@@ -1,0 +1,222 @@
+//! Turns fetched messages into database effects, one transaction per batch: the inbound
+//! rows, their matches and collaborations, and the mailbox's sync state commit together,
+//! so a crash anywhere neither loses a reply nor creates a second collaboration.
+
+use tracing::{debug, info, warn};
+
+use crate::collab::CollabStatus;
+use crate::mail::{self, Classification, ClassifyRules, Kind, ParsedMail};
+use crate::matching::{self, Match};
+use crate::store::collabs::{self, NewEvent};
+use crate::store::inbound::{self, NewInbound};
+use crate::store::{Store, StoreError, Tx, outreach, sync};
+
+/// The actor recorded on events the daemon itself causes.
+pub const DAEMON_ACTOR: &str = "collabd";
+
+/// A message as it came off IMAP.
+#[derive(Debug)]
+pub struct Fetched {
+    pub uid: u32,
+    pub size: u64,
+    /// The whole message, or only its header when it was over the size limit.
+    pub raw: Vec<u8>,
+    /// False when `raw` is the header alone.
+    pub complete: bool,
+}
+
+/// Which mailbox and folder generation a batch belongs to.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    pub mailbox: &'a str,
+    pub folder: &'a str,
+    pub uidvalidity: u32,
+}
+
+/// What one batch did, for logs and status.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    pub stored: u32,
+    pub duplicates: u32,
+    pub collaborations_created: u32,
+    pub last_uid: u32,
+}
+
+/// Parses, classifies, matches and stores messages.
+#[derive(Clone, Debug)]
+pub struct Ingestor {
+    store: Store,
+    rules: ClassifyRules,
+}
+
+struct Prepared {
+    uid: u32,
+    mail: ParsedMail,
+    class: Classification,
+}
+
+impl Ingestor {
+    /// `rules` carry the brand's own addresses.
+    pub fn new(store: Store, rules: ClassifyRules) -> Self {
+        Ingestor { store, rules }
+    }
+
+    /// The store batches are written to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stores a batch (in UID order) and advances the sync state to its last UID, all in
+    /// one transaction. On error nothing of the batch is kept and it can be retried.
+    pub async fn ingest_batch(
+        &self,
+        src: &Source<'_>,
+        batch: Vec<Fetched>,
+    ) -> Result<BatchReport, StoreError> {
+        let Some(last_uid) = batch.iter().map(|f| f.uid).max() else {
+            return Ok(BatchReport::default());
+        };
+        let rules = self.rules.clone();
+        // Parsing is CPU work; keep it off the async workers.
+        let prepared = tokio::task::spawn_blocking(move || {
+            batch.into_iter().map(|f| prepare(f, &rules)).collect::<Vec<_>>()
+        })
+        .await
+        .expect("parsing never panics");
+
+        let mut report = BatchReport { last_uid, ..Default::default() };
+        let mut tx = self.store.begin().await?;
+        for p in &prepared {
+            store_one(&mut tx, src, p, &mut report).await?;
+        }
+        sync::advance(
+            &mut tx,
+            src.mailbox,
+            src.folder,
+            src.uidvalidity,
+            last_uid,
+            i64::from(report.stored),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+fn prepare(f: Fetched, rules: &ClassifyRules) -> Prepared {
+    let mut mail = mail::parse(&f.raw);
+    let class = if f.complete {
+        mail::classify::classify(&mail, rules)
+    } else {
+        // Only the header was fetched: keep its identity, not a body we never read.
+        mail.size = f.size;
+        mail.text_body.clear();
+        mail.reply_text.clear();
+        Classification {
+            kind: Kind::Skipped,
+            reason: format!("{} bytes is over the size limit", f.size),
+        }
+    };
+    Prepared { uid: f.uid, mail, class }
+}
+
+async fn store_one(
+    tx: &mut Tx,
+    src: &Source<'_>,
+    p: &Prepared,
+    report: &mut BatchReport,
+) -> Result<(), StoreError> {
+    let mail = &p.mail;
+    let found: Option<Match> = match p.class.kind {
+        Kind::Own | Kind::Skipped | Kind::Bulk => None,
+        _ => matching::resolve(tx, mail).await?,
+    };
+    let mut class = p.class.clone();
+    if class.kind.is_human() && found.is_none() {
+        class =
+            Classification { kind: Kind::Unmatched, reason: "no outreach thread matches".into() };
+    }
+    let row = NewInbound {
+        mailbox: src.mailbox,
+        uidvalidity: src.uidvalidity,
+        uid: p.uid,
+        dedupe_key: &mail.dedupe_key,
+        message_id: mail.message_id.as_deref(),
+        in_reply_to: &mail.in_reply_to,
+        references: &mail.references,
+        from_address: mail.from_address.as_deref(),
+        from_name: mail.from_name.as_deref(),
+        to_addresses: &mail.recipients,
+        subject: mail.subject.as_deref(),
+        sent_date: mail.date,
+        text_body: (class.kind != Kind::Skipped).then_some(mail.text_body.as_str()),
+        reply_text: (class.kind != Kind::Skipped).then_some(mail.reply_text.as_str()),
+        size: mail.size,
+        kind: class.kind.as_str(),
+        kind_reason: &class.reason,
+        match_rule: found.as_ref().map(|m| m.rule.as_str()),
+        outreach_id: found.as_ref().map(|m| m.outreach.id),
+        creator_id: found.as_ref().map(Match::creator_id),
+        campaign_id: found.as_ref().map(Match::campaign_id),
+    };
+    let span = tracing::info_span!(
+        "message",
+        mailbox = src.mailbox,
+        uid = p.uid,
+        message_id = mail.message_id.as_deref().unwrap_or("-")
+    );
+    let _g = span.enter();
+    let Some(inbound_id) = inbound::insert(tx, &row).await? else {
+        debug!("already stored; skipped");
+        report.duplicates += 1;
+        return Ok(());
+    };
+    report.stored += 1;
+    match (class.kind, &found) {
+        (Kind::Reply, Some(m)) => {
+            let collab = collabs::open_or_create_from_email(
+                tx,
+                m.creator_id(),
+                m.campaign_id(),
+                Some(m.outreach.id),
+                Some(&m.outreach.message_id),
+            )
+            .await?;
+            inbound::link_collaboration(tx, inbound_id, collab.id).await?;
+            outreach::mark(tx, m.outreach.id, "replied").await?;
+            if collab.created {
+                let reason = format!(
+                    "reply in mailbox {} (uid {}), matched by {}",
+                    src.mailbox,
+                    p.uid,
+                    m.rule.as_str()
+                );
+                collabs::record_event(
+                    tx,
+                    collab.id,
+                    &NewEvent {
+                        kind: "created",
+                        to_status: Some(CollabStatus::Pending),
+                        actor: DAEMON_ACTOR,
+                        reason: Some(&reason),
+                        inbound_id: Some(inbound_id),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                collabs::notify_created(tx, collab.id).await?;
+                report.collaborations_created += 1;
+                info!(collaboration = collab.id, "pending collaboration created");
+            } else {
+                info!(collaboration = collab.id, "reply attached to collaboration");
+            }
+        }
+        (kind, _) => {
+            if kind == Kind::Skipped {
+                warn!(size = mail.size, "message over the size limit recorded as skipped");
+            }
+            info!(kind = kind.as_str(), reason = %class.reason, "message recorded");
+        }
+    }
+    Ok(())
+}

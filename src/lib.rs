@@ -1,0 +1,15 @@
+//! collabd: turns creators' email replies into collaborations.
+//!
+//! Data flows `imap` (fetch + sync state) → `mail` (parse, classify, strip quotes) →
+//! `matching` → `ingest` (one transaction per batch) → `store` (all SQL). `collab` holds the
+//! domain rules, `admin` and `outreach` serve operators, `daemon` supervises it all.
+
+pub mod collab;
+pub mod config;
+pub mod daemon;
+pub mod imap;
+pub mod ingest;
+pub mod mail;
+pub mod matching;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,149 @@
+//! Parsing with `mail-parser` into the fields collabd stores and reasons about.
+
+use chrono::{DateTime, Utc};
+use mail_parser::{HeaderValue, Message, MessageParser};
+use sha2::{Digest, Sha256};
+
+use super::{normalize_address, normalize_message_id, strip_quoted};
+
+/// What collabd keeps of a mail. Every string is free of NUL bytes (Postgres rejects them).
+#[derive(Debug, Clone, Default)]
+pub struct ParsedMail {
+    pub message_id: Option<String>,
+    /// Stable identity for dedupe: the Message-ID, or a digest of the raw bytes.
+    pub dedupe_key: String,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// Normalised sender address.
+    pub from_address: Option<String>,
+    pub from_name: Option<String>,
+    /// Every To and Cc address as written (not normalised, so `+tokens` survive).
+    pub recipients: Vec<String>,
+    pub subject: Option<String>,
+    pub date: Option<DateTime<Utc>>,
+    pub text_body: String,
+    /// The new text only: quoted history and signature removed.
+    pub reply_text: String,
+    pub size: u64,
+    /// Header signals the classifier reads, gathered while the parsed message is alive.
+    pub signals: Signals,
+}
+
+/// Raw header facts for classification; see `classify`.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    pub headers: Vec<(String, String)>,
+    pub report_type: Option<String>,
+    /// Message-IDs and recipients quoted inside a delivery-status report.
+    pub reported_message_ids: Vec<String>,
+    pub reported_recipients: Vec<String>,
+}
+
+impl Signals {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses raw bytes. Never fails: unparseable input yields empty fields and a digest key.
+pub fn parse(raw: &[u8]) -> ParsedMail {
+    let digest = format!("sha256:{:x}", Sha256::digest(raw));
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return ParsedMail { dedupe_key: digest, size: raw.len() as u64, ..Default::default() };
+    };
+    let message_id = msg.message_id().and_then(normalize_message_id).map(clean);
+    let from = msg.from().and_then(|a| a.first());
+    let text_body = clean(body_text(&msg));
+    ParsedMail {
+        dedupe_key: message_id.clone().unwrap_or(digest),
+        message_id,
+        in_reply_to: ids(msg.in_reply_to()),
+        references: ids(msg.references()),
+        from_address: from.and_then(|a| a.address.as_deref()).and_then(normalize_address),
+        from_name: from.and_then(|a| a.name.as_deref()).map(clean),
+        recipients: msg
+            .to()
+            .into_iter()
+            .chain(msg.cc())
+            .flat_map(|a| a.iter())
+            .filter_map(|a| a.address.as_deref())
+            .map(clean)
+            .collect(),
+        subject: msg.subject().map(clean),
+        date: msg.date().and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
+        reply_text: strip_quoted(&text_body),
+        text_body,
+        size: raw.len() as u64,
+        signals: signals(&msg),
+    }
+}
+
+/// Text of the message: the text parts, or the HTML ones converted when there is no text.
+fn body_text(msg: &Message<'_>) -> String {
+    if msg.text_body_count() > 0 && msg.text_bodies().any(|p| !p.is_text_html()) {
+        return msg.body_text(0).map(|c| c.into_owned()).unwrap_or_default();
+    }
+    match msg.body_html(0) {
+        Some(html) => html2text::from_read(html.as_bytes(), 100).unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    let list: Vec<&str> = match value {
+        HeaderValue::Text(t) => vec![t.as_ref()],
+        HeaderValue::TextList(l) => l.iter().map(|c| c.as_ref()).collect(),
+        _ => Vec::new(),
+    };
+    list.into_iter()
+        .flat_map(|s| s.split_whitespace())
+        .filter_map(normalize_message_id)
+        .map(clean)
+        .collect()
+}
+
+fn signals(msg: &Message<'_>) -> Signals {
+    let headers =
+        msg.headers_raw().take(200).map(|(n, v)| (n.to_owned(), clean(v.trim()))).collect();
+    let report_type = msg
+        .root_part()
+        .headers()
+        .iter()
+        .find_map(|h| h.value().as_content_type())
+        .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+        .and_then(|ct| ct.attribute("report-type"))
+        .map(str::to_ascii_lowercase);
+    let mut s = Signals { headers, report_type, ..Default::default() };
+    if s.report_type.is_some() {
+        collect_report(msg, &mut s);
+    }
+    s
+}
+
+/// Reads a delivery-status report: `Final-Recipient` lines and the original's Message-ID.
+fn collect_report(msg: &Message<'_>, s: &mut Signals) {
+    for part in msg.parts.iter().take(50) {
+        if let Some(inner) = part.message() {
+            s.reported_message_ids.extend(inner.message_id().and_then(normalize_message_id));
+        }
+        let text = String::from_utf8_lossy(part.contents());
+        for line in text.lines().take(2000) {
+            let Some((name, value)) = line.split_once(':') else { continue };
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("final-recipient")
+                || name.eq_ignore_ascii_case("original-recipient")
+            {
+                let addr = value.rsplit(';').next().unwrap_or(value);
+                s.reported_recipients.extend(normalize_address(addr));
+            } else if name.eq_ignore_ascii_case("message-id") {
+                s.reported_message_ids.extend(normalize_message_id(value));
+            }
+        }
+    }
+}
+
+/// Postgres text cannot hold NUL; everything else is kept.
+fn clean(s: impl AsRef<str>) -> String {
+    s.as_ref().replace('\0', "\u{FFFD}")
+}

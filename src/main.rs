@@ -1,0 +1,68 @@
+//! `collabd`: the daemon, plus `migrate` and `check-config` for operators.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use collabd::config::Settings;
+use collabd::daemon::Daemon;
+use collabd::store::Store;
+
+#[derive(Parser)]
+#[command(version, about = "Turns creators' email replies into collaborations")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, env = "COLLABD_CONFIG", default_value = "/etc/collabd/collabd.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the configuration (including readable passwords) and exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("collabd: {}: {e}", cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        println!("{}: OK ({} mailboxes)", cli.config.display(), settings.mailboxes.len());
+        return ExitCode::SUCCESS;
+    }
+    collabd::telemetry::init(settings.log.format, &settings.log.level);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Run), settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("collabd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            let store = Store::connect(settings.database_url(), 1).await.context("database")?;
+            store.migrate().await.context("migrations")?;
+            println!("migrations applied");
+        }
+        Command::Run => Daemon::start(&settings).await?.run_until_signal().await?,
+        Command::CheckConfig => unreachable!("handled before the runtime starts"),
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Inbound messages: one row per (mailbox, UIDVALIDITY, UID), never two per Message-ID.
+
+use super::{StoreError, Tx};
+
+/// Everything recorded about one fetched message.
+#[derive(Debug, Clone, Default)]
+pub struct NewInbound<'a> {
+    pub mailbox: &'a str,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub dedupe_key: &'a str,
+    pub message_id: Option<&'a str>,
+    pub in_reply_to: &'a [String],
+    pub references: &'a [String],
+    pub from_address: Option<&'a str>,
+    pub from_name: Option<&'a str>,
+    pub to_addresses: &'a [String],
+    pub subject: Option<&'a str>,
+    pub sent_date: Option<chrono::DateTime<chrono::Utc>>,
+    pub text_body: Option<&'a str>,
+    pub reply_text: Option<&'a str>,
+    pub size: u64,
+    pub kind: &'a str,
+    pub kind_reason: &'a str,
+    pub match_rule: Option<&'a str>,
+    pub outreach_id: Option<i64>,
+    pub creator_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+}
+
+/// Inserts the row unless this message was seen before (same UID or same dedupe key);
+/// returns the new id, or `None` for a duplicate.
+pub async fn insert(tx: &mut Tx, m: &NewInbound<'_>) -> Result<Option<i64>, StoreError> {
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO inbound_messages
+             (mailbox, uidvalidity, uid, dedupe_key, message_id, in_reply_to, "references",
+              from_address, from_name, to_addresses, subject, sent_date, text_body, reply_text,
+              size, kind, kind_reason, match_rule, outreach_id, creator_id, campaign_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18, $19, $20, $21)
+           ON CONFLICT DO NOTHING
+           RETURNING id"#,
+        m.mailbox,
+        i64::from(m.uidvalidity),
+        i64::from(m.uid),
+        m.dedupe_key,
+        m.message_id,
+        m.in_reply_to,
+        m.references,
+        m.from_address,
+        m.from_name,
+        m.to_addresses,
+        m.subject,
+        m.sent_date,
+        m.text_body,
+        m.reply_text,
+        m.size as i64,
+        m.kind,
+        m.kind_reason,
+        m.match_rule,
+        m.outreach_id,
+        m.creator_id,
+        m.campaign_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Links a message to the collaboration it created or joined.
+pub async fn link_collaboration(
+    tx: &mut Tx,
+    inbound_id: i64,
+    collab_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE inbound_messages SET collaboration_id = $2 WHERE id = $1",
+        inbound_id,
+        collab_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

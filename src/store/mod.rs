@@ -1,0 +1,77 @@
+//! All SQL lives here, checked against the schema by sqlx at compile time
+//! (`.sqlx/` holds the offline data so a fresh clone builds without a database).
+
+pub mod collabs;
+pub mod inbound;
+pub mod outreach;
+pub mod sync;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Postgres, Transaction};
+
+pub use collabs::CollabRef;
+pub use inbound::NewInbound;
+pub use outreach::OutreachRef;
+pub use sync::SyncState;
+
+/// Database failures, kept apart from the data problems that callers report differently.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A database transaction, the unit in which ingest keeps its invariants.
+pub type Tx = Transaction<'static, Postgres>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects lazily-checked: fails fast when the server does not answer.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let options: PgConnectOptions = url.parse()?;
+        let options = options
+            .application_name("collabd")
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool })
+    }
+
+    /// Wraps an existing pool (tests build theirs per database).
+    pub fn from_pool(pool: PgPool) -> Store {
+        Store { pool }
+    }
+
+    /// The pool, for the admin and test code that needs plain queries.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations; safe to run at every start.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Whether the database answers right now.
+    pub async fn ping(&self) -> bool {
+        sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(&self.pool).await.is_ok()
+    }
+}

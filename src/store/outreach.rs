@@ -1,0 +1,49 @@
+//! Outreach messages: what the brand sent, so replies can be tied to it.
+
+use super::{StoreError, Tx};
+
+/// The parts of an outreach that matching needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutreachRef {
+    pub id: i64,
+    pub message_id: String,
+    pub creator_id: i64,
+    pub campaign_id: i64,
+}
+
+/// The outreach whose Message-ID is among `ids`, preferring the earliest in `ids`
+/// (In-Reply-To comes first, then References from the newest back).
+pub async fn by_message_ids(
+    tx: &mut Tx,
+    ids: &[String],
+) -> Result<Option<OutreachRef>, StoreError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let row = sqlx::query_as!(
+        OutreachRef,
+        r#"SELECT o.id, o.message_id, o.creator_id, o.campaign_id
+           FROM outreach_messages o
+           JOIN unnest($1::text[]) WITH ORDINALITY AS wanted(mid, pos) ON wanted.mid = o.message_id
+           ORDER BY wanted.pos
+           LIMIT 1"#,
+        ids
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row)
+}
+
+/// Moves an outreach from `sent` to `status`; replies, bounces and declines are only ever
+/// recorded once and a decline is never overwritten by a later reply.
+pub async fn mark(tx: &mut Tx, outreach_id: i64, status: &str) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"UPDATE outreach_messages SET status = $2
+           WHERE id = $1 AND (status = 'sent' OR (status = 'replied' AND $2 <> 'replied'))"#,
+        outreach_id,
+        status
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
