@@ -117,5 +117,5 @@ CONF
 
 stop_dovecot() {
     local dir=$1
-    [ -f "$dir/dovecot.conf" ] && /usr/sbin/doveadm -c "$dir/dovecot.conf" stop 2>/dev/null || true
+    [ -f "$dir/dovecot.conf" ] && doveadm -c "$dir/dovecot.conf" stop 2>/dev/null || true
 }

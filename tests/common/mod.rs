@@ -1,0 +1,465 @@
+//! Shared test harness: a fresh Postgres database per test, a private Dovecot per test on
+//! a free port, and the real `collabd` binary run as a child process.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use collabd::store::Store;
+use futures::TryStreamExt;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+pub const BRAND: &str = "partners@brand.example";
+pub const PASSWORD: &str = "s3cret-pass";
+
+/// The admin URL of the test cluster (`scripts/test` starts one and exports it).
+pub fn admin_url() -> String {
+    std::env::var("COLLABD_TEST_PG").or_else(|_| std::env::var("DATABASE_URL")).expect(
+        "COLLABD_TEST_PG (or DATABASE_URL) must point at a Postgres superuser; run ./scripts/test",
+    )
+}
+
+/// A database of its own for one test.
+pub struct TestDb {
+    pub url: String,
+    pub pool: PgPool,
+    pub store: Store,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "collabd_t_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            rand::random::<u32>()
+        );
+        let admin = admin_url();
+        let mut conn = PgConnection::connect(&admin).await.expect("connect to test Postgres");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
+        let url = format!("{base}/{name}");
+        let pool = PgPoolOptions::new().max_connections(5).connect(&url).await.unwrap();
+        let store = Store::from_pool(pool.clone());
+        store.migrate().await.expect("migrations");
+        TestDb { url, pool, store }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+/// Seeded campaign, creators and outreach, the shape every ingest test starts from.
+pub struct Seed {
+    pub campaign_id: i64,
+    pub creators: Vec<SeedCreator>,
+}
+
+pub struct SeedCreator {
+    pub id: i64,
+    pub email: String,
+    pub outreach_message_id: String,
+}
+
+/// Creates one campaign and `n` creators, each with one outreach message.
+pub async fn seed(db: &TestDb, n: usize) -> Seed {
+    let campaign_id: i64 =
+        sqlx::query_scalar("INSERT INTO campaigns (name) VALUES ('Winter Glow') RETURNING id")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let mut creators = Vec::new();
+    for i in 0..n {
+        let email = format!("creator{i}@mail.example");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO creators (name, platform, handle) VALUES ($1, 'tiktok', $2) RETURNING id",
+        )
+        .bind(format!("Creator {i}"))
+        .bind(format!("creator_{i}"))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO creator_emails (creator_id, address, role) VALUES ($1, $2, 'creator')",
+        )
+        .bind(id)
+        .bind(&email)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let mid = format!("outreach-{i}.{}@brand.example", rand::random::<u32>());
+        sqlx::query(
+            "INSERT INTO outreach_messages (message_id, creator_id, campaign_id, to_address, subject)
+             VALUES ($1, $2, $3, $4, 'Winter Glow x you')",
+        )
+        .bind(&mid)
+        .bind(id)
+        .bind(campaign_id)
+        .bind(&email)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        creators.push(SeedCreator { id, email, outreach_message_id: mid });
+    }
+    Seed { campaign_id, creators }
+}
+
+/// A plain-text reply, shaped like what Gmail sends.
+pub fn reply(
+    from: &str,
+    message_id: &str,
+    in_reply_to: Option<&str>,
+    references: &[&str],
+    body: &str,
+) -> Vec<u8> {
+    let mut m = format!(
+        "From: Creator <{from}>\r\nTo: Brand <{BRAND}>\r\nSubject: Re: Winter Glow x you\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n"
+    );
+    if let Some(irt) = in_reply_to {
+        m.push_str(&format!("In-Reply-To: <{irt}>\r\n"));
+    }
+    if !references.is_empty() {
+        let refs: Vec<String> = references.iter().map(|r| format!("<{r}>")).collect();
+        m.push_str(&format!("References: {}\r\n", refs.join(" ")));
+    }
+    m.push_str("Content-Type: text/plain; charset=UTF-8\r\n\r\n");
+    m.push_str(body);
+    m.push_str("\r\n\r\nOn Sun, 22 Nov 2026 at 09:00, Brand <partners@brand.example> wrote:\r\n> Would you like to work with us?\r\n");
+    m.into_bytes()
+}
+
+/// Reply to seeded creator `i`'s outreach with In-Reply-To and References set.
+pub fn reply_to_outreach(seed: &Seed, i: usize, n: u32) -> Vec<u8> {
+    let c = &seed.creators[i];
+    reply(
+        &c.email,
+        &format!("reply-{i}-{n}@mail.example"),
+        Some(&c.outreach_message_id),
+        &[&c.outreach_message_id],
+        "Hi! Yes, I'd love to do this. What are the next steps?",
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private Dovecot IMAP server with its own maildir, for one test.
+pub struct Dovecot {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Dovecot {
+    /// Starts Dovecot with the brand mailbox user.
+    pub fn start() -> Dovecot {
+        let dir = tempfile::Builder::new().prefix("collabd-dovecot").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let port = free_port();
+        let d = Dovecot { dir, port };
+        std::fs::write(d.path("passwd"), format!("{BRAND}:{{PLAIN}}{PASSWORD}\n")).unwrap();
+        std::fs::create_dir_all(d.path("mail")).unwrap();
+        std::fs::create_dir_all(d.path("run")).unwrap();
+        let status = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(d.path("mail"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let root = d.dir.path().display();
+        std::fs::write(
+            d.path("dovecot.conf"),
+            format!(
+                r#"base_dir = {root}/run
+log_path = {root}/dovecot.log
+instance_name = collabd-test-{port}
+listen = 127.0.0.1
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+mail_location = maildir:{root}/mail/%u/maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={root}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  chroot =
+}}
+service anvil {{
+  chroot =
+}}
+"#
+            ),
+        )
+        .unwrap();
+        d.launch();
+        d
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn launch(&self) {
+        let status = Command::new("/usr/sbin/dovecot")
+            .arg("-c")
+            .arg(self.path("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("dovecot binary (apt-get install dovecot-imapd)");
+        assert!(status.success(), "dovecot failed to start");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "dovecot did not listen on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (SIGTERM to its master process) and waits until it is gone.
+    pub fn stop(&self) {
+        let pid = std::fs::read_to_string(self.path("run/master.pid")).unwrap_or_default();
+        let Ok(pid) = pid.trim().parse::<i32>() else { return };
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while nix::sys::signal::kill(pid, None).is_ok() {
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&self) {
+        self.launch();
+    }
+
+    /// Opens an IMAP session as the brand user.
+    pub async fn session(&self) -> async_imap::Session<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await.unwrap().unwrap();
+        client.login(BRAND, PASSWORD).await.map_err(|(e, _)| e).unwrap()
+    }
+
+    /// APPENDs messages to a folder over IMAP, as a mail delivery would.
+    pub async fn append_all(&self, folder: &str, messages: &[Vec<u8>]) {
+        let mut s = self.session().await;
+        for m in messages {
+            s.append(folder, None, None, m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    }
+
+    pub async fn append(&self, message: Vec<u8>) {
+        self.append_all("INBOX", &[message]).await;
+    }
+
+    /// UIDVALIDITY of a folder as the server reports it.
+    pub async fn uidvalidity(&self, folder: &str) -> u32 {
+        let mut s = self.session().await;
+        let mb = s.examine(folder).await.unwrap();
+        s.logout().await.unwrap();
+        mb.uid_validity.unwrap()
+    }
+
+    /// The flags of every message, to prove collabd never marks mail as read.
+    pub async fn seen_count(&self) -> usize {
+        let mut s = self.session().await;
+        s.examine("INBOX").await.unwrap();
+        let fetches: Vec<_> =
+            s.fetch("1:*", "FLAGS").await.unwrap().try_collect().await.unwrap_or_default();
+        let seen = fetches
+            .iter()
+            .filter(|f| f.flags().any(|fl| matches!(fl, async_imap::types::Flag::Seen)))
+            .count();
+        s.logout().await.unwrap();
+        seen
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Settings for one mailbox in a test config.
+pub struct MailboxCfg {
+    pub name: String,
+    pub port: u16,
+    pub password_file: PathBuf,
+    pub extra: String,
+}
+
+/// A config directory (config file, password file, admin socket path) for one daemon.
+pub struct DaemonEnv {
+    pub dir: tempfile::TempDir,
+    pub db_url: String,
+}
+
+impl DaemonEnv {
+    pub fn new(db_url: &str) -> DaemonEnv {
+        let dir = tempfile::Builder::new().prefix("collabd-test").tempdir().unwrap();
+        std::fs::write(dir.path().join("imap.pass"), format!("{PASSWORD}\n")).unwrap();
+        DaemonEnv { dir, db_url: db_url.to_owned() }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn mailbox(&self, name: &str, port: u16) -> MailboxCfg {
+        MailboxCfg {
+            name: name.into(),
+            port,
+            password_file: self.path("imap.pass"),
+            extra: String::new(),
+        }
+    }
+
+    /// Writes `collabd.toml` with the given mailboxes and extra top-level TOML.
+    pub fn write_config(&self, mailboxes: &[MailboxCfg], extra: &str) -> PathBuf {
+        let mut toml = format!(
+            "{extra}\n[database]\nurl = \"{}\"\n\n[admin]\nsocket = \"{}\"\n\n[log]\nlevel = \"info,collabd=debug\"\n",
+            self.db_url,
+            self.path("admin.sock").display()
+        );
+        for m in mailboxes {
+            toml.push_str(&format!(
+                "\n[[mailboxes]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+                 username = \"{BRAND}\"\npassword_file = \"{}\"\npoll_interval = \"500ms\"\ntimeout = \"5s\"\n{}\n",
+                m.name,
+                m.port,
+                m.password_file.display(),
+                m.extra
+            ));
+        }
+        let path = self.path("collabd.toml");
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    /// Starts the real daemon binary with this environment's config.
+    pub fn spawn(&self) -> DaemonProc {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("collabd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_collabd"))
+            .arg("--config")
+            .arg(self.path("collabd.toml"))
+            .env_remove("DATABASE_URL")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        DaemonProc { child: Some(child), log: self.path("collabd.log") }
+    }
+}
+
+/// A running `collabd`; killed on drop.
+pub struct DaemonProc {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl DaemonProc {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Sends SIGTERM and returns the exit status and how long the exit took.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let start = Instant::now();
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait(Duration::from_secs(15));
+        (status, start.elapsed())
+    }
+
+    pub fn kill(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        self.wait(Duration::from_secs(10));
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "collabd did not exit; log:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes; returns whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}

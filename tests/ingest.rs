@@ -1,0 +1,242 @@
+//! Ingestion end to end: real Dovecot, real Postgres, the real daemon binary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sqlx::Row;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn collabs(db: &TestDb) -> i64 {
+    db.count("SELECT count(*) FROM collaborations").await
+}
+
+async fn inbound(db: &TestDb) -> i64 {
+    db.count("SELECT count(*) FROM inbound_messages").await
+}
+
+#[tokio::test]
+async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_attaches() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 2).await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let mut daemon = env.spawn();
+
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen("collabd_collaboration").await.unwrap();
+
+    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    assert!(eventually(WAIT, || async { collabs(&db).await == 1 }).await, "{}", daemon.logs());
+
+    let row = sqlx::query(
+        "SELECT id, status::text AS status, source, creator_id, campaign_id, thread_id
+         FROM collaborations",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let collab_id: i64 = row.get("id");
+    assert_eq!(row.get::<String, _>("status"), "pending");
+    assert_eq!(row.get::<String, _>("source"), "email");
+    assert_eq!(row.get::<i64, _>("creator_id"), seed.creators[0].id);
+    assert_eq!(row.get::<i64, _>("campaign_id"), seed.campaign_id);
+    assert_eq!(row.get::<String, _>("thread_id"), seed.creators[0].outreach_message_id);
+
+    let note = tokio::time::timeout(WAIT, listener.recv()).await.unwrap().unwrap();
+    assert_eq!(note.payload(), collab_id.to_string());
+
+    let events: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT kind, to_status::text, actor FROM collaboration_events WHERE collaboration_id = $1",
+    )
+    .bind(collab_id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(events, vec![("created".into(), "pending".into(), "collabd".into())]);
+
+    let (kind, rule, reply_text): (String, String, String) = sqlx::query_as(
+        "SELECT kind, match_rule, reply_text FROM inbound_messages WHERE collaboration_id = $1",
+    )
+    .bind(collab_id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((kind.as_str(), rule.as_str()), ("reply", "in_reply_to"));
+    assert_eq!(reply_text, "Hi! Yes, I'd love to do this. What are the next steps?");
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM outreach_messages WHERE creator_id = $1")
+            .bind(seed.creators[0].id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "replied");
+
+    // A follow-up in the same thread joins the same collaboration.
+    imap.append(reply_to_outreach(&seed, 0, 2)).await;
+    assert!(eventually(WAIT, || async { inbound(&db).await == 2 }).await, "{}", daemon.logs());
+    assert_eq!(collabs(&db).await, 1);
+    let linked = db
+        .count(&format!(
+            "SELECT count(*) FROM inbound_messages WHERE collaboration_id = {collab_id}"
+        ))
+        .await;
+    assert_eq!(linked, 2);
+    assert_eq!(db.count("SELECT count(*) FROM collaboration_events").await, 1);
+
+    // BODY.PEEK: nothing is marked read behind the user's back.
+    assert_eq!(imap.seen_count().await, 0);
+
+    let (status, took) = daemon.terminate();
+    assert!(status.success(), "exit {status:?}\n{}", daemon.logs());
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(daemon.logs().contains("collabd stopped"));
+}
+
+#[tokio::test]
+async fn references_alone_match_and_strangers_stay_unmatched() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 1).await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+
+    let c = &seed.creators[0];
+    // Yahoo-style: no In-Reply-To, the outreach id only in References (with another id).
+    imap.append(reply(
+        &c.email,
+        "refs-only@mail.example",
+        None,
+        &[&c.outreach_message_id, "some-later-id@mail.example"],
+        "Count me in",
+    ))
+    .await;
+    imap.append(reply(
+        "stranger@elsewhere.example",
+        "stranger@elsewhere.example",
+        Some("unknown-thread@brand.example"),
+        &[],
+        "Hello, I would like to collaborate",
+    ))
+    .await;
+    assert!(eventually(WAIT, || async { inbound(&db).await == 2 }).await, "{}", daemon.logs());
+    let rows: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT kind, match_rule, collaboration_id FROM inbound_messages ORDER BY uid",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows[0].0, "reply");
+    assert_eq!(rows[0].1.as_deref(), Some("references"));
+    assert!(rows[0].2.is_some());
+    assert_eq!(rows[1], ("unmatched".to_string(), None, None));
+    assert_eq!(collabs(&db).await, 1);
+}
+
+#[tokio::test]
+async fn restart_processes_nothing_twice_and_picks_up_mail_that_arrived_while_down() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 3).await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+
+    let mut daemon = env.spawn();
+    imap.append_all("INBOX", &[reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)])
+        .await;
+    assert!(eventually(WAIT, || async { inbound(&db).await == 2 }).await, "{}", daemon.logs());
+    assert!(daemon.terminate().0.success());
+
+    // Arrives while the daemon is down.
+    imap.append(reply_to_outreach(&seed, 2, 1)).await;
+    let daemon = env.spawn();
+    assert!(eventually(WAIT, || async { inbound(&db).await == 3 }).await, "{}", daemon.logs());
+    // Give a restarted daemon time to (wrongly) reprocess before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(inbound(&db).await, 3);
+    assert_eq!(collabs(&db).await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM collaboration_events").await, 3);
+    let last_uid = db.count("SELECT last_uid FROM mailbox_sync WHERE mailbox = 'brand'").await;
+    assert_eq!(last_uid, 3);
+}
+
+#[tokio::test]
+async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_nothing() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 200).await;
+    let imap = Dovecot::start();
+    let messages: Vec<Vec<u8>> =
+        (0..2000).map(|k| reply_to_outreach(&seed, k % 200, k as u32)).collect();
+    imap.append_all("INBOX", &messages).await;
+
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "[ingest]\nbatch_size = 50\n");
+    let mut daemon = env.spawn();
+    assert!(eventually(WAIT, || async { inbound(&db).await >= 300 }).await, "{}", daemon.logs());
+    daemon.kill();
+    let at_kill = inbound(&db).await;
+    assert!(at_kill < 2000, "the kill came too late to test anything ({at_kill} rows)");
+
+    let daemon = env.spawn();
+    assert!(
+        eventually(Duration::from_secs(120), || async { inbound(&db).await == 2000 }).await,
+        "{}",
+        daemon.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(inbound(&db).await, 2000);
+    assert_eq!(db.count("SELECT count(DISTINCT uid) FROM inbound_messages").await, 2000);
+    assert_eq!(collabs(&db).await, 200);
+    assert_eq!(db.count("SELECT count(*) FROM collaboration_events").await, 200);
+    assert_eq!(
+        db.count("SELECT count(*) FROM inbound_messages WHERE collaboration_id IS NULL").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_uidvalidity_reset_rescans_without_reprocessing() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 2).await;
+    let imap = Dovecot::start();
+    {
+        let mut s = imap.session().await;
+        s.create("Replies").await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let messages = vec![reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)];
+    imap.append_all("Replies", &messages).await;
+    let before = imap.uidvalidity("Replies").await;
+
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.extra = "folder = \"Replies\"".into();
+    env.write_config(&[mb], "");
+    let mut daemon = env.spawn();
+    assert!(eventually(WAIT, || async { inbound(&db).await == 2 }).await, "{}", daemon.logs());
+    assert!(daemon.terminate().0.success());
+
+    // Recreate the folder with the same messages plus a new one: a new UIDVALIDITY.
+    {
+        let mut s = imap.session().await;
+        s.delete("Replies").await.unwrap();
+        s.create("Replies").await.unwrap();
+        s.logout().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot derives UIDVALIDITY from time
+    let mut again = messages.clone();
+    again.push(reply_to_outreach(&seed, 0, 2));
+    imap.append_all("Replies", &again).await;
+    assert_ne!(imap.uidvalidity("Replies").await, before);
+
+    let daemon = env.spawn();
+    assert!(eventually(WAIT, || async { inbound(&db).await == 3 }).await, "{}", daemon.logs());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(inbound(&db).await, 3);
+    assert_eq!(collabs(&db).await, 2);
+    assert!(daemon.logs().contains("UIDVALIDITY or folder changed"));
+}
