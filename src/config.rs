@@ -39,13 +39,19 @@ pub struct Settings {
 }
 
 /// Where the collaborations live.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// Falls back to the `DATABASE_URL` environment variable, as sqlx tools do.
     pub url: Option<String>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings { url: None, max_connections: default_max_connections() }
+    }
 }
 
 /// The operators' Unix socket.
@@ -65,7 +71,7 @@ impl Default for AdminSettings {
 }
 
 /// Log output shape.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     #[serde(default)]
@@ -73,6 +79,12 @@ pub struct LogSettings {
     /// An `EnvFilter` directive; `RUST_LOG` wins when set.
     #[serde(default = "default_log_level")]
     pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: LogFormat::default(), level: default_log_level() }
+    }
 }
 
 /// `text` for people, `json` for log shippers.
@@ -259,7 +271,7 @@ fn default_socket() -> PathBuf {
     PathBuf::from("/run/collabd/admin.sock")
 }
 fn default_log_level() -> String {
-    "info".into()
+    "info,sqlx=warn".into()
 }
 fn default_batch_size() -> u32 {
     100

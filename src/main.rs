@@ -34,7 +34,10 @@ fn main() -> ExitCode {
     let settings = match Settings::load(&cli.config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("collabd: {}: {e}", cli.config.display());
+            // One line, whatever the parser printed (TOML errors come with a code excerpt).
+            let msg = e.to_string();
+            let msg: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            eprintln!("collabd: {}: {}", cli.config.display(), msg.join(" "));
             return ExitCode::from(2);
         }
     };

@@ -1,6 +1,8 @@
 //! Logging: human-readable text by default, JSON for log shippers, journald-friendly
 //! when started by systemd.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::time::SystemTime;
 
@@ -15,7 +17,9 @@ pub fn init(format: LogFormat, level: &str) {
     let result = match (format, journald) {
         (LogFormat::Json, _) => builder.json().with_current_span(true).try_init(),
         (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
-        (LogFormat::Text, false) => builder.with_timer(SystemTime).try_init(),
+        (LogFormat::Text, false) => {
+            builder.with_timer(SystemTime).with_ansi(std::io::stderr().is_terminal()).try_init()
+        }
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;

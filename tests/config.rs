@@ -96,3 +96,25 @@ fn a_good_config_passes_and_env_overrides_apply() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/collabd.example.toml");
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("imap-partners"), "pw\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collabd"))
+        .args(["--config", example, "check-config"])
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn defaults_apply_without_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = collabd::config::Settings::load(&write(&dir, BASE)).unwrap();
+    assert_eq!(s.log.level, "info,sqlx=warn");
+    assert_eq!(s.database.max_connections, 10);
+    assert_eq!(s.ingest.max_message_size, 25 * 1024 * 1024);
+}

@@ -112,7 +112,7 @@ service anvil {
 }
 CONF
     chown -R nobody:nogroup "$dir/mail"
-    /usr/sbin/dovecot -c "$dir/dovecot.conf"
+    /usr/sbin/dovecot -c "$dir/dovecot.conf" </dev/null >/dev/null 2>&1
 }
 
 stop_dovecot() {
