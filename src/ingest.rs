@@ -9,7 +9,7 @@ use crate::mail::{self, Classification, ClassifyRules, Kind, ParsedMail};
 use crate::matching::{self, Match};
 use crate::store::collabs::{self, NewEvent};
 use crate::store::inbound::{self, NewInbound};
-use crate::store::{Store, StoreError, Tx, outreach, sync};
+use crate::store::{Store, StoreError, Tx, creators, outreach, sync};
 
 /// The actor recorded on events the daemon itself causes.
 pub const DAEMON_ACTOR: &str = "collabd";
@@ -112,10 +112,7 @@ fn prepare(f: Fetched, rules: &ClassifyRules) -> Prepared {
         mail.size = f.size;
         mail.text_body.clear();
         mail.reply_text.clear();
-        Classification {
-            kind: Kind::Skipped,
-            reason: format!("{} bytes is over the size limit", f.size),
-        }
+        Classification::new(Kind::Skipped, format!("{} bytes is over the size limit", f.size))
     };
     Prepared { uid: f.uid, mail, class }
 }
@@ -129,12 +126,14 @@ async fn store_one(
     let mail = &p.mail;
     let found: Option<Match> = match p.class.kind {
         Kind::Own | Kind::Skipped | Kind::Bulk => None,
-        _ => matching::resolve(tx, mail).await?,
+        kind => matching::resolve(tx, mail, kind).await?,
     };
     let mut class = p.class.clone();
     if class.kind.is_human() && found.is_none() {
-        class =
-            Classification { kind: Kind::Unmatched, reason: "no outreach thread matches".into() };
+        class = Classification::new(
+            Kind::Unmatched,
+            "no outreach thread, reply token or pool address matches",
+        );
     }
     let row = NewInbound {
         mailbox: src.mailbox,
@@ -172,6 +171,13 @@ async fn store_one(
         return Ok(());
     };
     report.stored += 1;
+    if let (true, Some(m), Some(from)) = (class.kind.is_human(), &found, &mail.from_address)
+        && m.rule.is_thread()
+        && creators::by_address(tx, from).await?.is_none()
+        && creators::learn_address(tx, m.creator_id(), from).await?
+    {
+        info!(address = %from, creator = m.creator_id(), "learned a new manager address from the thread");
+    }
     match (class.kind, &found) {
         (Kind::Reply, Some(m)) => {
             let collab = collabs::open_or_create_from_email(
@@ -210,6 +216,30 @@ async fn store_one(
             } else {
                 info!(collaboration = collab.id, "reply attached to collaboration");
             }
+        }
+        (Kind::Decline, Some(m)) => {
+            outreach::mark(tx, m.outreach.id, "declined").await?;
+            let scope = if class.opt_out { None } else { Some(m.campaign_id()) };
+            creators::unsubscribe(tx, m.creator_id(), scope).await?;
+            if let Some(collab) = collabs::open_for(tx, m.creator_id(), m.campaign_id()).await? {
+                collabs::record_event(
+                    tx,
+                    collab,
+                    &NewEvent {
+                        kind: "declined",
+                        actor: DAEMON_ACTOR,
+                        reason: Some(&class.reason),
+                        inbound_id: Some(inbound_id),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+            info!(reason = %class.reason, opt_out = class.opt_out, "creator declined");
+        }
+        (Kind::Bounce, Some(m)) => {
+            outreach::mark(tx, m.outreach.id, "bounced").await?;
+            info!(outreach = m.outreach.id, "outreach bounced");
         }
         (kind, _) => {
             if kind == Kind::Skipped {

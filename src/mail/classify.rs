@@ -55,11 +55,14 @@ impl Kind {
 pub struct Classification {
     pub kind: Kind,
     pub reason: String,
+    /// A decline that asks for no more mail at all ("remove me", "unsubscribe").
+    pub opt_out: bool,
 }
 
 impl Classification {
-    fn new(kind: Kind, reason: impl Into<String>) -> Self {
-        Classification { kind, reason: reason.into() }
+    /// A classification that is not an opt-out.
+    pub fn new(kind: Kind, reason: impl Into<String>) -> Self {
+        Classification { kind, reason: reason.into(), opt_out: false }
     }
 }
 
@@ -94,6 +97,18 @@ const AUTO_SUBJECT_PREFIXES: &[&str] = &[
     "afwezig:",
 ];
 
+/// Phrases that ask for no more mail at all: a decline that is also a global opt-out.
+static OPT_OUT_PATTERNS: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new([
+        r"(?i)\bremove\s+(?:me|us|my\s+(?:e-?mail|address))\b",
+        r"(?i)\bunsubscribe\b",
+        r"(?i)\bplease\s+(?:stop|don(?:'|’)?t)\s+(?:e-?mailing|contacting|writing)\b",
+        r"(?i)\bstop\s+(?:e-?mailing|contacting)\s+me\b",
+        r"(?i)\b(?:désinscri|desinscri|abmelden|austragen|darme\s+de\s+baja)",
+    ])
+    .expect("valid opt-out patterns")
+});
+
 /// Phrases that say "no" in the new text of a reply. A table: English first, then German,
 /// French, Spanish, Italian, Portuguese, Dutch.
 static DECLINE_PATTERNS: LazyLock<RegexSet> = LazyLock::new(|| {
@@ -104,10 +119,7 @@ static DECLINE_PATTERNS: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)\bi(?:'|’)?ll\s+(?:have\s+to\s+)?pass\b",
         r"(?i)\bi\s+will\s+(?:have\s+to\s+)?pass\b",
         r"(?i)\b(?:going\s+to|gonna|have\s+to|must|will)\s+decline\b",
-        r"(?i)\bremove\s+(?:me|us|my\s+(?:e-?mail|address))\b",
-        r"(?i)\bunsubscribe\b",
-        r"(?i)\bnot\s+(?:a\s+)?(?:good\s+)?fit\b",
-        r"(?i)\bplease\s+(?:stop|don(?:'|’)?t)\s+(?:e-?mailing|contacting|writing)\b",
+        r"(?i)\bnot\s+(?:a\s+)?(?:good\s+|great\s+|right\s+)?fit\b",
         r"(?i)\bnot\s+(?:taking|accepting)\s+(?:on\s+)?(?:any\s+)?(?:new\s+)?(?:brand\s+)?(?:deals|collaborations|collabs|partnerships|sponsorships)\b",
         r"(?i)\bkein\s+interesse\b",
         r"(?i)\bnein,?\s+danke\b",
@@ -185,8 +197,14 @@ pub fn classify(mail: &ParsedMail, rules: &ClassifyRules) -> Classification {
         }
     }
 
-    let hits = DECLINE_PATTERNS.matches(&mail.reply_text);
-    if let Some(i) = hits.iter().next() {
+    if let Some(i) = OPT_OUT_PATTERNS.matches(&mail.reply_text).iter().next() {
+        return Classification {
+            kind: Kind::Decline,
+            reason: format!("new text asks to opt out: {:?}", OPT_OUT_PATTERNS.patterns()[i]),
+            opt_out: true,
+        };
+    }
+    if let Some(i) = DECLINE_PATTERNS.matches(&mail.reply_text).iter().next() {
         return Classification::new(
             Kind::Decline,
             format!("new text matches decline pattern {:?}", DECLINE_PATTERNS.patterns()[i]),

@@ -8,7 +8,6 @@ use super::{StoreError, Tx};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollabRef {
     pub id: i64,
-    pub status: CollabStatus,
     /// True when this call created it.
     pub created: bool,
 }
@@ -37,18 +36,11 @@ pub async fn open_or_create_from_email(
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = created {
-        return Ok(CollabRef { id, status: CollabStatus::Pending, created: true });
+        return Ok(CollabRef { id, created: true });
     }
-    let row = sqlx::query!(
-        r#"SELECT id, status AS "status: CollabStatus" FROM collaborations
-           WHERE creator_id = $1 AND campaign_id = $2
-             AND status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate"#,
-        creator_id,
-        campaign_id
-    )
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(CollabRef { id: row.id, status: row.status, created: false })
+    // The conflict means an open one exists, and this transaction now sees it.
+    let id = open_for(tx, creator_id, campaign_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    Ok(CollabRef { id, created: false })
 }
 
 /// The audit record of a change: who, when (now), why.
@@ -88,4 +80,22 @@ pub async fn notify_created(tx: &mut Tx, collab_id: i64) -> Result<(), StoreErro
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The open collaboration of a creator in a campaign (the one holding the one-open slot).
+pub async fn open_for(
+    tx: &mut Tx,
+    creator_id: i64,
+    campaign_id: i64,
+) -> Result<Option<i64>, StoreError> {
+    let id = sqlx::query_scalar!(
+        r#"SELECT id FROM collaborations
+           WHERE creator_id = $1 AND campaign_id = $2
+             AND status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate"#,
+        creator_id,
+        campaign_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(id)
 }

@@ -2,6 +2,7 @@
 //! (`.sqlx/` holds the offline data so a fresh clone builds without a database).
 
 pub mod collabs;
+pub mod creators;
 pub mod inbound;
 pub mod outreach;
 pub mod sync;

@@ -47,3 +47,52 @@ pub async fn mark(tx: &mut Tx, outreach_id: i64, status: &str) -> Result<(), Sto
     .await?;
     Ok(())
 }
+
+/// The outreach sent with this plus-address reply token.
+pub async fn by_token(tx: &mut Tx, token: &str) -> Result<Option<OutreachRef>, StoreError> {
+    let row = sqlx::query_as!(
+        OutreachRef,
+        "SELECT id, message_id, creator_id, campaign_id FROM outreach_messages WHERE reply_token = $1",
+        token
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row)
+}
+
+/// The creator's most recent outreach that is still open (not bounced or declined).
+pub async fn latest_open_for_creator(
+    tx: &mut Tx,
+    creator_id: i64,
+) -> Result<Option<OutreachRef>, StoreError> {
+    let row = sqlx::query_as!(
+        OutreachRef,
+        r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
+           WHERE creator_id = $1 AND status IN ('sent', 'replied')
+           ORDER BY sent_at DESC, id DESC
+           LIMIT 1"#,
+        creator_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row)
+}
+
+/// The most recent outreach sent to an address (normalised), for bounces that quote only
+/// the failed recipient.
+pub async fn latest_to_address(
+    tx: &mut Tx,
+    address: &str,
+) -> Result<Option<OutreachRef>, StoreError> {
+    let row = sqlx::query_as!(
+        OutreachRef,
+        r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
+           WHERE lower(to_address) = $1
+           ORDER BY sent_at DESC, id DESC
+           LIMIT 1"#,
+        address
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row)
+}
