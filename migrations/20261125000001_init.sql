@@ -53,8 +53,10 @@ CREATE TABLE outreach_messages (
     to_address  text NOT NULL,
     subject     text NOT NULL DEFAULT '',
     sent_at     timestamptz NOT NULL DEFAULT now(),
+    -- 'queued' while collabd sends it; 'sent' once the SMTP server accepted it.
     status      text NOT NULL DEFAULT 'sent'
-                CHECK (status IN ('sent', 'replied', 'bounced', 'declined')),
+                CHECK (status IN ('queued', 'sent', 'failed', 'replied', 'bounced', 'declined')),
+    body        text,
     -- Plus-address token ("partners+<token>@brand") when sent by collabd.
     reply_token text UNIQUE,
     created_at  timestamptz NOT NULL DEFAULT now()

@@ -96,3 +96,219 @@ mod tests {
         assert!("done".parse::<CollabStatus>().is_err());
     }
 }
+
+/// Post types a deliverable may name. A table: add a platform's format by adding a line.
+pub const POST_TYPES: &[&str] = &[
+    "tiktok_video",
+    "tiktok_story",
+    "instagram_reel",
+    "instagram_post",
+    "instagram_story",
+    "instagram_carousel",
+    "youtube_short",
+    "youtube_video",
+    "youtube_integration",
+    "twitch_stream",
+    "x_post",
+    "linkedin_post",
+    "pinterest_pin",
+    "snapchat_story",
+    "blog_post",
+    "podcast_mention",
+    "ugc_video",
+];
+
+/// Active ISO 4217 currency codes.
+const CURRENCIES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND \
+BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR \
+FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS \
+KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN \
+MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG \
+SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS \
+VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
+
+/// One thing the creator will publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deliverable {
+    pub post_type: String,
+    pub quantity: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub talking_points: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hashtags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribution_keywords: Vec<String>,
+}
+
+/// An amount in a currency; amounts are kept as entered (two decimals at most).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Money {
+    pub amount: f64,
+    pub currency: String,
+}
+
+/// How the creator is paid: any combination, at least one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compensation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_fee: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commission_percent: Option<f64>,
+    /// Gifted product, described in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+}
+
+impl Compensation {
+    fn is_empty(&self) -> bool {
+        self.fixed_fee.is_none() && self.commission_percent.is_none() && self.product.is_none()
+    }
+}
+
+/// A dated milestone ("draft", "publish", …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadline {
+    #[serde(default = "default_deadline_label")]
+    pub what: String,
+    pub date: chrono::NaiveDate,
+}
+
+fn default_deadline_label() -> String {
+    "deliver".into()
+}
+
+/// When things are due.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeline {
+    #[serde(default)]
+    pub deadlines: Vec<Deadline>,
+}
+
+/// The negotiable terms of a collaboration: what `collab create` and `collab update` set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Terms {
+    #[serde(default)]
+    pub deliverables: Vec<Deliverable>,
+    #[serde(default)]
+    pub compensation: Compensation,
+    #[serde(default)]
+    pub timeline: Timeline,
+    #[serde(default)]
+    pub additional_terms: Option<String>,
+}
+
+/// A rule a set of terms breaks, naming the field so a client can point at it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidTerms {
+    pub field: String,
+    pub message: String,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidTerms {
+    InvalidTerms { field: field.into(), message: message.into() }
+}
+
+impl Terms {
+    /// Checks post types, quantities, compensation and amounts before anything is stored.
+    pub fn validate(&self) -> Result<(), InvalidTerms> {
+        for (i, d) in self.deliverables.iter().enumerate() {
+            if !POST_TYPES.contains(&d.post_type.as_str()) {
+                return Err(invalid(
+                    format!("deliverables[{i}].post_type"),
+                    format!(
+                        "unknown post type {:?}; known: {}",
+                        d.post_type,
+                        POST_TYPES.join(", ")
+                    ),
+                ));
+            }
+            if d.quantity < 1 {
+                return Err(invalid(format!("deliverables[{i}].quantity"), "must be at least 1"));
+            }
+        }
+        let c = &self.compensation;
+        if c.is_empty() {
+            return Err(invalid(
+                "compensation",
+                "give at least one of fixed_fee, commission_percent or product",
+            ));
+        }
+        if let Some(fee) = &c.fixed_fee {
+            if !fee.amount.is_finite() || fee.amount < 0.0 {
+                return Err(invalid("compensation.fixed_fee.amount", "must be a number ≥ 0"));
+            }
+            if !is_currency(&fee.currency) {
+                return Err(invalid(
+                    "compensation.fixed_fee.currency",
+                    format!("{:?} is not an ISO 4217 currency code", fee.currency),
+                ));
+            }
+        }
+        if let Some(p) = c.commission_percent
+            && (!p.is_finite() || !(0.0..=100.0).contains(&p))
+        {
+            return Err(invalid("compensation.commission_percent", "must be between 0 and 100"));
+        }
+        if c.product.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            return Err(invalid("compensation.product", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `code` is an active ISO 4217 code (upper case, as stored).
+pub fn is_currency(code: &str) -> bool {
+    code.len() == 3 && CURRENCIES.split_whitespace().any(|c| c == code)
+}
+
+#[cfg(test)]
+mod terms_tests {
+    use super::*;
+
+    fn terms() -> Terms {
+        Terms {
+            deliverables: vec![Deliverable {
+                post_type: "tiktok_video".into(),
+                quantity: 2,
+                talking_points: vec![],
+                hashtags: vec!["#ad".into()],
+                attribution_keywords: vec![],
+            }],
+            compensation: Compensation {
+                fixed_fee: Some(Money { amount: 500.0, currency: "USD".into() }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert_eq!(terms().validate(), Ok(()));
+        let mut t = terms();
+        t.deliverables[0].post_type = "tiktok_dance".into();
+        assert_eq!(t.validate().unwrap_err().field, "deliverables[0].post_type");
+        let mut t = terms();
+        t.deliverables[0].quantity = 0;
+        assert_eq!(t.validate().unwrap_err().field, "deliverables[0].quantity");
+        let mut t = terms();
+        t.compensation = Compensation::default();
+        assert_eq!(t.validate().unwrap_err().field, "compensation");
+        let mut t = terms();
+        t.compensation.fixed_fee = Some(Money { amount: -1.0, currency: "USD".into() });
+        assert_eq!(t.validate().unwrap_err().field, "compensation.fixed_fee.amount");
+        let mut t = terms();
+        t.compensation.fixed_fee = Some(Money { amount: 1.0, currency: "usd".into() });
+        assert_eq!(t.validate().unwrap_err().field, "compensation.fixed_fee.currency");
+        let mut t = terms();
+        t.compensation.commission_percent = Some(150.0);
+        assert_eq!(t.validate().unwrap_err().field, "compensation.commission_percent");
+    }
+}

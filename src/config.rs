@@ -36,6 +36,43 @@ pub struct Settings {
     pub ingest: IngestSettings,
     #[serde(default)]
     pub mailboxes: Vec<MailboxSettings>,
+    /// Outgoing mail for `outreach send`; absent means sending is disabled.
+    pub smtp: Option<SmtpSettings>,
+}
+
+/// The SMTP server outreach is sent through.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    /// The From address, e.g. `"Brand Partnerships <partners@brand.example>"`.
+    pub from: String,
+    /// Replies go here, with a per-thread `+token` added to the local part.
+    pub reply_to: Option<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl SmtpSettings {
+    /// The port to dial: the explicit one, or the submission default for the TLS mode.
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            TlsMode::Implicit => 465,
+            TlsMode::Starttls => 587,
+            TlsMode::None => 25,
+        })
+    }
+
+    /// The password, read now; `None` when the server needs no login.
+    pub fn password(&self) -> Result<Option<String>, ConfigError> {
+        read_secret("smtp", self.password_file.as_deref(), self.password_env.as_deref(), false)
+    }
 }
 
 /// Where the collaborations live.
@@ -62,12 +99,23 @@ pub struct AdminSettings {
     pub socket: PathBuf,
     /// Group whose members may use the socket (besides root and the daemon's own user).
     pub group: Option<String>,
+    /// A client that sends no request for this long is disconnected.
+    #[serde(default = "default_admin_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
 }
 
 impl Default for AdminSettings {
     fn default() -> Self {
-        AdminSettings { socket: default_socket(), group: None }
+        AdminSettings {
+            socket: default_socket(),
+            group: None,
+            read_timeout: default_admin_timeout(),
+        }
     }
+}
+
+fn default_admin_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Log output shape.
@@ -165,27 +213,45 @@ impl MailboxSettings {
 
     /// Reads the password now, so a fixed password file is picked up on the next attempt.
     pub fn password(&self, index: usize) -> Result<String, ConfigError> {
-        let key = |k: &str| format!("mailboxes[{index}].{k}");
-        match (&self.password_file, &self.password_env) {
-            (Some(file), None) => {
-                let path = credential_path(file);
-                let raw = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigError::invalid(key("password_file"), format!("{}: {e}", path.display()))
-                })?;
-                Ok(raw.trim_end_matches(['\r', '\n']).to_owned())
-            }
-            (None, Some(var)) => std::env::var(var).map_err(|_| {
-                ConfigError::invalid(key("password_env"), format!("variable {var} is not set"))
-            }),
-            (Some(_), Some(_)) => Err(ConfigError::invalid(
-                key("password_file"),
-                "set either password_file or password_env, not both",
-            )),
-            (None, None) => Err(ConfigError::invalid(
-                key("password_file"),
-                "one of password_file or password_env is required",
-            )),
+        let section = format!("mailboxes[{index}]");
+        let secret = read_secret(
+            &section,
+            self.password_file.as_deref(),
+            self.password_env.as_deref(),
+            true,
+        )?;
+        Ok(secret.unwrap_or_default())
+    }
+}
+
+/// Reads a secret from a file or an environment variable, naming the key on failure.
+fn read_secret(
+    section: &str,
+    file: Option<&Path>,
+    env: Option<&str>,
+    required: bool,
+) -> Result<Option<String>, ConfigError> {
+    let key = |k: &str| format!("{section}.{k}");
+    match (file, env) {
+        (Some(file), None) => {
+            let path = credential_path(file);
+            let raw = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::invalid(key("password_file"), format!("{}: {e}", path.display()))
+            })?;
+            Ok(Some(raw.trim_end_matches(['\r', '\n']).to_owned()))
         }
+        (None, Some(var)) => std::env::var(var).map(Some).map_err(|_| {
+            ConfigError::invalid(key("password_env"), format!("variable {var} is not set"))
+        }),
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            key("password_file"),
+            "set either password_file or password_env, not both",
+        )),
+        (None, None) if required => Err(ConfigError::invalid(
+            key("password_file"),
+            "one of password_file or password_env is required",
+        )),
+        (None, None) => Ok(None),
     }
 }
 
@@ -244,6 +310,15 @@ impl Settings {
                 ));
             }
             mb.password(i)?;
+        }
+        if let Some(smtp) = &self.smtp {
+            smtp.password()?;
+            crate::outreach::parse_mailbox(&smtp.from)
+                .map_err(|e| ConfigError::invalid("smtp.from", e.to_string()))?;
+            if let Some(r) = &smtp.reply_to {
+                crate::outreach::parse_mailbox(r)
+                    .map_err(|e| ConfigError::invalid("smtp.reply_to", e.to_string()))?;
+            }
         }
         Ok(())
     }

@@ -9,10 +9,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::admin::{AdminContext, AdminServer, ServerError};
 use crate::config::Settings;
 use crate::imap::{MailboxHealth, MailboxWorker};
 use crate::ingest::Ingestor;
 use crate::mail::ClassifyRules;
+use crate::outreach::{Mailer, OutreachError};
 use crate::store::{Store, StoreError};
 
 /// How long workers get to finish their batch in flight after a stop signal.
@@ -23,6 +25,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Admin(#[from] ServerError),
+    #[error(transparent)]
+    Smtp(#[from] OutreachError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -59,6 +65,15 @@ impl Daemon {
             mailboxes.push((mb.name.clone(), worker.health()));
             workers.spawn(worker.run());
         }
+        let mailer = settings.smtp.as_ref().map(Mailer::new).transpose()?;
+        let ctx = AdminContext {
+            store: store.clone(),
+            mailboxes: mailboxes.clone(),
+            mailer,
+            started: std::time::Instant::now(),
+        };
+        let admin = AdminServer::bind(&settings.admin, ctx).await?;
+        workers.spawn(admin.serve(shutdown.child_token()));
         info!(mailboxes = mailboxes.len(), "collabd started");
         Ok(Daemon { store, mailboxes, workers, shutdown })
     }

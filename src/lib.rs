@@ -4,6 +4,7 @@
 //! `matching` → `ingest` (one transaction per batch) → `store` (all SQL). `collab` holds the
 //! domain rules, `admin` and `outreach` serve operators, `daemon` supervises it all.
 
+pub mod admin;
 pub mod collab;
 pub mod config;
 pub mod daemon;
@@ -11,5 +12,6 @@ pub mod imap;
 pub mod ingest;
 pub mod mail;
 pub mod matching;
+pub mod outreach;
 pub mod store;
 pub mod telemetry;

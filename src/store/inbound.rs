@@ -82,3 +82,89 @@ pub async fn link_collaboration(
     .await?;
     Ok(())
 }
+
+/// A message waiting for a person to decide what it is.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct UnmatchedMessage {
+    pub id: i64,
+    pub mailbox: String,
+    pub from_address: Option<String>,
+    pub from_name: Option<String>,
+    pub subject: Option<String>,
+    pub sent_date: Option<chrono::DateTime<chrono::Utc>>,
+    pub reply_text: Option<String>,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl super::Store {
+    /// Human messages no rule could match, newest first.
+    pub async fn unmatched(&self) -> Result<Vec<UnmatchedMessage>, StoreError> {
+        let rows = sqlx::query_as!(
+            UnmatchedMessage,
+            r#"SELECT id, mailbox, from_address, from_name, subject, sent_date, reply_text, received_at
+               FROM inbound_messages WHERE kind = 'unmatched' ORDER BY id DESC LIMIT 1000"#
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows)
+    }
+
+    /// Turns an unmatched message into a reply of a creator in a campaign: the message is
+    /// re-labelled, a Pending collaboration created (or joined) and the sender's address
+    /// remembered for the creator, all in one transaction. `None` if no such unmatched
+    /// message exists.
+    pub async fn assign_unmatched(
+        &self,
+        inbound_id: i64,
+        creator_id: i64,
+        campaign_id: i64,
+        actor: &str,
+    ) -> Result<Option<super::CollabRef>, StoreError> {
+        let mut tx = self.begin().await?;
+        let from = sqlx::query_scalar!(
+            "SELECT from_address FROM inbound_messages WHERE id = $1 AND kind = 'unmatched' FOR UPDATE",
+            inbound_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(from) = from else { return Ok(None) };
+        let collab =
+            super::collabs::open_or_create_from_email(&mut tx, creator_id, campaign_id, None, None)
+                .await?;
+        sqlx::query!(
+            r#"UPDATE inbound_messages SET kind = 'reply', match_rule = 'manual',
+                 kind_reason = 'assigned by ' || $2, creator_id = $3, campaign_id = $4,
+                 collaboration_id = $5
+               WHERE id = $1"#,
+            inbound_id,
+            actor,
+            creator_id,
+            campaign_id,
+            collab.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        if let Some(from) = from {
+            super::creators::learn_address(&mut tx, creator_id, &from).await?;
+        }
+        if collab.created {
+            let reason = format!("unmatched message {inbound_id} assigned by hand");
+            super::collabs::record_event(
+                &mut tx,
+                collab.id,
+                &super::collabs::NewEvent {
+                    kind: "created",
+                    to_status: Some(crate::collab::CollabStatus::Pending),
+                    actor,
+                    reason: Some(&reason),
+                    inbound_id: Some(inbound_id),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            super::collabs::notify_created(&mut tx, collab.id).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(collab))
+    }
+}

@@ -1,6 +1,7 @@
 //! All SQL lives here, checked against the schema by sqlx at compile time
 //! (`.sqlx/` holds the offline data so a fresh clone builds without a database).
 
+pub mod campaigns;
 pub mod collabs;
 pub mod creators;
 pub mod inbound;

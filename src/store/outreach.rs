@@ -96,3 +96,79 @@ pub async fn latest_to_address(
     .await?;
     Ok(row)
 }
+
+/// Outreach sent by another system (or about to be sent by collabd), to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewOutreach {
+    pub message_id: String,
+    pub creator_id: i64,
+    pub campaign_id: i64,
+    pub to_address: String,
+    pub subject: String,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub status: &'static str,
+    pub reply_token: Option<String>,
+    pub body: Option<String>,
+}
+
+impl super::Store {
+    /// Records outreach rows; rows whose Message-ID is known are skipped. Returns how many
+    /// were new.
+    pub async fn record_outreach(&self, rows: &[NewOutreach]) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut added = 0;
+        for r in rows {
+            let done = sqlx::query!(
+                r#"INSERT INTO outreach_messages (message_id, creator_id, campaign_id, to_address,
+                     subject, sent_at, status, reply_token, body)
+                   VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7, $8, $9)
+                   ON CONFLICT (message_id) DO NOTHING"#,
+                r.message_id,
+                r.creator_id,
+                r.campaign_id,
+                r.to_address,
+                r.subject,
+                r.sent_at,
+                r.status,
+                r.reply_token,
+                r.body
+            )
+            .execute(&mut *tx)
+            .await?;
+            added += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Marks collabd's own outreach as accepted by the SMTP server (or failed).
+    pub async fn finish_send(&self, message_id: &str, accepted: bool) -> Result<(), StoreError> {
+        let status = if accepted { "sent" } else { "failed" };
+        sqlx::query!(
+            "UPDATE outreach_messages SET status = $2, sent_at = now() WHERE message_id = $1 AND status = 'queued'",
+            message_id,
+            status
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the creator opted out of this campaign or of everything.
+    pub async fn is_unsubscribed(
+        &self,
+        creator_id: i64,
+        campaign_id: i64,
+    ) -> Result<bool, StoreError> {
+        let out = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM creators WHERE id = $1 AND unsubscribed_at IS NOT NULL)
+                   OR EXISTS (SELECT 1 FROM campaign_unsubscribes
+                              WHERE creator_id = $1 AND campaign_id = $2) AS "out!""#,
+            creator_id,
+            campaign_id
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(out)
+    }
+}

@@ -368,6 +368,11 @@ impl DaemonEnv {
 
     /// Starts the real daemon binary with this environment's config.
     pub fn spawn(&self) -> DaemonProc {
+        self.spawn_with_env(&[])
+    }
+
+    /// Starts the daemon with extra environment variables (e.g. `COLLABD__…` overrides).
+    pub fn spawn_with_env(&self, vars: &[(&str, &str)]) -> DaemonProc {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -379,6 +384,7 @@ impl DaemonEnv {
             .env_remove("DATABASE_URL")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("JOURNAL_STREAM")
+            .envs(vars.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -462,4 +468,87 @@ where
 
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Runs the real `collabctl` against a daemon's socket; returns (success, stdout, stderr).
+pub fn collabctl(env: &DaemonEnv, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_collabctl"))
+        .arg("--socket")
+        .arg(env.path("admin.sock"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `collabctl --json …` that must succeed; returns the parsed result.
+pub fn collabctl_json(env: &DaemonEnv, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = collabctl(env, &all);
+    assert!(ok, "collabctl {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Waits until the daemon's admin socket answers.
+pub async fn wait_for_socket(env: &DaemonEnv, daemon: &DaemonProc) {
+    let sock = env.path("admin.sock");
+    let ok = eventually(Duration::from_secs(20), || {
+        let sock = sock.clone();
+        async move { tokio::net::UnixStream::connect(&sock).await.is_ok() }
+    })
+    .await;
+    assert!(ok, "admin socket never came up:\n{}", daemon.logs());
+}
+
+/// A real SMTP server (Python's aiosmtpd) that stores what it receives in a Maildir.
+pub struct SmtpSink {
+    pub port: u16,
+    pub mbox: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mbox = dir.path().join("maildir");
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&mbox)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpSink { port, mbox, child, _dir: dir }
+    }
+
+    /// Every message received so far, concatenated.
+    pub fn received(&self) -> String {
+        let mut all = String::new();
+        for sub in ["new", "cur"] {
+            for entry in std::fs::read_dir(self.mbox.join(sub)).into_iter().flatten().flatten() {
+                all.push_str(&read(&entry.path()));
+            }
+        }
+        all
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,622 @@
+//! What each admin method does. Parameters are typed; a bad one is reported with its name.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::protocol::{ErrorBody, Request};
+use crate::collab::{CollabStatus, Terms};
+use crate::imap::MailboxHealth;
+use crate::mail::normalize_address;
+use crate::outreach::{Mailer, OutreachError};
+use crate::store::Store;
+use crate::store::campaigns::Campaign;
+use crate::store::collabs::{CollabError, CollabFilter};
+use crate::store::creators::{Creator, NewCreator};
+use crate::store::outreach::NewOutreach;
+
+/// Everything the admin methods need from the running daemon.
+pub struct AdminContext {
+    pub store: Store,
+    pub mailboxes: Vec<(String, Arc<Mutex<MailboxHealth>>)>,
+    pub mailer: Option<Mailer>,
+    pub started: Instant,
+}
+
+type Outcome = Result<Value, ErrorBody>;
+
+/// Parses parameters, naming the offending field: its path for bad values
+/// (`terms.timeline.deadlines[0].date`), its name for missing or unknown ones.
+fn params<T: DeserializeOwned>(v: Value) -> Result<T, ErrorBody> {
+    let v = if v.is_null() { json!({}) } else { v };
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde names missing and unknown fields in backticks: "missing field `creator`".
+        let named = inner.split('`').nth(1).map(str::to_owned);
+        let field = match (path.as_str(), named) {
+            (".", Some(n)) => n,
+            // A missing field's path is its parent; an unknown field's path is itself.
+            (p, Some(n)) if inner.starts_with("missing") => format!("{p}.{n}"),
+            (p, _) => p.to_owned(),
+        };
+        ErrorBody {
+            code: "invalid_params".into(),
+            message: format!("{field}: {inner}"),
+            field: Some(field),
+        }
+    })
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorBody {
+    tracing::error!(error = %e, "admin request failed");
+    ErrorBody::new("internal", e.to_string())
+}
+
+fn to_value(v: impl serde::Serialize) -> Outcome {
+    serde_json::to_value(v).map_err(internal)
+}
+
+fn not_found(field: &str, what: &str) -> ErrorBody {
+    ErrorBody::field("not_found", field, format!("no {field} {what:?}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameParams {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignParams {
+    campaign: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchParams {
+    search: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatorParams {
+    creator: String,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct CreatorFields {
+    name: String,
+    platform: String,
+    handle: String,
+    #[serde(default)]
+    emails: Vec<String>,
+    #[serde(default)]
+    manager_emails: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// A batch of rows from a CSV file; each row is an object with its `line` number and the
+/// fields of the single-row method.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportParams {
+    rows: Vec<Value>,
+}
+
+impl ImportParams {
+    /// Each row's line number and its parsed fields (or the error naming the field).
+    fn rows<T: DeserializeOwned>(self) -> Vec<(u64, Result<T, ErrorBody>)> {
+        self.rows
+            .into_iter()
+            .map(|mut v| {
+                let line = v.get("line").and_then(Value::as_u64).unwrap_or(0);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("line");
+                }
+                (line, params(v))
+            })
+            .collect()
+    }
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct OutreachFields {
+    message_id: String,
+    campaign: String,
+    creator: String,
+    to: String,
+    #[serde(default)]
+    subject: String,
+    sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendParams {
+    campaign: String,
+    creator: String,
+    subject: String,
+    body: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollabCreateParams {
+    creator: String,
+    campaign: String,
+    terms: Terms,
+    #[serde(default)]
+    allow_duplicate: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollabListParams {
+    campaign: Option<String>,
+    creator: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdParams {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateParams {
+    id: i64,
+    terms: Terms,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceParams {
+    id: i64,
+    to: String,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelParams {
+    id: i64,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignParams {
+    message: i64,
+    creator: String,
+    campaign: String,
+}
+
+/// Methods that change data; each is logged with the caller.
+const MUTATING: &[&str] = &[
+    "campaign.create",
+    "campaign.archive",
+    "creator.add",
+    "creator.import",
+    "outreach.record",
+    "outreach.import",
+    "outreach.send",
+    "collab.create",
+    "collab.update",
+    "collab.advance",
+    "collab.cancel",
+    "inbox.assign",
+];
+
+impl AdminContext {
+    /// Runs one request as `actor` (the caller's user, recorded on every event).
+    pub async fn dispatch(&self, req: Request, actor: &str) -> Outcome {
+        if MUTATING.contains(&req.method.as_str()) {
+            info!(actor, method = %req.method, "admin change requested");
+        }
+        let p = req.params;
+        match req.method.as_str() {
+            "status" => self.status().await,
+            "campaign.create" => {
+                let NameParams { name } = params(p)?;
+                let name = name.trim();
+                if name.is_empty() {
+                    return Err(ErrorBody::field("invalid_params", "name", "must not be empty"));
+                }
+                match self.store.create_campaign(name).await.map_err(internal)? {
+                    Some(c) => to_value(c),
+                    None => Err(ErrorBody::field(
+                        "conflict",
+                        "name",
+                        format!("campaign {name:?} exists"),
+                    )),
+                }
+            }
+            "campaign.list" => to_value(self.store.list_campaigns().await.map_err(internal)?),
+            "campaign.archive" => {
+                let CampaignParams { campaign } = params(p)?;
+                let c = self.campaign(&campaign).await?;
+                to_value(self.store.archive_campaign(c.id).await.map_err(internal)?)
+            }
+            "creator.add" => self.creator_add(params(p)?).await,
+            "creator.list" => {
+                let SearchParams { search } = params(p)?;
+                to_value(self.store.list_creators(search.as_deref()).await.map_err(internal)?)
+            }
+            "creator.show" => {
+                let CreatorParams { creator } = params(p)?;
+                to_value(self.creator(&creator).await?)
+            }
+            "creator.import" => self.creator_import(params(p)?).await,
+            "outreach.record" => {
+                let row: OutreachFields = params(p)?;
+                let new = self.outreach_row(&row).await?;
+                let added = self.store.record_outreach(&[new]).await.map_err(internal)?;
+                Ok(json!({ "recorded": added, "skipped": 1 - added }))
+            }
+            "outreach.import" => self.outreach_import(params(p)?).await,
+            "outreach.send" => self.outreach_send(params(p)?, actor).await,
+            "collab.create" => self.collab_create(params(p)?, actor).await,
+            "collab.list" => {
+                let f: CollabListParams = params(p)?;
+                let filter = CollabFilter {
+                    campaign_id: match f.campaign {
+                        Some(c) => Some(self.campaign(&c).await?.id),
+                        None => None,
+                    },
+                    creator_id: match f.creator {
+                        Some(c) => Some(self.creator(&c).await?.id),
+                        None => None,
+                    },
+                    status: f.status.as_deref().map(parse_status).transpose()?,
+                };
+                to_value(self.store.list_collaborations(&filter).await.map_err(internal)?)
+            }
+            "collab.show" => {
+                let IdParams { id } = params(p)?;
+                self.collab_show(id).await
+            }
+            "collab.update" => {
+                let u: UpdateParams = params(p)?;
+                validate_terms(&u.terms)?;
+                self.store
+                    .update_terms(u.id, &u.terms, actor, u.reason.as_deref())
+                    .await
+                    .map_err(collab_error)?;
+                self.collab_show(u.id).await
+            }
+            "collab.advance" => {
+                let a: AdvanceParams = params(p)?;
+                let to = parse_status(&a.to)?;
+                if to == CollabStatus::Cancelled {
+                    return Err(ErrorBody::field(
+                        "invalid_params",
+                        "to",
+                        "use collab.cancel (a reason is required)",
+                    ));
+                }
+                self.transition(a.id, to, actor, a.reason.as_deref()).await
+            }
+            "collab.cancel" => {
+                let c: CancelParams = params(p)?;
+                if c.reason.trim().is_empty() {
+                    return Err(ErrorBody::field(
+                        "invalid_params",
+                        "reason",
+                        "a reason is required",
+                    ));
+                }
+                self.transition(c.id, CollabStatus::Cancelled, actor, Some(&c.reason)).await
+            }
+            "inbox.unmatched" => to_value(self.store.unmatched().await.map_err(internal)?),
+            "inbox.assign" => {
+                let a: AssignParams = params(p)?;
+                let creator = self.creator(&a.creator).await?;
+                let campaign = self.campaign(&a.campaign).await?;
+                let collab = self
+                    .store
+                    .assign_unmatched(a.message, creator.id, campaign.id, actor)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| not_found("message", &format!("{} (unmatched)", a.message)))?;
+                self.collab_show(collab.id).await
+            }
+            other => Err(ErrorBody::field(
+                "unknown_method",
+                "method",
+                format!("unknown method {other:?}; see docs/admin-protocol.md"),
+            )),
+        }
+    }
+
+    async fn status(&self) -> Outcome {
+        let mailboxes: Vec<Value> = self
+            .mailboxes
+            .iter()
+            .map(|(name, h)| {
+                let h = h.lock().expect("health lock").clone();
+                json!({
+                    "name": name,
+                    "connected": h.connected,
+                    "last_sync": h.last_sync,
+                    "uidvalidity": h.uidvalidity,
+                    "highest_uid": h.last_uid,
+                    "processed": h.processed,
+                    "last_error": h.last_error,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "database": self.store.ping().await,
+            "mailboxes": mailboxes,
+        }))
+    }
+
+    async fn campaign(&self, key: &str) -> Result<Campaign, ErrorBody> {
+        self.store
+            .find_campaign(key)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found("campaign", key))
+    }
+
+    async fn creator(&self, key: &str) -> Result<Creator, ErrorBody> {
+        self.store
+            .find_creator(key)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found("creator", key))
+    }
+
+    async fn creator_add(&self, f: CreatorFields) -> Outcome {
+        let new = new_creator(&f)
+            .map_err(|(field, msg)| ErrorBody::field("invalid_params", field, msg))?;
+        let key = format!("{}:{}", new.platform, new.handle);
+        if let Some(existing) = self.store.find_creator(&key).await.map_err(internal)? {
+            return Err(ErrorBody::field(
+                "conflict",
+                "handle",
+                format!("creator {key} exists with id {}", existing.id),
+            ));
+        }
+        self.store.upsert_creators(&[new]).await.map_err(internal)?;
+        to_value(self.creator(&key).await?)
+    }
+
+    async fn creator_import(&self, p: ImportParams) -> Outcome {
+        let mut invalid = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = Vec::new();
+        let mut duplicates = 0u64;
+        for (line, row) in p.rows::<CreatorFields>() {
+            let checked = row.and_then(|r| {
+                new_creator(&r)
+                    .map_err(|(field, msg)| ErrorBody::field("invalid_params", field, msg))
+            });
+            match checked {
+                Err(e) => {
+                    invalid.push(json!({ "line": line, "field": e.field, "reason": e.message }))
+                }
+                Ok(c) => {
+                    if seen.insert((c.platform.clone(), c.handle.to_lowercase())) {
+                        rows.push(c);
+                    } else {
+                        duplicates += 1;
+                    }
+                }
+            }
+        }
+        let mut counts = self.store.upsert_creators(&rows).await.map_err(internal)?;
+        counts.skipped += duplicates;
+        Ok(json!({
+            "created": counts.created,
+            "updated": counts.updated,
+            "skipped": counts.skipped,
+            "invalid": invalid,
+        }))
+    }
+
+    async fn outreach_row(&self, r: &OutreachFields) -> Result<NewOutreach, ErrorBody> {
+        let message_id = crate::mail::normalize_message_id(&r.message_id)
+            .ok_or_else(|| ErrorBody::field("invalid_params", "message_id", "must not be empty"))?;
+        let to = normalize_address(&r.to).ok_or_else(|| {
+            ErrorBody::field("invalid_params", "to", format!("{:?} is not an address", r.to))
+        })?;
+        Ok(NewOutreach {
+            message_id,
+            creator_id: self.creator(&r.creator).await?.id,
+            campaign_id: self.campaign(&r.campaign).await?.id,
+            to_address: to,
+            subject: r.subject.clone(),
+            sent_at: r.sent_at,
+            status: "sent",
+            reply_token: None,
+            body: None,
+        })
+    }
+
+    async fn outreach_import(&self, p: ImportParams) -> Outcome {
+        let mut invalid = Vec::new();
+        let mut rows = Vec::new();
+        for (line, row) in p.rows::<OutreachFields>() {
+            let checked = match row {
+                Ok(r) => self.outreach_row(&r).await,
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(o) => rows.push(o),
+                Err(e) => {
+                    invalid.push(json!({ "line": line, "field": e.field, "reason": e.message }))
+                }
+            }
+        }
+        let recorded = self.store.record_outreach(&rows).await.map_err(internal)?;
+        Ok(json!({
+            "recorded": recorded,
+            "skipped": rows.len() as u64 - recorded,
+            "invalid": invalid,
+        }))
+    }
+
+    async fn outreach_send(&self, p: SendParams, actor: &str) -> Outcome {
+        let mailer = self.mailer.as_ref().ok_or_else(|| {
+            ErrorBody::new("not_configured", "no [smtp] section in the configuration")
+        })?;
+        let creator = self.creator(&p.creator).await?;
+        let campaign = self.campaign(&p.campaign).await?;
+        if self.store.is_unsubscribed(creator.id, campaign.id).await.map_err(internal)? {
+            return Err(ErrorBody::field(
+                "unsubscribed",
+                "creator",
+                format!("{} opted out of {} (or of all outreach)", creator.handle, campaign.name),
+            ));
+        }
+        let to = creator
+            .emails
+            .iter()
+            .find(|e| e.role == "creator")
+            .or(creator.emails.first())
+            .ok_or_else(|| {
+                ErrorBody::field("invalid_params", "creator", "creator has no email address")
+            })?;
+        let draft = mailer.draft(&to.address, &p.subject, &p.body).map_err(outreach_error)?;
+        if p.dry_run {
+            return Ok(json!({ "dry_run": true, "message_id": draft.message_id, "to": to.address,
+                              "reply_to": draft.reply_to, "message": draft.preview() }));
+        }
+        let row = NewOutreach {
+            message_id: draft.message_id.clone(),
+            creator_id: creator.id,
+            campaign_id: campaign.id,
+            to_address: to.address.clone(),
+            subject: p.subject.clone(),
+            sent_at: None,
+            status: "queued",
+            reply_token: Some(draft.token.clone()),
+            body: Some(p.body.clone()),
+        };
+        // Recorded before sending, so a reply can never arrive for an unknown Message-ID.
+        self.store.record_outreach(&[row]).await.map_err(internal)?;
+        let sent = mailer.send(draft.message).await;
+        self.store.finish_send(&draft.message_id, sent.is_ok()).await.map_err(internal)?;
+        sent.map_err(outreach_error)?;
+        info!(actor, message_id = %draft.message_id, to = %to.address, "outreach sent");
+        Ok(
+            json!({ "message_id": draft.message_id, "to": to.address, "reply_to": draft.reply_to, "status": "sent" }),
+        )
+    }
+
+    async fn collab_create(&self, p: CollabCreateParams, actor: &str) -> Outcome {
+        validate_terms(&p.terms)?;
+        let creator = self.creator(&p.creator).await?;
+        let campaign = self.campaign(&p.campaign).await?;
+        let id = self
+            .store
+            .create_manual_collaboration(
+                creator.id,
+                campaign.id,
+                &p.terms,
+                p.allow_duplicate,
+                actor,
+            )
+            .await
+            .map_err(collab_error)?;
+        self.collab_show(id).await
+    }
+
+    async fn collab_show(&self, id: i64) -> Outcome {
+        let collab = self
+            .store
+            .collaboration(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found("id", &id.to_string()))?;
+        let mut v = to_value(collab)?;
+        v["events"] = to_value(self.store.events(id).await.map_err(internal)?)?;
+        v["messages"] = to_value(self.store.linked_messages(id).await.map_err(internal)?)?;
+        Ok(v)
+    }
+
+    async fn transition(
+        &self,
+        id: i64,
+        to: CollabStatus,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Outcome {
+        self.store.transition(id, to, actor, reason).await.map_err(collab_error)?;
+        self.collab_show(id).await
+    }
+}
+
+fn validate_terms(t: &Terms) -> Result<(), ErrorBody> {
+    t.validate()
+        .map_err(|e| ErrorBody::field("invalid_params", format!("terms.{}", e.field), e.message))
+}
+
+fn parse_status(s: &str) -> Result<CollabStatus, ErrorBody> {
+    s.parse().map_err(|e: String| ErrorBody::field("invalid_params", "status", e))
+}
+
+fn collab_error(e: CollabError) -> ErrorBody {
+    match e {
+        CollabError::NotFound(id) => not_found("id", &id.to_string()),
+        CollabError::Duplicate(existing) => ErrorBody {
+            code: "duplicate".into(),
+            message: format!(
+                "an open collaboration for this creator and campaign exists: {existing} (use allow_duplicate to add another)"
+            ),
+            field: Some("creator".into()),
+        },
+        e @ CollabError::IllegalMove { .. } => {
+            ErrorBody::field("invalid_transition", "to", e.to_string())
+        }
+        CollabError::Store(e) => internal(e),
+    }
+}
+
+fn outreach_error(e: OutreachError) -> ErrorBody {
+    match e {
+        OutreachError::Address(m) => ErrorBody::field("invalid_params", "to", m),
+        e => ErrorBody::new("smtp", e.to_string()),
+    }
+}
+
+/// Validates and normalises a creator row (used by add and import alike).
+fn new_creator(f: &CreatorFields) -> Result<NewCreator, (&'static str, String)> {
+    let (name, platform, handle) = (f.name.trim(), f.platform.trim(), f.handle.trim());
+    for (field, v) in [("name", name), ("platform", platform), ("handle", handle)] {
+        if v.is_empty() {
+            return Err((field, "must not be empty".into()));
+        }
+    }
+    let norm = |list: &[String], field| -> Result<Vec<String>, (&'static str, String)> {
+        list.iter()
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| normalize_address(a).ok_or((field, format!("{a:?} is not an email address"))))
+            .collect()
+    };
+    Ok(NewCreator {
+        name: name.to_owned(),
+        platform: platform.to_lowercase(),
+        handle: handle.trim_start_matches('@').to_owned(),
+        tags: f.tags.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+        emails: norm(&f.emails, "email")?,
+        manager_emails: norm(&f.manager_emails, "manager_email")?,
+    })
+}

@@ -1,0 +1,9 @@
+//! The admin API: one JSON request per line on a Unix socket, one JSON response per line.
+//! `collabctl` is its client; `socat` works too (see docs/admin-protocol.md).
+
+mod methods;
+pub mod protocol;
+mod server;
+
+pub use methods::AdminContext;
+pub use server::{AdminServer, ServerError};

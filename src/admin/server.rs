@@ -1,0 +1,218 @@
+//! The socket: permissions, peer credentials, framing, timeouts and a connection cap.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use nix::unistd::{Gid, Group, Uid, User};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::methods::AdminContext;
+use super::protocol::{ErrorBody, MAX_LINE, Request, Response};
+use crate::config::AdminSettings;
+
+/// Connections served at once; more are told `busy` and closed.
+const MAX_CONNECTIONS: usize = 512;
+
+/// Why the socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("admin socket {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("admin socket {0} is in use by a running collabd")]
+    InUse(PathBuf),
+    #[error("admin group {0:?} does not exist")]
+    NoGroup(String),
+}
+
+/// The listening admin socket.
+pub struct AdminServer {
+    listener: UnixListener,
+    path: PathBuf,
+    admin_gid: Option<Gid>,
+    read_timeout: Duration,
+    ctx: Arc<AdminContext>,
+}
+
+impl AdminServer {
+    /// Binds the socket with mode 0660 (group `group` when given), replacing a stale one
+    /// left by a crash but never one a live daemon is serving.
+    pub async fn bind(
+        settings: &AdminSettings,
+        ctx: AdminContext,
+    ) -> Result<AdminServer, ServerError> {
+        let (path, group) = (settings.socket.as_path(), settings.group.as_deref());
+        let io = |source| ServerError::Io { path: path.to_path_buf(), source };
+        let admin_gid = match group {
+            Some(name) => Some(
+                Group::from_name(name)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| ServerError::NoGroup(name.to_owned()))?
+                    .gid,
+            ),
+            None => None,
+        };
+        if path.exists() {
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(ServerError::InUse(path.to_path_buf()));
+            }
+            warn!(path = %path.display(), "removing stale admin socket");
+            std::fs::remove_file(path).map_err(io)?;
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let listener = UnixListener::bind(path).map_err(io)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
+        if let Some(gid) = admin_gid {
+            nix::unistd::chown(path, None, Some(gid)).map_err(|e| io(e.into()))?;
+        }
+        info!(path = %path.display(), "admin socket listening");
+        Ok(AdminServer {
+            listener,
+            path: path.to_path_buf(),
+            admin_gid,
+            read_timeout: settings.read_timeout,
+            ctx: Arc::new(ctx),
+        })
+    }
+
+    /// Serves until `shutdown`, then removes the socket file.
+    pub async fn serve(self, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        warn!(error = %e, "admin accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let ctx = self.ctx.clone();
+            let (admin_gid, read_timeout) = (self.admin_gid, self.read_timeout);
+            let permit = slots.clone().try_acquire_owned();
+            tokio::spawn(async move {
+                let mut framed = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+                let Ok(_permit) = permit else {
+                    let busy = ErrorBody::new("busy", "too many admin connections; try again");
+                    let _ = send(&mut framed, Response::err(serde_json::Value::Null, busy)).await;
+                    return;
+                };
+                serve_connection(framed, admin_gid, read_timeout, &ctx).await;
+            });
+        }
+        let _ = std::fs::remove_file(&self.path);
+        info!("admin socket closed");
+    }
+}
+
+type Conn = Framed<UnixStream, LinesCodec>;
+
+async fn send(framed: &mut Conn, response: Response) -> bool {
+    let line = serde_json::to_string(&response).expect("responses serialise");
+    framed.send(line).await.is_ok()
+}
+
+/// Who may use the socket: root, the daemon's own user, members of the admin group.
+fn authorized(uid: u32, gid: u32, admin_gid: Option<Gid>) -> bool {
+    if uid == 0 || Uid::from_raw(uid) == Uid::effective() {
+        return true;
+    }
+    let Some(admin) = admin_gid else { return false };
+    if Gid::from_raw(gid) == admin {
+        return true;
+    }
+    let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else { return false };
+    let Ok(name) = std::ffi::CString::new(user.name) else { return false };
+    nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|groups| groups.contains(&admin))
+}
+
+async fn serve_connection(
+    mut framed: Conn,
+    admin_gid: Option<Gid>,
+    read_timeout: Duration,
+    ctx: &AdminContext,
+) {
+    let cred = match framed.get_ref().peer_cred() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "cannot read admin peer credentials");
+            return;
+        }
+    };
+    let (uid, gid) = (cred.uid(), cred.gid());
+    if !authorized(uid, gid, admin_gid) {
+        warn!(
+            uid,
+            gid, "admin connection refused: not root, the daemon's user or an admin group member"
+        );
+        let e = ErrorBody::new("forbidden", format!("uid {uid} may not use the admin socket"));
+        send(&mut framed, Response::err(serde_json::Value::Null, e)).await;
+        return;
+    }
+    let actor = match User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("{}(uid {uid})", u.name),
+        _ => format!("uid {uid}"),
+    };
+    debug!(%actor, "admin connection");
+    loop {
+        let line = match tokio::time::timeout(read_timeout, framed.next()).await {
+            Err(_) => {
+                let e = ErrorBody::new(
+                    "timeout",
+                    format!("no request within {read_timeout:?}; closing"),
+                );
+                send(&mut framed, Response::err(serde_json::Value::Null, e)).await;
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
+                let e =
+                    ErrorBody::new("too_large", format!("request over {MAX_LINE} bytes; closing"));
+                send(&mut framed, Response::err(serde_json::Value::Null, e)).await;
+                return;
+            }
+            Ok(Some(Err(LinesCodecError::Io(e)))) => {
+                // Invalid UTF-8 arrives here too; it is answered like any bad line.
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    let body = ErrorBody::new("invalid_request", "request is not UTF-8 text");
+                    if send(&mut framed, Response::err(serde_json::Value::Null, body)).await {
+                        continue;
+                    }
+                }
+                return;
+            }
+            Ok(Some(Ok(line))) => line,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let response = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::err(
+                serde_json::Value::Null,
+                ErrorBody::new("invalid_request", format!("not a JSON request: {e}")),
+            ),
+            Ok(req) => {
+                let id = req.id.clone();
+                match ctx.dispatch(req, &actor).await {
+                    Ok(v) => Response::ok(id, v),
+                    Err(e) => Response::err(id, e),
+                }
+            }
+        };
+        if !send(&mut framed, response).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,695 @@
+//! The admin socket and collabctl, against the real daemon, Postgres, Dovecot and SMTP.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Setup {
+    db: TestDb,
+    imap: Dovecot,
+    env: DaemonEnv,
+    daemon: DaemonProc,
+}
+
+async fn setup(extra: &str) -> Setup {
+    setup_with_env(extra, &[]).await
+}
+
+async fn setup_with_env(extra: &str, vars: &[(&str, &str)]) -> Setup {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], extra);
+    let daemon = env.spawn_with_env(vars);
+    wait_for_socket(&env, &daemon).await;
+    Setup { db, imap, env, daemon }
+}
+
+/// One raw request line; returns the parsed response line.
+fn raw(env: &DaemonEnv, line: &[u8]) -> Value {
+    let mut s = UnixStream::connect(env.path("admin.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The server may close mid-write (oversized lines); its answer is still readable.
+    let _ = s.write_all(line).and_then(|_| s.write_all(b"\n"));
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer:?}"))
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
+    let s = setup("").await;
+    let env = &s.env;
+
+    let c = collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    assert_eq!(c["name"], "Winter Glow");
+    let (ok, _, err) = collabctl(env, &["campaign", "create", "winter glow"]);
+    assert!(!ok && err.contains("conflict"), "{err}");
+
+    let ana = collabctl_json(
+        env,
+        &[
+            "creator",
+            "add",
+            "--name",
+            "Ana Souza",
+            "--platform",
+            "TikTok",
+            "--handle",
+            "@ana.makes",
+            "--email",
+            "Ana@Creators.example",
+            "--manager-email",
+            "mgr@talent.example",
+        ],
+    );
+    assert_eq!(ana["platform"], "tiktok");
+    assert_eq!(ana["handle"], "ana.makes");
+    assert_eq!(ana["emails"].as_array().unwrap().len(), 2);
+    let (ok, _, err) = collabctl(
+        env,
+        &["creator", "add", "--name", "Dup", "--platform", "tiktok", "--handle", "ANA.MAKES"],
+    );
+    assert!(!ok && err.contains("conflict"), "{err}");
+    let (ok, _, err) = collabctl(
+        env,
+        &[
+            "creator",
+            "add",
+            "--name",
+            "X",
+            "--platform",
+            "tiktok",
+            "--handle",
+            "x",
+            "--email",
+            "not-an-address",
+        ],
+    );
+    assert!(!ok && err.contains("email"), "{err}");
+    let listed = collabctl_json(env, &["creator", "list", "--search", "ana"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let shown = collabctl_json(env, &["creator", "show", "mgr@talent.example"]);
+    assert_eq!(shown["id"], ana["id"]);
+
+    // Manual collaboration with every kind of term.
+    let collab = collabctl_json(
+        env,
+        &[
+            "collab",
+            "create",
+            "--creator",
+            "tiktok:ana.makes",
+            "--campaign",
+            "Winter Glow",
+            "--deliverable",
+            "2 x tiktok_video",
+            "--deliverable",
+            "1 x instagram_story",
+            "--hashtags",
+            "#winterglow",
+            "--talking-points",
+            "vegan formula",
+            "--fixed-fee",
+            "500",
+            "--currency",
+            "USD",
+            "--commission-percent",
+            "10",
+            "--product",
+            "Glow kit",
+            "--deadline",
+            "publish=2026-12-01",
+            "--terms",
+            "exclusivity 30 days; usage rights 6 months",
+        ],
+    );
+    let id = collab["id"].as_i64().unwrap();
+    assert_eq!(collab["status"], "pending");
+    assert_eq!(collab["source"], "manual");
+    assert_eq!(collab["creator"]["handle"], "ana.makes");
+    assert_eq!(collab["campaign"]["name"], "Winter Glow");
+    assert_eq!(
+        collab["deliverables"][0],
+        json!({"post_type": "tiktok_video", "quantity": 2,
+        "talking_points": ["vegan formula"], "hashtags": ["#winterglow"]})
+    );
+    assert_eq!(collab["compensation"]["fixed_fee"], json!({"amount": 500.0, "currency": "USD"}));
+    assert_eq!(
+        collab["timeline"]["deadlines"][0],
+        json!({"what": "publish", "date": "2026-12-01"})
+    );
+    assert_eq!(collab["additional_terms"], "exclusivity 30 days; usage rights 6 months");
+    for key in [
+        "id",
+        "status",
+        "source",
+        "creator",
+        "campaign",
+        "deliverables",
+        "compensation",
+        "timeline",
+        "additional_terms",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(collab.get(key).is_some(), "--json shape lacks {key}");
+    }
+
+    // No duplicate open collaboration, unless asked for.
+    let (ok, _, err) = collabctl(
+        env,
+        &[
+            "collab",
+            "create",
+            "--creator",
+            "ana.makes",
+            "--campaign",
+            "Winter Glow",
+            "--product",
+            "kit",
+        ],
+    );
+    assert!(!ok && err.contains("duplicate") && err.contains(&id.to_string()), "{err}");
+    let dup = collabctl_json(
+        env,
+        &[
+            "collab",
+            "create",
+            "--creator",
+            "ana.makes",
+            "--campaign",
+            "Winter Glow",
+            "--product",
+            "kit",
+            "--allow-duplicate",
+        ],
+    );
+    assert_ne!(dup["id"].as_i64().unwrap(), id);
+
+    // Validation errors name the field.
+    for (args, field) in [
+        (vec!["--deliverable", "2 x tiktok_dance", "--product", "kit"], "post_type"),
+        (vec!["--deliverable", "0 x tiktok_video", "--product", "kit"], "quantity"),
+        (vec!["--deliverable", "1 x tiktok_video"], "compensation"),
+        (vec!["--fixed-fee", "-5", "--currency", "USD"], "amount"),
+        (vec!["--fixed-fee", "5", "--currency", "DOLLARS"], "currency"),
+        (vec!["--product", "kit", "--deadline", "next week"], "date"),
+    ] {
+        let mut all = vec![
+            "collab",
+            "create",
+            "--creator",
+            "ana.makes",
+            "--campaign",
+            "Winter Glow",
+            "--allow-duplicate",
+        ];
+        all.extend(args);
+        let (ok, _, err) = collabctl(env, &all);
+        assert!(!ok && err.contains(field), "{all:?}: {err}");
+    }
+    let (ok, _, err) = collabctl(
+        env,
+        &[
+            "collab",
+            "create",
+            "--creator",
+            "nobody",
+            "--campaign",
+            "Winter Glow",
+            "--product",
+            "kit",
+        ],
+    );
+    assert!(!ok && err.contains("not_found"), "{err}");
+
+    // Lifecycle: illegal moves name the allowed next states.
+    let (ok, _, err) = collabctl(env, &["collab", "advance", &id.to_string(), "--to", "completed"]);
+    assert!(
+        !ok && err.contains("invalid_transition") && err.contains("negotiating, cancelled"),
+        "{err}"
+    );
+    for to in ["negotiating", "fulfilling", "completed"] {
+        let v = collabctl_json(
+            env,
+            &["collab", "advance", &id.to_string(), "--to", to, "--reason", "call went well"],
+        );
+        assert_eq!(v["status"], to);
+    }
+    let (ok, _, err) = collabctl(env, &["collab", "cancel", &id.to_string(), "--reason", "late"]);
+    assert!(!ok && err.contains("none (final)"), "{err}");
+    let cancelled = collabctl_json(
+        env,
+        &["collab", "cancel", &dup["id"].to_string(), "--reason", "created by mistake"],
+    );
+    assert_eq!(cancelled["status"], "cancelled");
+
+    // Every change is recorded with who, when and why.
+    let shown = collabctl_json(env, &["collab", "show", &id.to_string()]);
+    let events = shown["events"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["to_status"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("created", "pending"),
+            ("status", "negotiating"),
+            ("status", "fulfilling"),
+            ("status", "completed")
+        ]
+    );
+    assert!(events.iter().all(|e| e["actor"].as_str().unwrap().contains("uid 0")), "{events:?}");
+    assert_eq!(events[1]["reason"], "call went well");
+
+    let updated = collabctl_json(
+        env,
+        &[
+            "collab",
+            "update",
+            &dup["id"].to_string(),
+            "--product",
+            "bigger kit",
+            "--reason",
+            "renegotiated",
+        ],
+    );
+    assert_eq!(updated["compensation"]["product"], "bigger kit");
+    let list = collabctl_json(env, &["collab", "list", "--status", "completed"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // The human table output is readable.
+    let (ok, table, _) = collabctl(env, &["collab", "list", "--campaign", "Winter Glow"]);
+    assert!(
+        ok && table.starts_with("ID") && table.contains("Ana Souza (tiktok:ana.makes)"),
+        "{table}"
+    );
+    let archived = collabctl_json(env, &["campaign", "archive", "Winter Glow"]);
+    assert!(archived["archived_at"].is_string());
+    let (ok, status, _) = collabctl(env, &["status"]);
+    assert!(ok && status.contains("database ok") && status.contains("brand"), "{status}");
+    assert!(s.daemon.logs().contains("admin change requested"));
+}
+
+#[tokio::test]
+async fn imports_report_created_updated_skipped_and_invalid_lines() {
+    let s = setup("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("creators.csv");
+    std::fs::write(
+        &csv,
+        "name,platform,handle,email,manager_email,tags,ignored\n\
+         Ana Souza,tiktok,ana.makes,ana@creators.example,,beauty;vegan,x\n\
+         Ben Okafor,youtube,benbuilds,ben@creators.example,mgr@agency.example,,\n\
+         ,youtube,nameless,n@creators.example,,,\n\
+         Ana Again,TikTok,ANA.MAKES,ana@creators.example,,,\n\
+         Chloé,instagram,chloe.m,not-an-email,,,\n",
+    )
+    .unwrap();
+    let r = collabctl_json(&s.env, &["creator", "import", csv.to_str().unwrap()]);
+    assert_eq!(r["created"], 2, "{r}");
+    assert_eq!(r["skipped"], 1, "{r}"); // the duplicate of ana.makes within the file
+    let lines: Vec<u64> =
+        r["invalid"].as_array().unwrap().iter().map(|i| i["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![4, 6]);
+
+    // Importing again updates what changed and skips the rest.
+    std::fs::write(&csv, "name,platform,handle,email\nAna S.,tiktok,ana.makes,ana@creators.example\nBen Okafor,youtube,benbuilds,ben@creators.example\n").unwrap();
+    let r = collabctl_json(&s.env, &["creator", "import", csv.to_str().unwrap()]);
+    assert_eq!(
+        (r["created"].as_u64(), r["updated"].as_u64(), r["skipped"].as_u64()),
+        (Some(0), Some(1), Some(1)),
+        "{r}"
+    );
+
+    collabctl_json(&s.env, &["campaign", "create", "Winter Glow"]);
+    let out = dir.path().join("outreach.csv");
+    std::fs::write(
+        &out,
+        "message_id,campaign,platform,handle,to,subject,sent_at\n\
+         <o-1@crm.example>,Winter Glow,tiktok,ana.makes,ana@creators.example,Hi Ana,2026-11-20\n\
+         <o-2@crm.example>,Winter Glow,youtube,nobody,x@y.example,Hi,2026-11-20\n\
+         <o-1@crm.example>,Winter Glow,tiktok,ana.makes,ana@creators.example,Hi Ana,2026-11-20\n",
+    )
+    .unwrap();
+    let r = collabctl_json(&s.env, &["outreach", "import", out.to_str().unwrap()]);
+    assert_eq!((r["recorded"].as_u64(), r["skipped"].as_u64()), (Some(1), Some(1)), "{r}");
+    assert_eq!(r["invalid"][0]["line"], 3);
+
+    // A reply to imported outreach matches it.
+    s.imap
+        .append(reply(
+            "ana@creators.example",
+            "r1@creators.example",
+            Some("o-1@crm.example"),
+            &[],
+            "Yes!",
+        ))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            s.db.count("SELECT count(*) FROM collaborations").await == 1
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn fifty_thousand_creator_rows_import() {
+    let s = setup("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let mut body = String::from("name,platform,handle,email\n");
+    for i in 0..50_000 {
+        body.push_str(&format!("Creator {i},tiktok,creator_{i},c{i}@creators.example\n"));
+    }
+    std::fs::write(&csv, body).unwrap();
+    let started = std::time::Instant::now();
+    let r = collabctl_json(&s.env, &["creator", "import", csv.to_str().unwrap()]);
+    println!("imported 50,000 creators in {:?}", started.elapsed());
+    assert_eq!(r["created"], 50_000);
+    assert_eq!(s.db.count("SELECT count(*) FROM creator_emails").await, 50_000);
+}
+
+#[tokio::test]
+async fn unmatched_messages_can_be_assigned_by_hand() {
+    let s = setup("").await;
+    collabctl_json(&s.env, &["campaign", "create", "Winter Glow"]);
+    collabctl_json(
+        &s.env,
+        &["creator", "add", "--name", "Eve", "--platform", "youtube", "--handle", "evecooks"],
+    );
+    s.imap
+        .append(reply(
+            "eve.private@icloud.example",
+            "eve1@icloud.example",
+            None,
+            &[],
+            "Hi, saw your campaign!",
+        ))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            s.db.count("SELECT count(*) FROM inbound_messages").await == 1
+        })
+        .await
+    );
+    let inbox = collabctl_json(&s.env, &["inbox", "unmatched"]);
+    let msg = inbox[0]["id"].as_i64().unwrap();
+    assert_eq!(inbox[0]["from_address"], "eve.private@icloud.example");
+    let collab = collabctl_json(
+        &s.env,
+        &[
+            "inbox",
+            "assign",
+            &msg.to_string(),
+            "--creator",
+            "evecooks",
+            "--campaign",
+            "Winter Glow",
+        ],
+    );
+    assert_eq!(collab["status"], "pending");
+    assert_eq!(collab["source"], "email");
+    assert_eq!(collab["messages"][0]["id"], msg);
+    assert_eq!(collabctl_json(&s.env, &["inbox", "unmatched"]).as_array().unwrap().len(), 0);
+    // The sender is remembered: her next mail matches by address.
+    let eve = collabctl_json(&s.env, &["creator", "show", "evecooks"]);
+    assert!(eve["emails"].to_string().contains("eve.private@icloud.example"));
+    let (ok, _, err) = collabctl(
+        &s.env,
+        &[
+            "inbox",
+            "assign",
+            &msg.to_string(),
+            "--creator",
+            "evecooks",
+            "--campaign",
+            "Winter Glow",
+        ],
+    );
+    assert!(!ok && err.contains("not_found"), "{err}");
+}
+
+#[tokio::test]
+async fn outreach_send_then_reply_becomes_a_pending_collaboration() {
+    let smtp = SmtpSink::start();
+    let s = setup(&format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Brand Partnerships <{BRAND}>\"\nreply_to = \"{BRAND}\"\n",
+        smtp.port
+    ))
+    .await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    collabctl_json(
+        env,
+        &[
+            "creator",
+            "add",
+            "--name",
+            "Ana",
+            "--platform",
+            "tiktok",
+            "--handle",
+            "ana",
+            "--email",
+            "ana@creators.example",
+        ],
+    );
+    collabctl_json(
+        env,
+        &[
+            "creator",
+            "add",
+            "--name",
+            "Out",
+            "--platform",
+            "tiktok",
+            "--handle",
+            "out",
+            "--email",
+            "out@creators.example",
+        ],
+    );
+    let body = env.path("body.txt");
+    std::fs::write(&body, "Hi Ana,\nwould you like to join Winter Glow?\n").unwrap();
+    let body = body.to_str().unwrap();
+
+    let dry = collabctl_json(
+        env,
+        &[
+            "outreach",
+            "send",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "ana",
+            "--subject",
+            "Winter Glow x Ana",
+            "--body-file",
+            body,
+            "--dry-run",
+        ],
+    );
+    assert!(dry["message"].as_str().unwrap().contains("Subject: Winter Glow x Ana"));
+    assert_eq!(s.db.count("SELECT count(*) FROM outreach_messages").await, 0);
+    assert!(smtp.received().is_empty());
+
+    let sent = collabctl_json(
+        env,
+        &[
+            "outreach",
+            "send",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "ana",
+            "--subject",
+            "Winter Glow x Ana",
+            "--body-file",
+            body,
+        ],
+    );
+    let mid = sent["message_id"].as_str().unwrap().to_owned();
+    let reply_to = sent["reply_to"].as_str().unwrap().to_owned();
+    assert!(reply_to.starts_with("partners+"), "{reply_to}");
+    assert!(
+        eventually(Duration::from_secs(10), || async { smtp.received().contains(&mid) }).await,
+        "SMTP server got: {}\n{}",
+        smtp.received(),
+        s.daemon.logs()
+    );
+    let received = smtp.received();
+    assert!(received.contains(&format!("Message-ID: <{mid}>")), "{received}");
+    assert!(received.contains(&reply_to), "{received}");
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM outreach_messages WHERE message_id = $1")
+            .bind(&mid)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "sent");
+
+    // The creator replies to the message as received: the full product loop.
+    s.imap
+        .append(reply(
+            "ana@creators.example",
+            "ana-reply@creators.example",
+            Some(&mid),
+            &[&mid],
+            "I'm in!",
+        ))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            s.db.count(
+                "SELECT count(*) FROM collaborations WHERE status = 'pending' AND source = 'email'",
+            )
+            .await
+                == 1
+        })
+        .await,
+        "{}",
+        s.daemon.logs()
+    );
+
+    // Opted-out creators are refused.
+    sqlx::query("UPDATE creators SET unsubscribed_at = now() WHERE handle = 'out'")
+        .execute(&s.db.pool)
+        .await
+        .unwrap();
+    let (ok, _, err) = collabctl(
+        env,
+        &[
+            "outreach",
+            "send",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "out",
+            "--subject",
+            "x",
+            "--body-file",
+            body,
+        ],
+    );
+    assert!(!ok && err.contains("unsubscribed"), "{err}");
+}
+
+#[tokio::test]
+async fn hostile_input_gets_structured_errors() {
+    // The read timeout comes from an environment override, as operators would set it.
+    let s = setup_with_env("", &[("COLLABD__ADMIN__READ_TIMEOUT", "1s")]).await;
+    let env = &s.env;
+    assert_eq!(code(&raw(env, b"this is not json")), "invalid_request");
+    assert_eq!(code(&raw(env, br#"{"id":1,"method":"collab.explode"}"#)), "unknown_method");
+    let v = raw(env, br#"{"id":7,"method":"collab.show","params":{"id":"seven"}}"#);
+    assert_eq!((code(&v), v["id"].as_i64()), ("invalid_params", Some(7)));
+    let v = raw(env, br#"{"id":2,"method":"collab.create","params":{"campaign":"x"}}"#);
+    assert_eq!((code(&v), v["error"]["field"].as_str()), ("invalid_params", Some("creator")));
+    let v = raw(env, br#"{"id":3,"method":"campaign.create","params":{"name":"a","evil":1}}"#);
+    assert_eq!((code(&v), v["error"]["field"].as_str()), ("invalid_params", Some("evil")));
+    assert_eq!(code(&raw(env, &[0xff, 0xfe, b'{'])), "invalid_request");
+
+    let huge = vec![b'a'; 2 * 1024 * 1024];
+    assert_eq!(code(&raw(env, &huge)), "too_large");
+
+    // A slow client is disconnected with a timeout error.
+    let sock = UnixStream::connect(env.path("admin.sock")).unwrap();
+    let mut line = String::new();
+    BufReader::new(sock).read_line(&mut line).unwrap();
+    assert!(line.contains("timeout"), "{line}");
+
+    // The daemon still serves.
+    assert!(raw(env, br#"{"id":9,"method":"status"}"#)["result"]["database"].as_bool().unwrap());
+}
+
+#[tokio::test]
+async fn a_non_admin_uid_is_refused_and_the_socket_is_0660() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = setup("").await;
+    let sock = s.env.path("admin.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    // Make the path reachable for uid nobody; group root (gid 0) passes the file mode,
+    // so only the peer-credential check stands in the way.
+    std::fs::set_permissions(s.env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collabctl"))
+        .arg("--socket")
+        .arg(&sock)
+        .arg("status")
+        .uid(65534)
+        .gid(0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("forbidden") && err.contains("65534"), "{err}");
+    assert!(s.daemon.logs().contains("admin connection refused"));
+
+    // Clean shutdown removes the socket; a stale one from a crash is replaced.
+    assert!(s.daemon.terminate().0.success());
+    assert!(!sock.exists());
+    let _stale = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    drop(_stale);
+    assert!(sock.exists());
+    let daemon = s.env.spawn();
+    wait_for_socket(&s.env, &daemon).await;
+    assert!(raw(&s.env, br#"{"id":1,"method":"status"}"#)["result"].is_object());
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_clients_and_garbage_while_ingesting() {
+    let s = setup("").await;
+    let seed = seed(&s.db, 50).await;
+    let messages: Vec<Vec<u8>> =
+        (0..300).map(|k| reply_to_outreach(&seed, k % 50, k as u32)).collect();
+    s.imap.append_all("INBOX", &messages).await;
+
+    let sock = s.env.path("admin.sock");
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let sock = sock.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let mut st = UnixStream::connect(&sock).unwrap();
+            st.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let garbage: &[u8] = if i % 2 == 0 { b"{{{ garbage" } else { b"\x00\x01\x02" };
+            st.write_all(garbage).unwrap();
+            st.write_all(b"\n{\"id\":1,\"method\":\"collab.list\"}\n").unwrap();
+            let mut r = BufReader::new(st);
+            let (mut a, mut b) = (String::new(), String::new());
+            r.read_line(&mut a).unwrap();
+            r.read_line(&mut b).unwrap();
+            (a, b)
+        }));
+    }
+    let mut answered = 0;
+    for t in tasks {
+        let (a, b) = t.await.unwrap();
+        assert!(a.contains("\"error\""), "{a}");
+        if b.contains("\"result\"") {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 200, "every client gets its answer after the garbage line");
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            s.db.count("SELECT count(*) FROM inbound_messages").await == 300
+        })
+        .await,
+        "{}",
+        s.daemon.logs()
+    );
+    assert_eq!(s.db.count("SELECT count(*) FROM collaborations").await, 50);
+}
