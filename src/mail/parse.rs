@@ -115,9 +115,8 @@ fn signals(msg: &Message<'_>) -> Signals {
         .and_then(|ct| ct.attribute("report-type"))
         .map(str::to_ascii_lowercase);
     let mut s = Signals { headers, report_type, ..Default::default() };
-    if s.report_type.is_some() {
-        collect_report(msg, &mut s);
-    }
+    // Not only formal DSNs: MAILER-DAEMON notices in multipart/mixed quote the original too.
+    collect_report(msg, &mut s);
     s
 }
 

@@ -8,7 +8,7 @@ use regex::Regex;
 static HISTORY_START: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?xi)^\s*(?:
-            (?:on|am|le|el|il|op|em)\s.{0,200}(?:wrote|schrieb|a\sécrit|escribió|ha\sscritto|schreef|escreveu)\s*:\s*$
+            (?:on|am|le|el|il|op|em)\s.{0,200}(?:wrote|schrieb|a\sécrit|escribió|ha\sscritto|schreef|escreveu)(?:\s.{0,120})?:\s*$
           | -{2,}\s*(?:original\smessage|ursprüngliche\snachricht|message\sd'origine|mensaje\soriginal|forwarded\smessage)\s*-{2,}
           | _{10,}\s*$
           | (?:from|von|de|da):\s.+$
@@ -50,6 +50,12 @@ pub fn strip_quoted(body: &str) -> String {
         if trimmed.trim_start().starts_with('>') {
             continue;
         }
+        // Any attribution line ("…<brand@example>:", in any language) directly above quoted
+        // text starts the history.
+        let next = lines.iter().skip(i + 1).find(|l| !l.trim().is_empty());
+        if trimmed.ends_with(':') && next.is_some_and(|l| l.trim_start().starts_with('>')) {
+            break;
+        }
         kept.push(trimmed);
     }
     // Gmail wraps "On … wrote:" over two lines; drop a dangling "On …" opener.
@@ -87,6 +93,16 @@ mod tests {
     fn signature_and_quote_marks_go() {
         let body = "Deal.\n> old text\n-- \nAna\nhttps://ana.example";
         assert_eq!(strip_quoted(body), "Deal.");
+    }
+
+    #[test]
+    fn attribution_lines_in_other_languages() {
+        let de = "Gerne!\n\nAm 23.11.26 um 11:02 schrieb Brand Partnerships:\n> Hallo";
+        assert_eq!(strip_quoted(de), "Gerne!");
+        let ja = "ぜひ!\n\n2026年11月23日(月) 10:02 Brand <p@b.example>:\n\n> こんにちは";
+        assert_eq!(strip_quoted(ja), "ぜひ!");
+        let wrapped = "Yes!\n\nOn Mon, Nov 23, 2026 at 10:02 AM Brand Partnerships <\np@b.example> wrote:\n> Hi";
+        assert_eq!(strip_quoted(wrapped), "Yes!");
     }
 
     #[test]
