@@ -187,6 +187,9 @@ pub struct MailboxSettings {
     pub folder: String,
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Use IMAP IDLE when the server offers it, for replies within a second.
+    #[serde(default = "default_true")]
+    pub idle: bool,
     /// Bound on every single network operation (connect, login, fetch, logout).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -339,6 +342,9 @@ impl Settings {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_max_connections() -> u32 {
     10
 }

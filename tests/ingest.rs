@@ -240,3 +240,36 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
     assert_eq!(collabs(&db).await, 2);
     assert!(daemon.logs().contains("UIDVALIDITY or folder changed"));
 }
+
+#[tokio::test]
+async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 1).await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    // The poll alone would take a minute; only IDLE can make this in time.
+    mb.extra = "poll_interval = \"60s\"".into();
+    let config = env.write_config(&[mb], "");
+    let toml = std::fs::read_to_string(&config).unwrap().replace("poll_interval = \"500ms\"\n", "");
+    std::fs::write(&config, toml).unwrap();
+    let mut daemon = env.spawn();
+    assert!(
+        eventually(WAIT, || async {
+            db.count("SELECT count(*) FROM mailbox_sync").await == 1
+                || daemon.logs().contains("connected")
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let appended = std::time::Instant::now();
+    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async { collabs(&db).await == 1 }).await,
+        "{}",
+        daemon.logs()
+    );
+    println!("IDLE: APPEND to collaboration in {:?}", appended.elapsed());
+    let (status, took) = daemon.terminate();
+    assert!(status.success() && took < Duration::from_secs(5), "{took:?}");
+}

@@ -123,26 +123,47 @@ impl MailboxWorker {
             h.uidvalidity = Some(uidvalidity);
         });
 
-        let result = async {
-            loop {
-                self.catch_up(&mut session, uidvalidity).await?;
-                if self.shutdown.is_cancelled() {
-                    return Ok(());
+        let idle = self.settings.idle
+            && timed(limit, "CAPABILITY", session.capabilities()).await?.has_str("IDLE");
+        loop {
+            self.catch_up(&mut session, uidvalidity).await?;
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let stopped = if idle {
+                // RFC 2177: wait for EXISTS; re-issue at least every poll_interval (capped at
+                // 29 minutes), which is also the safety-net poll.
+                let mut handle = session.idle();
+                timed(limit, "IDLE", handle.init()).await?;
+                let wait = self.settings.poll_interval.min(Duration::from_secs(29 * 60));
+                let (woken, _interrupt) = handle.wait_with_timeout(wait);
+                let stopped = tokio::select! {
+                    r = woken => {
+                        r.map_err(|source| ImapError::Protocol { op: "IDLE", source })?;
+                        false
+                    }
+                    _ = self.shutdown.cancelled() => true,
+                };
+                session = timed(limit, "IDLE DONE", handle.done()).await?;
+                stopped
+            } else {
+                let stopped = tokio::select! {
+                    _ = self.shutdown.cancelled() => true,
+                    _ = tokio::time::sleep(self.settings.poll_interval) => false,
+                };
+                if !stopped {
+                    timed(limit, "NOOP", session.noop()).await?;
                 }
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
-                }
-                timed(limit, "NOOP", session.noop()).await?;
-                while session.unsolicited_responses.try_recv().is_ok() {}
+                stopped
+            };
+            while session.unsolicited_responses.try_recv().is_ok() {}
+            if stopped {
+                break;
             }
         }
-        .await;
-        if result.is_ok() {
-            // Clean shutdown: say goodbye, but never wait long for it.
-            let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
-        }
-        result
+        // Clean shutdown: say goodbye, but never wait long for it.
+        let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
+        Ok(())
     }
 
     /// Fetches and ingests every message above the committed UID, in bounded batches.
