@@ -83,11 +83,19 @@ pub struct DatabaseSettings {
     pub url: Option<String>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Server-side limit on any one statement, so a stuck lock becomes an error and a
+    /// retry instead of a hang; "0s" disables it.
+    #[serde(default = "default_statement_timeout", with = "humantime_serde")]
+    pub statement_timeout: Duration,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings { url: None, max_connections: default_max_connections() }
+        DatabaseSettings {
+            url: None,
+            max_connections: default_max_connections(),
+            statement_timeout: default_statement_timeout(),
+        }
     }
 }
 
@@ -187,12 +195,35 @@ pub struct MailboxSettings {
     pub folder: String,
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Longest wait between reconnect attempts (exponential backoff with jitter up to it).
+    #[serde(default = "default_max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// What to do with a message once it is committed: nothing, flag it, or move it.
+    #[serde(default)]
+    pub post_process: PostProcess,
+    /// The keyword set by `post_process = "flag"`.
+    #[serde(default = "default_processed_flag")]
+    pub processed_flag: String,
+    /// The folder `post_process = "move"` moves to (it must exist).
+    #[serde(default = "default_processed_folder")]
+    pub processed_folder: String,
     /// Use IMAP IDLE when the server offers it, for replies within a second.
     #[serde(default = "default_true")]
     pub idle: bool,
     /// Bound on every single network operation (connect, login, fetch, logout).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+/// Optional clean-up after a message is committed; off by default so collabd never
+/// changes the mailbox unless asked.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PostProcess {
+    #[default]
+    None,
+    Flag,
+    Move,
 }
 
 /// How the IMAP connection is protected.
@@ -306,7 +337,7 @@ impl Settings {
                     format!("{:?} is empty or used twice", mb.name),
                 ));
             }
-            if mb.poll_interval.is_zero() || mb.timeout.is_zero() {
+            if mb.poll_interval.is_zero() || mb.timeout.is_zero() || mb.max_backoff.is_zero() {
                 return Err(ConfigError::invalid(
                     format!("mailboxes[{i}].poll_interval"),
                     "durations must be above zero",
@@ -333,15 +364,31 @@ impl Settings {
 
     /// Every address the brand sends from, normalised: mail from these is never a reply.
     pub fn own_addresses(&self) -> Vec<String> {
-        self.mailboxes
+        let mut all: Vec<String> = self
+            .mailboxes
             .iter()
             .map(|m| m.username.as_str())
             .chain(self.ingest.own_addresses.iter().map(String::as_str))
             .filter_map(crate::mail::normalize_address)
-            .collect()
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 }
 
+fn default_statement_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_processed_flag() -> String {
+    "$CollabdProcessed".into()
+}
+fn default_processed_folder() -> String {
+    "Processed".into()
+}
 fn default_true() -> bool {
     true
 }

@@ -1,29 +1,26 @@
-//! Supervision: connect the database, migrate, start one worker per mailbox, and stop
-//! them all cleanly on SIGTERM/SIGINT.
+//! Supervision: connect the database (waiting for it), migrate, run one worker per
+//! mailbox, serve the admin socket, talk to systemd, reload on SIGHUP and stop cleanly on
+//! SIGTERM/SIGINT.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::admin::{AdminContext, AdminServer, ServerError};
-use crate::config::Settings;
-use crate::imap::{MailboxHealth, MailboxWorker};
+use crate::config::{MailboxSettings, Settings};
+use crate::imap::{MailboxHealth, MailboxWorker, Registry};
 use crate::ingest::Ingestor;
 use crate::mail::ClassifyRules;
 use crate::outreach::{Mailer, OutreachError};
 use crate::store::{Store, StoreError};
-
-/// Sends a notification to systemd when `NOTIFY_SOCKET` is set; a no-op otherwise.
-fn notify(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(states) {
-        warn!(error = %e, "sd_notify failed");
-    }
-}
 
 /// How long workers get to finish their batch in flight after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -39,72 +36,157 @@ pub enum DaemonError {
     Smtp(#[from] OutreachError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("stopped by a signal before start-up finished")]
+    Interrupted,
 }
 
-/// A running daemon's parts, shared with the admin server.
+/// Sends a notification to systemd when `NOTIFY_SOCKET` is set; a no-op otherwise.
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!(error = %e, "sd_notify failed");
+    }
+}
+
+struct Running {
+    settings: MailboxSettings,
+    health: Arc<Mutex<MailboxHealth>>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// The running daemon.
 pub struct Daemon {
-    pub store: Store,
-    pub mailboxes: Vec<(String, Arc<Mutex<MailboxHealth>>)>,
-    workers: JoinSet<()>,
+    config_path: PathBuf,
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    workers: HashMap<String, Running>,
+    admin: JoinHandle<()>,
     shutdown: CancellationToken,
+    signals: Signals,
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        let s = |k| signal(k).map_err(DaemonError::Signals);
+        Ok(Signals {
+            term: s(SignalKind::terminate())?,
+            int: s(SignalKind::interrupt())?,
+            hup: s(SignalKind::hangup())?,
+        })
+    }
 }
 
 impl Daemon {
-    /// Connects, migrates and starts every mailbox worker.
-    pub async fn start(settings: &Settings) -> Result<Daemon, DaemonError> {
-        let store =
-            Store::connect(settings.database_url(), settings.database.max_connections).await?;
+    /// Connects (waiting with backoff while Postgres is down), migrates, starts every
+    /// mailbox worker and the admin socket.
+    pub async fn start(settings: Settings, config_path: PathBuf) -> Result<Daemon, DaemonError> {
+        let mut signals = Signals::install()?;
+        let store = tokio::select! {
+            s = connect_with_retry(&settings) => s,
+            _ = signals.term.recv() => return Err(DaemonError::Interrupted),
+            _ = signals.int.recv() => return Err(DaemonError::Interrupted),
+        };
         store.migrate().await?;
         info!("database ready, migrations applied");
-        let rules = ClassifyRules { own_addresses: settings.own_addresses() };
-        let ingestor = Ingestor::new(store.clone(), rules);
         let shutdown = CancellationToken::new();
-        let mut workers = JoinSet::new();
-        let mut mailboxes = Vec::new();
-        for (i, mb) in settings.mailboxes.iter().enumerate() {
-            let worker = MailboxWorker::new(
-                i,
-                mb.clone(),
-                ingestor.clone(),
-                settings.ingest.batch_size,
-                settings.ingest.max_message_size,
-                shutdown.child_token(),
-            );
-            mailboxes.push((mb.name.clone(), worker.health()));
-            workers.spawn(worker.run());
-        }
+        let registry: Registry = Arc::default();
         let mailer = settings.smtp.as_ref().map(Mailer::new).transpose()?;
         let ctx = AdminContext {
             store: store.clone(),
-            mailboxes: mailboxes.clone(),
+            mailboxes: registry.clone(),
             mailer,
-            started: std::time::Instant::now(),
+            started: Instant::now(),
         };
         let admin = AdminServer::bind(&settings.admin, ctx).await?;
-        workers.spawn(admin.serve(shutdown.child_token()));
-        info!(mailboxes = mailboxes.len(), "collabd started");
-        Ok(Daemon { store, mailboxes, workers, shutdown })
+        let admin = tokio::spawn(admin.serve(shutdown.child_token()));
+        let mut daemon = Daemon {
+            config_path,
+            settings,
+            store,
+            registry,
+            workers: HashMap::new(),
+            admin,
+            shutdown,
+            signals,
+        };
+        let wanted = daemon.settings.mailboxes.clone();
+        for (i, mb) in wanted.into_iter().enumerate() {
+            daemon.spawn_worker(i, mb);
+        }
+        daemon.publish_registry();
+        info!(mailboxes = daemon.workers.len(), "collabd started");
+        Ok(daemon)
     }
 
-    /// Tells systemd (when it started us) that we are ready, then waits for SIGTERM or
-    /// SIGINT, keeping the watchdog fed and the status line current, and stops the workers
-    /// within the grace period.
-    pub async fn run_until_signal(mut self) -> Result<(), DaemonError> {
-        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    fn ingestor(&self) -> Ingestor {
+        let rules = ClassifyRules { own_addresses: self.settings.own_addresses() };
+        Ingestor::new(self.store.clone(), rules)
+    }
+
+    fn spawn_worker(&mut self, index: usize, mb: MailboxSettings) {
+        let stop = self.shutdown.child_token();
+        let worker = MailboxWorker::new(
+            index,
+            mb.clone(),
+            self.ingestor(),
+            self.settings.ingest.batch_size,
+            self.settings.ingest.max_message_size,
+            stop.clone(),
+        );
+        let health = worker.health();
+        let task = tokio::spawn(worker.run());
+        self.workers.insert(mb.name.clone(), Running { settings: mb, health, stop, task });
+    }
+
+    /// Publishes the current workers, in config order, to the admin server.
+    fn publish_registry(&self) {
+        let list = self
+            .settings
+            .mailboxes
+            .iter()
+            .filter_map(|m| self.workers.get(&m.name).map(|r| (m.name.clone(), r.health.clone())))
+            .collect();
+        *self.registry.write().expect("registry lock") = list;
+    }
+
+    /// Waits until every mailbox made its first connection attempt (or is connected),
+    /// bounded by the slowest mailbox's connect budget, then tells systemd READY=1.
+    async fn announce_ready(&self) {
+        let budget =
+            self.settings.mailboxes.iter().map(|m| m.timeout * 4).max().unwrap_or_default();
+        let deadline = Instant::now() + budget + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            let all_tried = self.workers.values().all(|r| {
+                let h = r.health.lock().expect("health lock");
+                h.attempts > 0 || h.connected
+            });
+            if all_tried {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
-        // Without a watchdog the status line is still refreshed now and then.
+    }
+
+    /// Runs until SIGTERM or SIGINT: feeds the watchdog while every worker keeps its
+    /// promises, keeps the status line current, reloads on SIGHUP.
+    pub async fn run_until_signal(mut self) -> Result<(), DaemonError> {
+        self.announce_ready().await;
         let beat = sd_notify::watchdog_enabled().map_or(Duration::from_secs(10), |d| d / 2);
         let mut ticker = tokio::time::interval(beat);
         loop {
             tokio::select! {
-                _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-                _ = int.recv() => { info!("SIGINT: shutting down"); break; }
-                _ = hup.recv() => warn!("SIGHUP: live reload is not supported yet; restart to apply a new config"),
-                _ = ticker.tick() => {
-                    notify(&[NotifyState::Watchdog, NotifyState::Status(&self.status_line())]);
-                }
+                _ = self.signals.term.recv() => { info!("SIGTERM: shutting down"); break; }
+                _ = self.signals.int.recv() => { info!("SIGINT: shutting down"); break; }
+                _ = self.signals.hup.recv() => self.reload().await,
+                _ = ticker.tick() => self.tick(),
             }
         }
         notify(&[NotifyState::Stopping]);
@@ -112,25 +194,148 @@ impl Daemon {
         Ok(())
     }
 
-    /// "2 mailboxes (2 connected), 1240 messages": what `systemctl status` shows.
-    fn status_line(&self) -> String {
-        let (mut connected, mut processed) = (0, 0);
-        for (_, h) in &self.mailboxes {
-            let h = h.lock().expect("health lock");
-            connected += usize::from(h.connected);
-            processed += h.processed;
+    /// One watchdog period: WATCHDOG=1 only if no worker is wedged.
+    fn tick(&self) {
+        let now = Instant::now();
+        let wedged: Vec<&str> = self
+            .workers
+            .iter()
+            .filter(|(_, r)| r.health.lock().expect("health lock").is_wedged(now))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let status = self.status_line();
+        if wedged.is_empty() {
+            notify(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
+        } else {
+            error!(mailboxes = ?wedged, "mailbox loop wedged: withholding the watchdog");
+            let status = format!("{status}; WEDGED: {}", wedged.join(", "));
+            notify(&[NotifyState::Status(&status)]);
         }
-        format!("{} mailboxes ({connected} connected), {processed} messages", self.mailboxes.len())
     }
 
-    /// Stops fetching, lets batches in flight commit, logs out of IMAP.
-    pub async fn shutdown(&mut self) {
+    /// Re-reads the config file: mailboxes added, removed or changed are started, stopped
+    /// or restarted, and failing ones retried at once (a fixed password file); the others
+    /// keep running. A bad file is rejected and the old settings stay.
+    async fn reload(&mut self) {
+        info!(path = %self.config_path.display(), "SIGHUP: reloading configuration");
+        // systemd ≥ 253 wants the monotonic time with RELOADING=1.
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => notify(&[NotifyState::Reloading, now]),
+            Err(_) => notify(&[NotifyState::Reloading]),
+        }
+        let new = match Settings::load(&self.config_path) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "new configuration rejected; keeping the running one");
+                notify(&[NotifyState::Ready, NotifyState::Status(&format!("reload failed: {e}"))]);
+                return;
+            }
+        };
+        for (field, changed) in [
+            ("database", new.database.url != self.settings.database.url),
+            ("admin", new.admin.socket != self.settings.admin.socket),
+            ("smtp", new.smtp != self.settings.smtp),
+        ] {
+            if changed {
+                warn!(section = field, "this section changes only on restart");
+            }
+        }
+        let rules_changed = new.own_addresses() != self.settings.own_addresses()
+            || new.ingest.batch_size != self.settings.ingest.batch_size
+            || new.ingest.max_message_size != self.settings.ingest.max_message_size;
+        let old_names: Vec<String> = self.workers.keys().cloned().collect();
+        let mut to_stop = Vec::new();
+        for name in old_names {
+            let keep = new.mailboxes.iter().find(|m| m.name == name).is_some_and(|m| {
+                let r = &self.workers[&name];
+                let failing = r.health.lock().expect("health lock").last_error.is_some()
+                    && !r.health.lock().expect("health lock").connected;
+                *m == r.settings && !rules_changed && !failing
+            });
+            if !keep {
+                to_stop.push(self.workers.remove(&name).expect("listed"));
+            }
+        }
+        let stopped: Vec<String> = to_stop.iter().map(|r| r.settings.name.clone()).collect();
+        stop_all(to_stop).await;
+        self.settings = new;
+        let mut started = Vec::new();
+        for (i, mb) in self.settings.mailboxes.clone().into_iter().enumerate() {
+            if !self.workers.contains_key(&mb.name) {
+                started.push(mb.name.clone());
+                self.spawn_worker(i, mb);
+            }
+        }
+        self.publish_registry();
+        info!(stopped = ?stopped, started = ?started, "configuration reloaded");
+        notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
+    }
+
+    /// "2 mailboxes (2 connected), 1240 messages, last message 5 s ago".
+    fn status_line(&self) -> String {
+        let (mut connected, mut processed, mut last) = (0, 0, None);
+        for r in self.workers.values() {
+            let h = r.health.lock().expect("health lock");
+            connected += usize::from(h.connected);
+            processed += h.processed;
+            last = last.max(h.last_message);
+        }
+        let mut line = format!(
+            "{} mailboxes ({connected} connected), {processed} messages",
+            self.workers.len()
+        );
+        if let Some(at) = last {
+            line += &format!(", last message {} s ago", at.elapsed().as_secs());
+        }
+        line
+    }
+
+    /// Stops fetching, lets batches in flight commit, logs out of IMAP, closes the socket.
+    async fn shutdown(self) {
         self.shutdown.cancel();
-        let drain = async { while self.workers.join_next().await.is_some() {} };
-        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-            warn!("workers did not stop in time; aborting them");
-            self.workers.abort_all();
+        let workers: Vec<Running> = self.workers.into_values().collect();
+        stop_all(workers).await;
+        if tokio::time::timeout(Duration::from_secs(2), self.admin).await.is_err() {
+            warn!("admin server did not stop in time");
         }
         info!("collabd stopped");
+    }
+}
+
+/// Cancels workers and waits for them within the grace period, aborting stragglers.
+async fn stop_all(workers: Vec<Running>) {
+    for r in &workers {
+        r.stop.cancel();
+    }
+    for r in workers {
+        let abort = r.task.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_GRACE, r.task).await.is_err() {
+            warn!(mailbox = %r.settings.name, "worker did not stop in time; aborting it");
+            abort.abort();
+        }
+    }
+}
+
+/// Connects to Postgres, retrying with capped backoff while it is unreachable.
+async fn connect_with_retry(settings: &Settings) -> Store {
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        let db = &settings.database;
+        match Store::connect(settings.database_url(), db.max_connections, db.statement_timeout)
+            .await
+        {
+            Ok(store) => return store,
+            Err(e) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(30));
+                error!(error = %e, retry_in = ?delay, "database unreachable");
+                notify(&[NotifyState::Status(&format!("waiting for the database: {e}"))]);
+                tokio::time::sleep(delay).await;
+            }
+        }
     }
 }

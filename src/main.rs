@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     }
     collabd::telemetry::init(settings.log.format, &settings.log.level);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Run), settings)) {
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Run), settings, cli.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -57,14 +57,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+async fn run(command: Command, settings: Settings, config: PathBuf) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
-            let store = Store::connect(settings.database_url(), 1).await.context("database")?;
+            let store =
+                Store::connect(settings.database_url(), 1, settings.database.statement_timeout)
+                    .await
+                    .context("database")?;
             store.migrate().await.context("migrations")?;
             println!("migrations applied");
         }
-        Command::Run => Daemon::start(&settings).await?.run_until_signal().await?,
+        Command::Run => Daemon::start(settings, config).await?.run_until_signal().await?,
         Command::CheckConfig => unreachable!("handled before the runtime starts"),
     }
     Ok(())

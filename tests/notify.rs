@@ -45,3 +45,94 @@ async fn ready_status_watchdog_and_stopping_arrive_in_order() {
     assert!(stopping, "no STOPPING=1\n{}", daemon.logs());
     assert!(daemon.wait(Duration::from_secs(10)).success());
 }
+
+/// Reads notify datagrams until `until` matches one of their lines or `limit` passes.
+fn read_until(sock: &UnixDatagram, limit: Duration, until: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            let lines: Vec<String> =
+                String::from_utf8_lossy(&buf[..n]).lines().map(str::to_owned).collect();
+            let hit = lines.iter().any(|l| until(l));
+            seen.extend(lines);
+            if hit {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn the_watchdog_stops_while_a_mailbox_loop_is_wedged_and_reload_is_announced() {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    // No statement timeout: a stuck lock wedges the loop for real.
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.extra = "timeout = \"1s\"".into();
+    let config = env.write_config(&[mb], "");
+    let toml = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("timeout = \"5s\"\n", "")
+        .replace("[database]\n", "[database]\nstatement_timeout = \"0s\"\n");
+    std::fs::write(&config, toml).unwrap();
+    let sock_path = env.path("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let daemon = env.spawn_with_env(&[
+        ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+        ("WATCHDOG_USEC", "1000000"),
+    ]);
+    let seen = read_until(&sock, Duration::from_secs(20), |l| l == "WATCHDOG=1");
+    assert!(seen.contains(&"READY=1".to_string()), "{seen:?}\n{}", daemon.logs());
+
+    // Reload is bracketed by RELOADING=1 and READY=1.
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let seen = read_until(&sock, Duration::from_secs(10), |l| l == "READY=1");
+    let reloading = seen.iter().position(|l| l == "RELOADING=1");
+    let ready = seen.iter().position(|l| l == "READY=1");
+    assert!(matches!((reloading, ready), (Some(a), Some(b)) if a < b), "{seen:?}");
+
+    // Hold a lock the worker's next catch-up needs.
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE mailbox_sync IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let seen = read_until(&sock, Duration::from_secs(20), |l| l.contains("WEDGED"));
+    assert!(seen.iter().any(|l| l.contains("WEDGED: brand")), "{seen:?}\n{}", daemon.logs());
+    let quiet = read_until(&sock, Duration::from_secs(2), |l| l == "WATCHDOG=1");
+    assert!(!quiet.contains(&"WATCHDOG=1".to_string()), "fed while wedged: {quiet:?}");
+    assert!(daemon.logs().contains("mailbox loop wedged"));
+
+    tx.rollback().await.unwrap();
+    let seen = read_until(&sock, Duration::from_secs(15), |l| l == "WATCHDOG=1");
+    assert!(seen.contains(&"WATCHDOG=1".to_string()), "watchdog resumes: {seen:?}");
+}
+
+#[tokio::test]
+async fn under_journald_lines_carry_priorities_and_no_timestamps() {
+    let db = TestDb::new().await;
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[], "");
+    let mut daemon = env.spawn_with_env(&[("JOURNAL_STREAM", "8:12345")]);
+    wait_for_socket(&env, &daemon).await;
+    daemon.terminate();
+    let logs = daemon.logs();
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(
+            l.starts_with("<6>")
+                || l.starts_with("<4>")
+                || l.starts_with("<3>")
+                || l.starts_with("<7>"),
+            "{l}"
+        );
+        assert!(!l.contains("2026-") || l.contains("created_at"), "no timestamp of our own: {l}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("<6>") && l.contains("collabd started")), "{logs}");
+}

@@ -1,6 +1,5 @@
 //! What each admin method does. Parameters are typed; a bad one is reported with its name.
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -10,7 +9,7 @@ use tracing::info;
 
 use super::protocol::{ErrorBody, Request};
 use crate::collab::{CollabStatus, Terms};
-use crate::imap::MailboxHealth;
+use crate::imap::Registry;
 use crate::mail::normalize_address;
 use crate::outreach::{Mailer, OutreachError};
 use crate::store::Store;
@@ -22,7 +21,7 @@ use crate::store::outreach::NewOutreach;
 /// Everything the admin methods need from the running daemon.
 pub struct AdminContext {
     pub store: Store,
-    pub mailboxes: Vec<(String, Arc<Mutex<MailboxHealth>>)>,
+    pub mailboxes: Registry,
     pub mailer: Option<Mailer>,
     pub started: Instant,
 }
@@ -345,6 +344,8 @@ impl AdminContext {
     async fn status(&self) -> Outcome {
         let mailboxes: Vec<Value> = self
             .mailboxes
+            .read()
+            .expect("registry lock")
             .iter()
             .map(|(name, h)| {
                 let h = h.lock().expect("health lock").clone();

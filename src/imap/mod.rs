@@ -4,7 +4,7 @@ mod connect;
 mod worker;
 
 pub use connect::{Session, connect};
-pub use worker::{MailboxHealth, MailboxWorker};
+pub use worker::{MailboxHealth, MailboxWorker, Registry};
 
 use crate::config::ConfigError;
 use crate::store::StoreError;

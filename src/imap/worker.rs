@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::{ImapError, Session, connect, timed};
-use crate::config::MailboxSettings;
+use crate::config::{MailboxSettings, PostProcess};
 use crate::ingest::{Fetched, Ingestor, Source};
 
 /// Bytes of message bodies held in memory at once (one transaction's worth); a single
@@ -26,9 +26,30 @@ pub struct MailboxHealth {
     pub processed: u64,
     pub last_sync: Option<chrono::DateTime<chrono::Utc>>,
     pub last_error: Option<String>,
+    /// Sessions attempted so far (successful or not).
+    pub attempts: u64,
+    /// When the last new message was stored.
     #[serde(skip)]
-    pub last_progress: Option<Instant>,
+    pub last_message: Option<Instant>,
+    /// The time by which the worker promised to report again; past it (with some slack)
+    /// the worker is wedged and the systemd watchdog is no longer fed.
+    #[serde(skip)]
+    pub deadline: Option<Instant>,
 }
+
+/// Grace beyond a worker's own promise before it counts as wedged.
+const WEDGE_SLACK: Duration = Duration::from_secs(2);
+
+impl MailboxHealth {
+    /// Whether the worker missed its promised deadline.
+    pub fn is_wedged(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now > d + WEDGE_SLACK)
+    }
+}
+
+/// Names and health of the running workers, shared with the admin server and the
+/// supervisor; replaced entries on reload.
+pub type Registry = Arc<std::sync::RwLock<Vec<(String, Arc<Mutex<MailboxHealth>>)>>>;
 
 /// Watches one mailbox until told to stop.
 pub struct MailboxWorker {
@@ -67,35 +88,39 @@ impl MailboxWorker {
         self.health.clone()
     }
 
-    /// Runs until shutdown, reconnecting with capped exponential backoff and jitter.
+    /// Runs until shutdown, reconnecting with capped exponential backoff and jitter; the
+    /// backoff starts over after a session that synced.
     pub async fn run(self) {
         let span = info_span!("mailbox", mailbox = %self.settings.name);
         async move {
-            let mut backoff = new_backoff();
+            let cap = self.settings.max_backoff;
+            let mut backoff = new_backoff(cap);
             while !self.shutdown.is_cancelled() {
-                let started = Instant::now();
+                let synced_before = self.health.lock().expect("health lock").last_sync;
                 let result = self.session().await;
-                self.update(|h| h.connected = false);
+                self.update(|h| {
+                    h.connected = false;
+                    h.attempts += 1;
+                });
                 let err = match result {
                     Ok(()) => break,
                     Err(e) => e,
                 };
                 error!(error = %err, "mailbox session failed");
-                self.update(|h| h.last_error = Some(err.to_string()));
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff = new_backoff();
+                let healthy = self.health.lock().expect("health lock").last_sync != synced_before;
+                if healthy {
+                    backoff = new_backoff(cap);
                 }
-                let delay = if err.needs_operator() {
-                    MAX_BACKOFF
-                } else {
-                    backoff.next().unwrap_or(MAX_BACKOFF)
-                };
+                let delay = if err.needs_operator() { cap } else { backoff.next().unwrap_or(cap) };
+                self.update(|h| h.last_error = Some(err.to_string()));
+                self.promise(delay + self.settings.timeout);
                 info!(retry_in = ?delay, "reconnecting later");
                 tokio::select! {
                     _ = self.shutdown.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
+            self.update(|h| h.deadline = None);
             info!("mailbox worker stopped");
         }
         .instrument(span)
@@ -106,16 +131,29 @@ impl MailboxWorker {
         f(&mut self.health.lock().expect("health lock"));
     }
 
+    /// Promises to report again within `within` (see `MailboxHealth::is_wedged`).
+    fn promise(&self, within: Duration) {
+        self.update(|h| h.deadline = Some(Instant::now() + within));
+    }
+
     /// One connected session: returns Ok only on shutdown.
     async fn session(&self) -> Result<(), ImapError> {
         let password = self.settings.password(self.index)?;
+        // connect + TLS + greeting + login, each bounded by the timeout
+        self.promise(self.settings.timeout * 4);
         let mut session = tokio::select! {
             s = connect(&self.settings, &password) => s?,
             _ = self.shutdown.cancelled() => return Ok(()),
         };
         drop(password);
         let limit = self.settings.timeout;
-        let mailbox = timed(limit, "EXAMINE", session.examine(&self.settings.folder)).await?;
+        self.promise(limit * 3);
+        // Read-only unless post-processing has to change the mailbox.
+        let mailbox = if self.settings.post_process == PostProcess::None {
+            timed(limit, "EXAMINE", session.examine(&self.settings.folder)).await?
+        } else {
+            timed(limit, "SELECT", session.select(&self.settings.folder)).await?
+        };
         let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
         info!(folder = %self.settings.folder, uidvalidity, exists = mailbox.exists, "connected");
         self.update(|h| {
@@ -123,10 +161,14 @@ impl MailboxWorker {
             h.uidvalidity = Some(uidvalidity);
         });
 
-        let idle = self.settings.idle
-            && timed(limit, "CAPABILITY", session.capabilities()).await?.has_str("IDLE");
+        let caps = timed(limit, "CAPABILITY", session.capabilities()).await?;
+        let idle = self.settings.idle && caps.has_str("IDLE");
+        let can_move = caps.has_str("MOVE");
+        let uidplus = caps.has_str("UIDPLUS");
+        drop(caps);
         loop {
-            self.catch_up(&mut session, uidvalidity).await?;
+            self.promise(limit * 3);
+            self.catch_up(&mut session, uidvalidity, can_move, uidplus).await?;
             if self.shutdown.is_cancelled() {
                 break;
             }
@@ -136,6 +178,7 @@ impl MailboxWorker {
                 let mut handle = session.idle();
                 timed(limit, "IDLE", handle.init()).await?;
                 let wait = self.settings.poll_interval.min(Duration::from_secs(29 * 60));
+                self.promise(wait + limit * 2);
                 let (woken, _interrupt) = handle.wait_with_timeout(wait);
                 let stopped = tokio::select! {
                     r = woken => {
@@ -147,6 +190,7 @@ impl MailboxWorker {
                 session = timed(limit, "IDLE DONE", handle.done()).await?;
                 stopped
             } else {
+                self.promise(self.settings.poll_interval + limit);
                 let stopped = tokio::select! {
                     _ = self.shutdown.cancelled() => true,
                     _ = tokio::time::sleep(self.settings.poll_interval) => false,
@@ -167,7 +211,13 @@ impl MailboxWorker {
     }
 
     /// Fetches and ingests every message above the committed UID, in bounded batches.
-    async fn catch_up(&self, session: &mut Session, uidvalidity: u32) -> Result<(), ImapError> {
+    async fn catch_up(
+        &self,
+        session: &mut Session,
+        uidvalidity: u32,
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<(), ImapError> {
         let store_state = self.ingestor.store().sync_state(&self.settings.name).await?;
         let last = match store_state {
             Some(s) if s.uidvalidity == uidvalidity && s.folder == self.settings.folder => {
@@ -186,10 +236,7 @@ impl MailboxWorker {
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
         uids.sort_unstable();
         if uids.is_empty() {
-            self.update(|h| {
-                h.last_sync = Some(chrono::Utc::now());
-                h.last_progress = Some(Instant::now());
-            });
+            self.update(|h| h.last_sync = Some(chrono::Utc::now()));
             return Ok(());
         }
         info!(new = uids.len(), after_uid = last, "fetching new messages");
@@ -199,8 +246,11 @@ impl MailboxWorker {
             if self.shutdown.is_cancelled() {
                 break;
             }
+            self.promise(limit * 3);
             let sizes = self.sizes(session, chunk).await?;
             for group in byte_bounded_groups(&sizes, self.max_message_size) {
+                // fetch, parse and commit one bounded group
+                self.promise(limit * 3);
                 let fetched = self.fetch_group(session, group).await?;
                 // Messages expunged since SEARCH are simply absent; the UID range still
                 // advances to the group's end.
@@ -209,14 +259,72 @@ impl MailboxWorker {
                     continue;
                 }
                 fetched.sort_by_key(|f| f.uid);
+                let done: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
                 let report = self.ingestor.ingest_batch(&source, fetched).await?;
                 self.update(|h| {
                     h.last_uid = report.last_uid;
                     h.processed += u64::from(report.stored);
                     h.last_sync = Some(chrono::Utc::now());
-                    h.last_progress = Some(Instant::now());
                     h.last_error = None;
+                    if report.stored > 0 {
+                        h.last_message = Some(Instant::now());
+                    }
                 });
+                // Only after the commit: a failure here loses nothing.
+                if let Err(e) = self.post_process(session, &done, can_move, uidplus).await {
+                    warn!(error = %e, "post-processing failed; the messages are stored");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flags or moves committed messages, as configured.
+    async fn post_process(
+        &self,
+        session: &mut Session,
+        uids: &[u32],
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<(), ImapError> {
+        let limit = self.settings.timeout;
+        let set = uid_set(uids.iter().copied());
+        match self.settings.post_process {
+            PostProcess::None => {}
+            PostProcess::Flag => {
+                let flags = format!("+FLAGS.SILENT ({})", self.settings.processed_flag);
+                timed(limit, "UID STORE", async {
+                    session.uid_store(&set, &flags).await?.try_collect::<Vec<_>>().await
+                })
+                .await?;
+            }
+            PostProcess::Move if can_move => {
+                timed(limit, "UID MOVE", session.uid_mv(&set, &self.settings.processed_folder))
+                    .await?;
+            }
+            PostProcess::Move => {
+                // RFC 3501 fallback: COPY, mark deleted, expunge just these (UIDPLUS).
+                timed(limit, "UID COPY", session.uid_copy(&set, &self.settings.processed_folder))
+                    .await?;
+                timed(limit, "UID STORE", async {
+                    session
+                        .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                        .await?
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .await?;
+                if uidplus {
+                    timed(limit, "UID EXPUNGE", async {
+                        session.uid_expunge(&set).await?.try_collect::<Vec<_>>().await
+                    })
+                    .await?;
+                } else {
+                    warn!(
+                        "server lacks MOVE and UIDPLUS: copied and flagged \\Deleted, not expunged"
+                    );
+                }
             }
         }
         Ok(())
@@ -274,13 +382,12 @@ impl MailboxWorker {
     }
 }
 
-/// Reconnect delays are capped here; authentication failures wait the full cap.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-fn new_backoff() -> impl Iterator<Item = Duration> {
+/// Reconnect delays: exponential from one second up to `cap`, with jitter, forever.
+/// Authentication failures wait the full cap (see `ImapError::needs_operator`).
+fn new_backoff(cap: Duration) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
-        .with_min_delay(Duration::from_secs(1))
-        .with_max_delay(MAX_BACKOFF)
+        .with_min_delay(Duration::from_secs(1).min(cap))
+        .with_max_delay(cap)
         .with_jitter()
         .without_max_times()
         .build()

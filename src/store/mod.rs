@@ -37,11 +37,18 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects lazily-checked: fails fast when the server does not answer.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+    /// Connects; fails fast when the server does not answer. Every session gets the
+    /// statement timeout (zero: none).
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        statement_timeout: Duration,
+    ) -> Result<Store, StoreError> {
         let options: PgConnectOptions = url.parse()?;
+        let timeout_ms = statement_timeout.as_millis().to_string();
         let options = options
             .application_name("collabd")
+            .options([("statement_timeout", timeout_ms.as_str())])
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)

@@ -247,6 +247,10 @@ service anvil {{
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Client sessions outlive the master; an outage takes them down too.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &format!("collabd-test-{}/", self.port)])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
             if Instant::now() > deadline {
@@ -550,5 +554,104 @@ impl Drop for SmtpSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Dovecot {
+    /// Delivers a message by dropping it into the brand user's maildir, as a local
+    /// delivery agent would: works while the IMAP server is down.
+    pub fn deliver_to_maildir(&self, name: &str, message: &[u8]) {
+        let dir = self.path(&format!("mail/{BRAND}/maildir"));
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let tmp = dir.join("tmp").join(name);
+        std::fs::write(&tmp, message).unwrap();
+        let new = dir.join("new").join(name);
+        std::fs::rename(&tmp, &new).unwrap();
+        let status =
+            Command::new("chown").args(["-R", "nobody:nogroup"]).arg(&dir).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+/// A PostgreSQL server of the test's own, for tests that restart it.
+pub struct PrivatePg {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl PrivatePg {
+    pub fn start() -> PrivatePg {
+        let dir = tempfile::Builder::new().prefix("collabd-pg").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        Command::new("chown").args(["postgres:postgres"]).arg(&data).status().unwrap();
+        let pg = PrivatePg { dir, port: free_port() };
+        let ok = pg
+            .as_postgres(
+                &format!("{PG_BIN}/initdb"),
+                &["-D", &pg.data(), "-U", "postgres", "--auth=trust", "--no-sync"],
+            )
+            .success();
+        assert!(ok, "initdb failed");
+        pg.start_server();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn as_postgres(&self, bin: &str, args: &[&str]) -> std::process::ExitStatus {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--", bin])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    }
+
+    pub fn start_server(&self) {
+        let data = self.data();
+        let opts = format!("-c listen_addresses=127.0.0.1 -p {} -k {data} -c fsync=off", self.port);
+        let log = format!("{data}/server.log");
+        let ok = self
+            .as_postgres(
+                &format!("{PG_BIN}/pg_ctl"),
+                &["-D", &data, "-l", &log, "-w", "-o", &opts, "start"],
+            )
+            .success();
+        assert!(ok, "pg_ctl start failed");
+    }
+
+    /// Stops the server the hard way (like a crash or `kill -9` of the postmaster's work).
+    pub fn stop_immediate(&self) {
+        self.as_postgres(
+            &format!("{PG_BIN}/pg_ctl"),
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A migrated store on this server.
+    pub async fn db(&self) -> TestDb {
+        let pool = PgPoolOptions::new().max_connections(5).connect(&self.url()).await.unwrap();
+        let store = Store::from_pool(pool.clone());
+        store.migrate().await.unwrap();
+        TestDb { url: self.url(), pool, store }
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        self.stop_immediate();
     }
 }

@@ -1,0 +1,338 @@
+//! Survival of every fault: outages, kills, silent servers, bad passwords, hostile mail,
+//! reloads. Each ends by checking the exact expected rows, with no duplicates.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn count(db: &TestDb, table: &str) -> i64 {
+    db.count(&format!("SELECT count(*) FROM {table}")).await
+}
+
+/// Exactly `n` inbound rows (distinct UIDs) and `collabs` collaborations with one
+/// `created` event each.
+async fn assert_exact(db: &TestDb, n: i64, collabs: i64) {
+    assert_eq!(count(db, "inbound_messages").await, n);
+    assert_eq!(db.count("SELECT count(DISTINCT dedupe_key) FROM inbound_messages").await, n);
+    assert_eq!(count(db, "collaborations").await, collabs);
+    assert_eq!(
+        db.count("SELECT count(*) FROM collaboration_events WHERE kind = 'created'").await,
+        collabs
+    );
+}
+
+#[tokio::test]
+async fn dovecot_down_for_20_seconds_while_mail_keeps_arriving() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 10).await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.extra = "max_backoff = \"2s\"".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    imap.append_all("INBOX", &(0..5).map(|i| reply_to_outreach(&seed, i, 0)).collect::<Vec<_>>())
+        .await;
+    assert!(
+        eventually(WAIT, || async { count(&db, "inbound_messages").await == 5 }).await,
+        "{}",
+        daemon.logs()
+    );
+
+    imap.stop();
+    for i in 5..10 {
+        imap.deliver_to_maildir(&format!("{i}.outage.local"), &reply_to_outreach(&seed, i, 0));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    assert!(daemon.logs().contains("mailbox session failed"), "{}", daemon.logs());
+    imap.restart();
+    assert!(
+        eventually(WAIT, || async { count(&db, "inbound_messages").await == 10 }).await,
+        "{}",
+        daemon.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_exact(&db, 10, 10).await;
+}
+
+#[tokio::test]
+async fn postgres_restarted_mid_batch() {
+    let pg = PrivatePg::start();
+    let db = pg.db().await;
+    let seed = seed(&db, 100).await;
+    let imap = Dovecot::start();
+    let messages: Vec<Vec<u8>> =
+        (0..1000).map(|k| reply_to_outreach(&seed, k % 100, k as u32)).collect();
+    imap.append_all("INBOX", &messages).await;
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.extra = "max_backoff = \"2s\"".into();
+    env.write_config(&[mb], "[ingest]\nbatch_size = 20\n");
+    let daemon = env.spawn();
+    assert!(
+        eventually(WAIT, || async { count(&db, "inbound_messages").await >= 100 }).await,
+        "{}",
+        daemon.logs()
+    );
+    db.pool.close().await;
+    pg.stop_immediate();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pg.start_server();
+    let db = pg.db().await;
+    assert!(
+        eventually(Duration::from_secs(120), || async {
+            count(&db, "inbound_messages").await == 1000
+        })
+        .await,
+        "{}",
+        daemon.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_exact(&db, 1000, 100).await;
+    assert!(daemon.logs().contains("mailbox session failed"), "the outage was noticed");
+}
+
+#[tokio::test]
+async fn sigkill_at_random_points_across_20_runs() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 100).await;
+    let imap = Dovecot::start();
+    let messages: Vec<Vec<u8>> =
+        (0..1000).map(|k| reply_to_outreach(&seed, k % 100, k as u32)).collect();
+    imap.append_all("INBOX", &messages).await;
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "[ingest]\nbatch_size = 25\n");
+    for run in 0..20 {
+        let mut daemon = env.spawn();
+        let after = Duration::from_millis(150 + rand::random::<u64>() % 600);
+        tokio::time::sleep(after).await;
+        daemon.kill();
+        let n = count(&db, "inbound_messages").await;
+        println!("run {run}: killed after {after:?} with {n} rows");
+    }
+    let daemon = env.spawn();
+    assert!(
+        eventually(Duration::from_secs(120), || async {
+            count(&db, "inbound_messages").await == 1000
+        })
+        .await,
+        "{}",
+        daemon.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_exact(&db, 1000, 100).await;
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_and_the_other_mailbox_keeps_going() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 1).await;
+    let imap = Dovecot::start();
+    // Accepts TCP, never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let env = DaemonEnv::new(&db.url);
+    let mut dead = env.mailbox("silent", silent_port);
+    dead.extra = "max_backoff = \"2s\"".into();
+    env.write_config(&[dead, env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    assert!(
+        eventually(WAIT, || async { count(&db, "collaborations").await == 1 }).await,
+        "{}",
+        daemon.logs()
+    );
+    assert!(
+        eventually(WAIT, || async { daemon.logs().contains("did not answer greeting") }).await,
+        "{}",
+        daemon.logs()
+    );
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_reported_and_fixed_by_sighup() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 1).await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    std::fs::write(env.path("imap.pass"), "wrong\n").unwrap();
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    assert!(
+        eventually(WAIT, || async {
+            daemon.logs().contains("login refused for partners@brand.example")
+        })
+        .await,
+        "{}",
+        daemon.logs()
+    );
+    assert!(daemon.logs().contains("retry_in=300s"), "auth failures wait the slow cap");
+    assert_eq!(count(&db, "inbound_messages").await, 0);
+
+    std::fs::write(env.path("imap.pass"), format!("{PASSWORD}\n")).unwrap();
+    daemon.signal(Signal::SIGHUP);
+    assert!(
+        eventually(WAIT, || async { count(&db, "collaborations").await == 1 }).await,
+        "{}",
+        daemon.logs()
+    );
+    assert!(!daemon.logs().contains(PASSWORD), "no password in logs");
+}
+
+#[tokio::test]
+async fn hostile_mail_is_recorded_and_never_stops_the_mailbox() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 1).await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+
+    let header = |id: &str| {
+        format!(
+            "From: x@spam.example\r\nTo: {BRAND}\r\nSubject: hostile\r\nMessage-ID: <{id}@spam.example>\r\n"
+        )
+    };
+    let mut hostile = Vec::new();
+    // 50 MiB: over the 25 MiB limit, recorded as skipped from its header.
+    let mut big = header("big").into_bytes();
+    big.extend_from_slice(b"Content-Type: text/plain\r\n\r\n");
+    big.extend(
+        std::iter::repeat_n(b"0123456789abcdef\r\n".as_slice(), 50 * 1024 * 1024 / 18).flatten(),
+    );
+    hostile.push(big);
+    // 10,000 MIME parts.
+    let mut parts = header("parts") + "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+    for i in 0..10_000 {
+        parts += &format!("--b\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n");
+    }
+    parts += "--b--\r\n";
+    hostile.push(parts.into_bytes());
+    // A header line of 1 MiB.
+    let mut long = header("long");
+    long += &format!("X-Long: {}\r\n\r\nbody\r\n", "a".repeat(1024 * 1024));
+    hostile.push(long.into_bytes());
+    // Invalid UTF-8 everywhere, and a NUL byte.
+    let mut bad = b"From: \xff\xfe@bad.example\r\nSubject: \xc3\x28\r\nMessage-ID: <utf8@spam.example>\r\n\r\n\xff\xfe body \x00 nul\r\n".to_vec();
+    bad.extend_from_slice(b"\xed\xa0\x80\r\n");
+    hostile.push(bad);
+    imap.append_all("INBOX", &hostile).await;
+    // A genuine reply after all of that still becomes a collaboration.
+    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    assert!(
+        eventually(Duration::from_secs(120), || async {
+            count(&db, "inbound_messages").await == 5
+        })
+        .await,
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(count(&db, "collaborations").await, 1);
+    let skipped: (String, i64) = sqlx::query_as(
+        "SELECT kind, size FROM inbound_messages WHERE message_id = 'big@spam.example'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(skipped.0, "skipped");
+    assert!(skipped.1 > 50_000_000);
+    assert!(daemon.logs().contains("over the size limit"));
+}
+
+#[tokio::test]
+async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 3).await;
+    let first = Dovecot::start();
+    let second = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("first", first.port)], "");
+    let daemon = env.spawn();
+    first.append(reply_to_outreach(&seed, 0, 1)).await;
+    assert!(
+        eventually(WAIT, || async { count(&db, "collaborations").await == 1 }).await,
+        "{}",
+        daemon.logs()
+    );
+
+    // A broken file is rejected and the running mailbox keeps working.
+    let good = std::fs::read_to_string(env.path("collabd.toml")).unwrap();
+    std::fs::write(env.path("collabd.toml"), "[[mailboxes]\nbroken").unwrap();
+    daemon.signal(Signal::SIGHUP);
+    assert!(
+        eventually(WAIT, || async { daemon.logs().contains("new configuration rejected") }).await
+    );
+    first.append(reply_to_outreach(&seed, 1, 1)).await;
+    assert!(
+        eventually(WAIT, || async { count(&db, "collaborations").await == 2 }).await,
+        "{}",
+        daemon.logs()
+    );
+    std::fs::write(env.path("collabd.toml"), good).unwrap();
+
+    // Adding a mailbox starts it without touching the first.
+    env.write_config(&[env.mailbox("first", first.port), env.mailbox("second", second.port)], "");
+    daemon.signal(Signal::SIGHUP);
+    second.append(reply_to_outreach(&seed, 2, 1)).await;
+    assert!(
+        eventually(WAIT, || async { count(&db, "collaborations").await == 3 }).await,
+        "{}",
+        daemon.logs()
+    );
+    assert!(daemon.logs().contains("started=[\"second\"]"), "{}", daemon.logs());
+    assert!(daemon.logs().contains("stopped=[]"), "first kept running");
+
+    // Removing it stops it.
+    env.write_config(&[env.mailbox("first", first.port)], "");
+    daemon.signal(Signal::SIGHUP);
+    assert!(
+        eventually(WAIT, || async { daemon.logs().contains("stopped=[\"second\"]") }).await,
+        "{}",
+        daemon.logs()
+    );
+    let (ok, out, _) = collabctl(&env, &["--json", "status"]);
+    assert!(ok && !out.contains("\"second\""), "{out}");
+}
+
+#[tokio::test]
+async fn committed_messages_can_be_flagged_or_moved() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 2).await;
+    let imap = Dovecot::start();
+    {
+        let mut s = imap.session().await;
+        s.create("Processed").await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.extra = "post_process = \"move\"".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    imap.append_all("INBOX", &[reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)])
+        .await;
+    assert!(
+        eventually(WAIT, || async { count(&db, "collaborations").await == 2 }).await,
+        "{}",
+        daemon.logs()
+    );
+    let moved = eventually(WAIT, || async {
+        let mut s = imap.session().await;
+        let inbox = s.examine("INBOX").await.unwrap().exists;
+        let processed = s.examine("Processed").await.unwrap().exists;
+        s.logout().await.unwrap();
+        inbox == 0 && processed == 2
+    })
+    .await;
+    assert!(moved, "{}", daemon.logs());
+    // Nothing is processed twice after the move.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_exact(&db, 2, 2).await;
+}
