@@ -102,6 +102,7 @@ fn the_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/collabd.example.toml");
     let creds = tempfile::tempdir().unwrap();
     std::fs::write(creds.path().join("imap-partners"), "pw\n").unwrap();
+    std::fs::write(creds.path().join("smtp"), "pw\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_collabd"))
         .args(["--config", example, "check-config"])
         .env("CREDENTIALS_DIRECTORY", creds.path())
