@@ -86,9 +86,7 @@ impl Ingestor {
 
         let mut report = BatchReport { last_uid, ..Default::default() };
         let mut tx = self.store.begin().await?;
-        for p in &prepared {
-            store_one(&mut tx, src, p, &mut report).await?;
-        }
+        store_batch(&mut tx, src, &prepared, &mut report).await?;
         sync::advance(
             &mut tx,
             src.mailbox,
@@ -117,28 +115,149 @@ fn prepare(f: Fetched, rules: &ClassifyRules) -> Prepared {
     Prepared { uid: f.uid, mail, class }
 }
 
-async fn store_one(
+/// A message with its final classification and match.
+struct Decided<'a> {
+    p: &'a Prepared,
+    class: Classification,
+    found: Option<Match>,
+}
+
+/// Stores a batch with a handful of statements: the lookups and the inbound rows go in
+/// bulk; only replies (one upsert each) and the rare declines, bounces and learned
+/// addresses cost statements of their own.
+async fn store_batch(
     tx: &mut Tx,
     src: &Source<'_>,
-    p: &Prepared,
+    prepared: &[Prepared],
     report: &mut BatchReport,
 ) -> Result<(), StoreError> {
-    let mail = &p.mail;
-    let found: Option<Match> = match p.class.kind {
-        Kind::Own | Kind::Skipped | Kind::Bulk => None,
-        kind => matching::resolve(tx, mail, kind).await?,
-    };
-    let mut class = p.class.clone();
-    if class.kind.is_human() && found.is_none() {
-        class = Classification::new(
-            Kind::Unmatched,
-            "no outreach thread, reply token or pool address matches",
-        );
+    let lookups = matching::Lookups::load(tx, prepared.iter().map(|p| &p.mail)).await?;
+    let mut decided = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let found = match p.class.kind {
+            Kind::Own | Kind::Skipped | Kind::Bulk => None,
+            kind => matching::resolve(tx, &p.mail, kind, &lookups).await?,
+        };
+        let mut class = p.class.clone();
+        if class.kind.is_human() && found.is_none() {
+            class = Classification::new(
+                Kind::Unmatched,
+                "no outreach thread, reply token or pool address matches",
+            );
+        }
+        decided.push(Decided { p, class, found });
     }
-    let row = NewInbound {
+    let rows: Vec<NewInbound<'_>> = decided.iter().map(|d| row(src, d)).collect();
+    let ids = inbound::insert_many(tx, src.mailbox, src.uidvalidity, &rows).await?;
+    let (mut links, mut replied) = (Vec::new(), Vec::new());
+    for d in &decided {
+        let mail = &d.p.mail;
+        let span = tracing::info_span!(
+            "message",
+            mailbox = src.mailbox,
+            uid = d.p.uid,
+            message_id = mail.message_id.as_deref().unwrap_or("-")
+        );
+        let _g = span.enter();
+        let Some(&inbound_id) = ids.get(&d.p.uid) else {
+            debug!("already stored; skipped");
+            report.duplicates += 1;
+            continue;
+        };
+        report.stored += 1;
+        if let (true, Some(m), Some(from)) = (d.class.kind.is_human(), &d.found, &mail.from_address)
+            && m.rule.is_thread()
+            && !lookups.creators_by_address.contains_key(from)
+            && creators::learn_address(tx, m.creator_id(), from).await?
+        {
+            info!(address = %from, creator = m.creator_id(), "learned a new manager address from the thread");
+        }
+        match (d.class.kind, &d.found) {
+            (Kind::Reply, Some(m)) => {
+                let collab = collabs::open_or_create_from_email(
+                    tx,
+                    m.creator_id(),
+                    m.campaign_id(),
+                    Some(m.outreach.id),
+                    Some(&m.outreach.message_id),
+                )
+                .await?;
+                links.push((inbound_id, collab.id));
+                replied.push(m.outreach.id);
+                if collab.created {
+                    let reason = format!(
+                        "reply in mailbox {} (uid {}), matched by {}",
+                        src.mailbox,
+                        d.p.uid,
+                        m.rule.as_str()
+                    );
+                    collabs::record_event(
+                        tx,
+                        collab.id,
+                        &NewEvent {
+                            kind: "created",
+                            to_status: Some(CollabStatus::Pending),
+                            actor: DAEMON_ACTOR,
+                            reason: Some(&reason),
+                            inbound_id: Some(inbound_id),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                    collabs::notify_created(tx, collab.id).await?;
+                    report.collaborations_created += 1;
+                    info!(collaboration = collab.id, "pending collaboration created");
+                } else {
+                    info!(collaboration = collab.id, "reply attached to collaboration");
+                }
+            }
+            (Kind::Decline, Some(m)) => {
+                outreach::mark_many(tx, &[m.outreach.id], "declined").await?;
+                let scope = if d.class.opt_out { None } else { Some(m.campaign_id()) };
+                creators::unsubscribe(tx, m.creator_id(), scope).await?;
+                if let Some(collab) = collabs::open_for(tx, m.creator_id(), m.campaign_id()).await?
+                {
+                    collabs::record_event(
+                        tx,
+                        collab,
+                        &NewEvent {
+                            kind: "declined",
+                            actor: DAEMON_ACTOR,
+                            reason: Some(&d.class.reason),
+                            inbound_id: Some(inbound_id),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                }
+                info!(reason = %d.class.reason, opt_out = d.class.opt_out, "creator declined");
+            }
+            (Kind::Bounce, Some(m)) => {
+                outreach::mark_many(tx, &[m.outreach.id], "bounced").await?;
+                info!(outreach = m.outreach.id, "outreach bounced");
+            }
+            (kind, _) => {
+                if kind == Kind::Skipped {
+                    warn!(size = mail.size, "message over the size limit recorded as skipped");
+                }
+                info!(kind = kind.as_str(), reason = %d.class.reason, "message recorded");
+            }
+        }
+    }
+    inbound::link_many(tx, &links).await?;
+    replied.sort_unstable();
+    replied.dedup();
+    outreach::mark_many(tx, &replied, "replied").await?;
+    Ok(())
+}
+
+fn row<'a>(src: &Source<'a>, d: &'a Decided<'_>) -> NewInbound<'a> {
+    let (mail, class, found) = (&d.p.mail, &d.class, &d.found);
+    let has_body = class.kind != Kind::Skipped;
+    NewInbound {
         mailbox: src.mailbox,
         uidvalidity: src.uidvalidity,
-        uid: p.uid,
+        uid: d.p.uid,
         dedupe_key: &mail.dedupe_key,
         message_id: mail.message_id.as_deref(),
         in_reply_to: &mail.in_reply_to,
@@ -148,8 +267,8 @@ async fn store_one(
         to_addresses: &mail.recipients,
         subject: mail.subject.as_deref(),
         sent_date: mail.date,
-        text_body: (class.kind != Kind::Skipped).then_some(mail.text_body.as_str()),
-        reply_text: (class.kind != Kind::Skipped).then_some(mail.reply_text.as_str()),
+        text_body: has_body.then_some(mail.text_body.as_str()),
+        reply_text: has_body.then_some(mail.reply_text.as_str()),
         size: mail.size,
         kind: class.kind.as_str(),
         kind_reason: &class.reason,
@@ -157,96 +276,5 @@ async fn store_one(
         outreach_id: found.as_ref().map(|m| m.outreach.id),
         creator_id: found.as_ref().map(Match::creator_id),
         campaign_id: found.as_ref().map(Match::campaign_id),
-    };
-    let span = tracing::info_span!(
-        "message",
-        mailbox = src.mailbox,
-        uid = p.uid,
-        message_id = mail.message_id.as_deref().unwrap_or("-")
-    );
-    let _g = span.enter();
-    let Some(inbound_id) = inbound::insert(tx, &row).await? else {
-        debug!("already stored; skipped");
-        report.duplicates += 1;
-        return Ok(());
-    };
-    report.stored += 1;
-    if let (true, Some(m), Some(from)) = (class.kind.is_human(), &found, &mail.from_address)
-        && m.rule.is_thread()
-        && creators::by_address(tx, from).await?.is_none()
-        && creators::learn_address(tx, m.creator_id(), from).await?
-    {
-        info!(address = %from, creator = m.creator_id(), "learned a new manager address from the thread");
     }
-    match (class.kind, &found) {
-        (Kind::Reply, Some(m)) => {
-            let collab = collabs::open_or_create_from_email(
-                tx,
-                m.creator_id(),
-                m.campaign_id(),
-                Some(m.outreach.id),
-                Some(&m.outreach.message_id),
-            )
-            .await?;
-            inbound::link_collaboration(tx, inbound_id, collab.id).await?;
-            outreach::mark(tx, m.outreach.id, "replied").await?;
-            if collab.created {
-                let reason = format!(
-                    "reply in mailbox {} (uid {}), matched by {}",
-                    src.mailbox,
-                    p.uid,
-                    m.rule.as_str()
-                );
-                collabs::record_event(
-                    tx,
-                    collab.id,
-                    &NewEvent {
-                        kind: "created",
-                        to_status: Some(CollabStatus::Pending),
-                        actor: DAEMON_ACTOR,
-                        reason: Some(&reason),
-                        inbound_id: Some(inbound_id),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                collabs::notify_created(tx, collab.id).await?;
-                report.collaborations_created += 1;
-                info!(collaboration = collab.id, "pending collaboration created");
-            } else {
-                info!(collaboration = collab.id, "reply attached to collaboration");
-            }
-        }
-        (Kind::Decline, Some(m)) => {
-            outreach::mark(tx, m.outreach.id, "declined").await?;
-            let scope = if class.opt_out { None } else { Some(m.campaign_id()) };
-            creators::unsubscribe(tx, m.creator_id(), scope).await?;
-            if let Some(collab) = collabs::open_for(tx, m.creator_id(), m.campaign_id()).await? {
-                collabs::record_event(
-                    tx,
-                    collab,
-                    &NewEvent {
-                        kind: "declined",
-                        actor: DAEMON_ACTOR,
-                        reason: Some(&class.reason),
-                        inbound_id: Some(inbound_id),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            }
-            info!(reason = %class.reason, opt_out = class.opt_out, "creator declined");
-        }
-        (Kind::Bounce, Some(m)) => {
-            outreach::mark(tx, m.outreach.id, "bounced").await?;
-            info!(outreach = m.outreach.id, "outreach bounced");
-        }
-        (kind, _) => {
-            if kind == Kind::Skipped {
-                warn!(size = mail.size, "message over the size limit recorded as skipped");
-            }
-            info!(kind = kind.as_str(), reason = %class.reason, "message recorded");
-        }
-    }
-    Ok(())
 }

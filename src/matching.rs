@@ -1,6 +1,8 @@
 //! Ties an inbound message to the outreach thread it answers, strongest signal first.
 //! The rule that decided is recorded with the message, so every match can be explained.
 
+use std::collections::HashMap;
+
 use crate::mail::{Kind, ParsedMail, plus_tag};
 use crate::store::outreach::{self, OutreachRef};
 use crate::store::{StoreError, Tx, creators};
@@ -60,17 +62,57 @@ impl Match {
     }
 }
 
+/// What a batch's matching needs from the database, fetched in two queries for the whole
+/// batch instead of several per message.
+#[derive(Debug, Default)]
+pub struct Lookups {
+    outreach: HashMap<String, OutreachRef>,
+    /// Creator Pool addresses among the batch's senders.
+    pub creators_by_address: HashMap<String, i64>,
+}
+
+impl Lookups {
+    /// Loads every outreach named by the mails' threading headers or bounce reports, and
+    /// every pool address among their senders.
+    pub async fn load<'a>(
+        tx: &mut Tx,
+        mails: impl Iterator<Item = &'a ParsedMail>,
+    ) -> Result<Lookups, StoreError> {
+        let (mut ids, mut senders) = (Vec::new(), Vec::new());
+        for m in mails {
+            ids.extend(m.in_reply_to.iter().chain(&m.references).cloned());
+            ids.extend(m.signals.reported_message_ids.iter().cloned());
+            senders.extend(m.from_address.clone());
+        }
+        ids.sort();
+        ids.dedup();
+        senders.sort();
+        senders.dedup();
+        Ok(Lookups {
+            outreach: outreach::by_message_ids(tx, &ids).await?,
+            creators_by_address: creators::by_addresses(tx, &senders).await?,
+        })
+    }
+
+    /// The first of `ids` that names a known outreach.
+    fn first<'a>(&self, ids: impl IntoIterator<Item = &'a String>) -> Option<OutreachRef> {
+        ids.into_iter().find_map(|id| self.outreach.get(id)).cloned()
+    }
+}
+
 /// Finds the outreach a message is about. Bounces are matched by what they report;
 /// everything else by threading headers, then reply token, then sender address.
 pub async fn resolve(
     tx: &mut Tx,
     mail: &ParsedMail,
     kind: Kind,
+    lookups: &Lookups,
 ) -> Result<Option<Match>, StoreError> {
     let found = |rule| move |o: Option<OutreachRef>| o.map(|outreach| Match { outreach, rule });
     if kind == Kind::Bounce {
-        let reported = outreach::by_message_ids(tx, &mail.signals.reported_message_ids).await?;
-        if let Some(m) = found(Rule::ReportedMessageId)(reported) {
+        if let Some(m) =
+            found(Rule::ReportedMessageId)(lookups.first(&mail.signals.reported_message_ids))
+        {
             return Ok(Some(m));
         }
         for addr in &mail.signals.reported_recipients {
@@ -81,12 +123,10 @@ pub async fn resolve(
         }
         return Ok(None);
     }
-    if let Some(m) = found(Rule::InReplyTo)(outreach::by_message_ids(tx, &mail.in_reply_to).await?)
-    {
+    if let Some(m) = found(Rule::InReplyTo)(lookups.first(&mail.in_reply_to)) {
         return Ok(Some(m));
     }
-    let newest_first: Vec<String> = mail.references.iter().rev().cloned().collect();
-    if let Some(m) = found(Rule::References)(outreach::by_message_ids(tx, &newest_first).await?) {
+    if let Some(m) = found(Rule::References)(lookups.first(mail.references.iter().rev())) {
         return Ok(Some(m));
     }
     for token in mail.recipients.iter().filter_map(|r| plus_tag(r)) {
@@ -94,10 +134,10 @@ pub async fn resolve(
             return Ok(Some(m));
         }
     }
-    if let Some(from) = &mail.from_address
-        && let Some(creator) = creators::by_address(tx, from).await?
+    if let Some(creator) =
+        mail.from_address.as_ref().and_then(|f| lookups.creators_by_address.get(f))
     {
-        let latest = outreach::latest_open_for_creator(tx, creator).await?;
+        let latest = outreach::latest_open_for_creator(tx, *creator).await?;
         return Ok(found(Rule::SenderAddress)(latest));
     }
     Ok(None)

@@ -2,15 +2,6 @@
 
 use super::{StoreError, Tx};
 
-/// The creator an address (normalised) belongs to, as creator or manager.
-pub async fn by_address(tx: &mut Tx, address: &str) -> Result<Option<i64>, StoreError> {
-    let id =
-        sqlx::query_scalar!("SELECT creator_id FROM creator_emails WHERE address = $1", address)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(id)
-}
-
 /// Remembers an address that replied on a creator's thread as a learned manager address;
 /// returns whether it was new.
 pub async fn learn_address(
@@ -239,4 +230,21 @@ impl super::Store {
         let skipped = (rows.len() as u64).saturating_sub(created + updated);
         Ok(ImportCounts { created, updated, skipped })
     }
+}
+
+/// The creators owning any of `addresses` (normalised), by address: one query a batch.
+pub async fn by_addresses(
+    tx: &mut Tx,
+    addresses: &[String],
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    if addresses.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = sqlx::query!(
+        "SELECT address, creator_id FROM creator_emails WHERE address = ANY($1)",
+        addresses
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.address, r.creator_id)).collect())
 }

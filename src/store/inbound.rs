@@ -28,61 +28,6 @@ pub struct NewInbound<'a> {
     pub campaign_id: Option<i64>,
 }
 
-/// Inserts the row unless this message was seen before (same UID or same dedupe key);
-/// returns the new id, or `None` for a duplicate.
-pub async fn insert(tx: &mut Tx, m: &NewInbound<'_>) -> Result<Option<i64>, StoreError> {
-    let id = sqlx::query_scalar!(
-        r#"INSERT INTO inbound_messages
-             (mailbox, uidvalidity, uid, dedupe_key, message_id, in_reply_to, "references",
-              from_address, from_name, to_addresses, subject, sent_date, text_body, reply_text,
-              size, kind, kind_reason, match_rule, outreach_id, creator_id, campaign_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21)
-           ON CONFLICT DO NOTHING
-           RETURNING id"#,
-        m.mailbox,
-        i64::from(m.uidvalidity),
-        i64::from(m.uid),
-        m.dedupe_key,
-        m.message_id,
-        m.in_reply_to,
-        m.references,
-        m.from_address,
-        m.from_name,
-        m.to_addresses,
-        m.subject,
-        m.sent_date,
-        m.text_body,
-        m.reply_text,
-        m.size as i64,
-        m.kind,
-        m.kind_reason,
-        m.match_rule,
-        m.outreach_id,
-        m.creator_id,
-        m.campaign_id,
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(id)
-}
-
-/// Links a message to the collaboration it created or joined.
-pub async fn link_collaboration(
-    tx: &mut Tx,
-    inbound_id: i64,
-    collab_id: i64,
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "UPDATE inbound_messages SET collaboration_id = $2 WHERE id = $1",
-        inbound_id,
-        collab_id
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// A message waiting for a person to decide what it is.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct UnmatchedMessage {
@@ -167,4 +112,98 @@ impl super::Store {
         tx.commit().await?;
         Ok(Some(collab))
     }
+}
+
+/// Inserts a batch's rows in one statement, skipping any seen before (same UID or same
+/// dedupe key, also within the batch); returns the new ids by UID.
+pub async fn insert_many(
+    tx: &mut Tx,
+    mailbox: &str,
+    uidvalidity: u32,
+    rows: &[NewInbound<'_>],
+) -> Result<std::collections::HashMap<u32, i64>, StoreError> {
+    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    let uids: Vec<i64> = rows.iter().map(|r| i64::from(r.uid)).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r.dedupe_key).collect();
+    let mids: Vec<Option<&str>> = rows.iter().map(|r| r.message_id).collect();
+    let irt: Vec<String> = rows.iter().map(|r| json(r.in_reply_to)).collect();
+    let refs: Vec<String> = rows.iter().map(|r| json(r.references)).collect();
+    let from: Vec<Option<&str>> = rows.iter().map(|r| r.from_address).collect();
+    let names: Vec<Option<&str>> = rows.iter().map(|r| r.from_name).collect();
+    let to: Vec<String> = rows.iter().map(|r| json(r.to_addresses)).collect();
+    let subjects: Vec<Option<&str>> = rows.iter().map(|r| r.subject).collect();
+    let dates: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        rows.iter().map(|r| r.sent_date).collect();
+    let bodies: Vec<Option<&str>> = rows.iter().map(|r| r.text_body).collect();
+    let replies: Vec<Option<&str>> = rows.iter().map(|r| r.reply_text).collect();
+    let sizes: Vec<i64> = rows.iter().map(|r| r.size as i64).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+    let reasons: Vec<&str> = rows.iter().map(|r| r.kind_reason).collect();
+    let rules: Vec<Option<&str>> = rows.iter().map(|r| r.match_rule).collect();
+    let outreach: Vec<Option<i64>> = rows.iter().map(|r| r.outreach_id).collect();
+    let creators: Vec<Option<i64>> = rows.iter().map(|r| r.creator_id).collect();
+    let campaigns: Vec<Option<i64>> = rows.iter().map(|r| r.campaign_id).collect();
+    let inserted = sqlx::query!(
+        r#"INSERT INTO inbound_messages
+             (mailbox, uidvalidity, uid, dedupe_key, message_id, in_reply_to, "references",
+              from_address, from_name, to_addresses, subject, sent_date, text_body, reply_text,
+              size, kind, kind_reason, match_rule, outreach_id, creator_id, campaign_id)
+           SELECT $1, $2, u.uid, u.key, u.mid,
+                  ARRAY(SELECT jsonb_array_elements_text(u.irt::jsonb)),
+                  ARRAY(SELECT jsonb_array_elements_text(u.refs::jsonb)),
+                  u.sender, u.name, ARRAY(SELECT jsonb_array_elements_text(u.rcpt::jsonb)),
+                  u.subject, u.sent, u.body, u.reply, u.size, u.kind, u.reason, u.rule,
+                  u.outreach, u.creator, u.campaign
+           FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                       $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
+                       $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[],
+                       $19::bigint[], $20::bigint[], $21::bigint[])
+                WITH ORDINALITY AS u(uid, key, mid, irt, refs, sender, name, rcpt, subject, sent,
+                                     body, reply, size, kind, reason, rule, outreach, creator,
+                                     campaign, ord)
+           ORDER BY u.ord
+           ON CONFLICT DO NOTHING
+           RETURNING uid, id"#,
+        mailbox,
+        i64::from(uidvalidity),
+        &uids,
+        &keys as &[&str],
+        &mids as &[Option<&str>],
+        &irt,
+        &refs,
+        &from as &[Option<&str>],
+        &names as &[Option<&str>],
+        &to,
+        &subjects as &[Option<&str>],
+        &dates as &[Option<chrono::DateTime<chrono::Utc>>],
+        &bodies as &[Option<&str>],
+        &replies as &[Option<&str>],
+        &sizes,
+        &kinds as &[&str],
+        &reasons as &[&str],
+        &rules as &[Option<&str>],
+        &outreach as &[Option<i64>],
+        &creators as &[Option<i64>],
+        &campaigns as &[Option<i64>],
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(inserted.into_iter().map(|r| (r.uid as u32, r.id)).collect())
+}
+
+/// Links messages to their collaborations in one statement.
+pub async fn link_many(tx: &mut Tx, links: &[(i64, i64)]) -> Result<(), StoreError> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let (ids, collabs): (Vec<i64>, Vec<i64>) = links.iter().copied().unzip();
+    sqlx::query!(
+        r#"UPDATE inbound_messages i SET collaboration_id = u.collab
+           FROM unnest($1::bigint[], $2::bigint[]) AS u(id, collab) WHERE i.id = u.id"#,
+        &ids,
+        &collabs
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -11,43 +11,6 @@ pub struct OutreachRef {
     pub campaign_id: i64,
 }
 
-/// The outreach whose Message-ID is among `ids`, preferring the earliest in `ids`
-/// (In-Reply-To comes first, then References from the newest back).
-pub async fn by_message_ids(
-    tx: &mut Tx,
-    ids: &[String],
-) -> Result<Option<OutreachRef>, StoreError> {
-    if ids.is_empty() {
-        return Ok(None);
-    }
-    let row = sqlx::query_as!(
-        OutreachRef,
-        r#"SELECT o.id, o.message_id, o.creator_id, o.campaign_id
-           FROM outreach_messages o
-           JOIN unnest($1::text[]) WITH ORDINALITY AS wanted(mid, pos) ON wanted.mid = o.message_id
-           ORDER BY wanted.pos
-           LIMIT 1"#,
-        ids
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row)
-}
-
-/// Moves an outreach from `sent` to `status`; replies, bounces and declines are only ever
-/// recorded once and a decline is never overwritten by a later reply.
-pub async fn mark(tx: &mut Tx, outreach_id: i64, status: &str) -> Result<(), StoreError> {
-    sqlx::query!(
-        r#"UPDATE outreach_messages SET status = $2
-           WHERE id = $1 AND (status = 'sent' OR (status = 'replied' AND $2 <> 'replied'))"#,
-        outreach_id,
-        status
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// The outreach sent with this plus-address reply token.
 pub async fn by_token(tx: &mut Tx, token: &str) -> Result<Option<OutreachRef>, StoreError> {
     let row = sqlx::query_as!(
@@ -171,4 +134,40 @@ impl super::Store {
         .await?;
         Ok(out)
     }
+}
+
+/// Every outreach whose Message-ID is among `ids`, by Message-ID: one query for a batch.
+pub async fn by_message_ids(
+    tx: &mut Tx,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, OutreachRef>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = sqlx::query_as!(
+        OutreachRef,
+        r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
+           WHERE message_id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|o| (o.message_id.clone(), o)).collect())
+}
+
+/// Moves outreach from `sent` to `status`; replies, bounces and declines are recorded
+/// once, and a decline is never overwritten by a later reply.
+pub async fn mark_many(tx: &mut Tx, ids: &[i64], status: &str) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        r#"UPDATE outreach_messages SET status = $2
+           WHERE id = ANY($1) AND (status = 'sent' OR (status = 'replied' AND $2 <> 'replied'))"#,
+        ids,
+        status
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Benchmark helpers for bench/run: generate a brand mailbox, run the obvious alternative
+(imaplib + email + psycopg), and measure IDLE latency. Not part of the product."""
+import argparse, base64, csv, email, email.policy, imaplib, os, random, statistics, sys, time
+
+BRAND = "partners@brand.example"
+
+
+def msg_id(kind, i):
+    return f"{kind}-{i}@bench.example"
+
+
+def generate(args):
+    rnd = random.Random(42)
+    n = args.n
+    creators = max(50, n // 4)
+    maildir = args.maildir
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+    with open(os.path.join(args.out, "creators.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "platform", "handle", "email", "manager_email"])
+        for c in range(creators):
+            w.writerow([f"Creator {c}", "tiktok", f"creator_{c}", f"c{c}@creators.example", f"m{c}@talent.example"])
+    with open(os.path.join(args.out, "outreach.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["message_id", "campaign", "platform", "handle", "to", "subject", "sent_at"])
+        for c in range(creators):
+            w.writerow([f"<outreach-{c}@brand.example>", "Bench", "tiktok", f"creator_{c}", f"c{c}@creators.example", f"Bench x {c}", "2026-11-01"])
+    quote = "\r\n".join("> " + "Lorem ipsum dolor sit amet, consectetur adipiscing elit." for _ in range(30))
+    attachment = base64.encodebytes(os.urandom(50_000)).decode().replace("\n", "\r\n")
+    big_attachment = base64.encodebytes(os.urandom(2_000_000)).decode().replace("\n", "\r\n")
+    kinds = (["reply"] * 55 + ["followup"] * 10 + ["manager"] * 5 + ["auto"] * 8 + ["bounce"] * 4
+             + ["decline"] * 6 + ["stranger"] * 6 + ["newsletter"] * 6)
+    for i in range(n):
+        c = rnd.randrange(creators)
+        out = f"outreach-{c}@brand.example"
+        kind = rnd.choice(kinds)
+        frm = f"c{c}@creators.example"
+        headers = [f"To: Brand <{BRAND}>", f"Date: Mon, 23 Nov 2026 10:{i % 60:02d}:00 +0000",
+                   f"Message-ID: <{msg_id(kind, i)}>", "MIME-Version: 1.0"]
+        body = "Hi! Yes, I'd love to do this. What are the next steps?"
+        subject = f"Re: Bench x {c}"
+        if kind == "followup":
+            body = "Following up: any news on the brief?"
+            headers += [f"In-Reply-To: <{out}>", f"References: <{out}> <reply-{c}@creators.example>"]
+        elif kind == "manager":
+            frm = f"m{c}@talent.example"
+            body = "Hello, I manage this creator. Rates attached."
+            headers += [f"In-Reply-To: <{out}>", f"References: <{out}>"]
+        elif kind == "auto":
+            subject = f"Automatic reply: Bench x {c}"
+            body = "I am out of office until Monday."
+            headers += ["Auto-Submitted: auto-replied", f"In-Reply-To: <{out}>"]
+        elif kind == "bounce":
+            frm = "MAILER-DAEMON@mx.creators.example"
+            subject = "Undelivered Mail Returned to Sender"
+        elif kind == "decline":
+            body = "Thanks, but I'm not interested."
+            headers += [f"In-Reply-To: <{out}>", f"References: <{out}>"]
+        elif kind == "stranger":
+            frm = f"stranger{i}@elsewhere.example"
+            subject = "Collab?"
+            body = "Hi, I run an agency, want to work together?"
+        elif kind == "newsletter":
+            frm = "news@newsletter.example"
+            subject = "This week in creator marketing"
+            headers += ["List-Id: <weekly.newsletter.example>", "List-Unsubscribe: <mailto:u@newsletter.example>"]
+        else:
+            headers += [f"In-Reply-To: <{out}>", f"References: <{out}>"]
+        headers = [f"From: <{frm}>", f"Subject: {subject}"] + headers
+        text = f"{body}\r\n\r\nOn Sun, 22 Nov 2026 at 09:00, Brand <{BRAND}> wrote:\r\n{quote}\r\n"
+        roll = rnd.random()
+        if kind == "bounce":
+            b = "bnd"
+            payload = (f"Content-Type: multipart/report; report-type=delivery-status; boundary={b}\r\n\r\n"
+                       f"--{b}\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+                       f"--{b}\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+                       f"Final-Recipient: rfc822; c{c}@creators.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+                       f"--{b}\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{out}>\r\n--{b}--\r\n")
+        elif roll < 0.03:
+            b = "mix"
+            att = big_attachment if roll < 0.003 else attachment
+            payload = (f"Content-Type: multipart/mixed; boundary={b}\r\n\r\n--{b}\r\n"
+                       f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n--{b}\r\n"
+                       f"Content-Type: application/pdf; name=rates.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                       f"{att}\r\n--{b}--\r\n")
+        elif roll < 0.35:
+            b = "alt"
+            html = "<div>" + body + "</div><blockquote>" + quote.replace("\r\n", "<br>") + "</blockquote>"
+            payload = (f"Content-Type: multipart/alternative; boundary={b}\r\n\r\n--{b}\r\n"
+                       f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n--{b}\r\n"
+                       f"Content-Type: text/html; charset=utf-8\r\n\r\n<html><body>{html}</body></html>\r\n--{b}--\r\n")
+        else:
+            payload = f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}"
+        raw = "\r\n".join(headers) + "\r\n" + payload
+        with open(os.path.join(maildir, "new", f"{1700000000 + i}.{i}.bench:2,"), "w") as f:
+            f.write(raw)
+
+
+AUTO_PREFIXES = ("auto:", "automatic reply:", "out of office")
+
+ALT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alt_outreach (message_id text PRIMARY KEY, handle text);
+CREATE TABLE IF NOT EXISTS alt_inbound (uid bigint PRIMARY KEY, message_id text, sender text,
+  subject text, body text, kind text, outreach text);
+CREATE TABLE IF NOT EXISTS alt_collab (id serial PRIMARY KEY, handle text UNIQUE, created_at timestamptz DEFAULT now());
+"""
+
+
+def alternative(args):
+    """What an operator would write in an afternoon: one message at a time."""
+    import psycopg
+    db = psycopg.connect(args.db, autocommit=False)
+    db.execute(ALT_SCHEMA)
+    with open(os.path.join(args.out, "outreach.csv")) as f:
+        rows = [(r["message_id"].strip("<>"), r["handle"]) for r in csv.DictReader(f)]
+    with db.cursor() as cur:
+        cur.executemany("INSERT INTO alt_outreach VALUES (%s, %s) ON CONFLICT DO NOTHING", rows)
+    db.commit()
+    outreach = dict(rows)
+    started = time.time()
+    imap = imaplib.IMAP4("127.0.0.1", args.port)
+    imap.login(BRAND, args.password)
+    imap.select(args.folder, readonly=True)
+    _, data = imap.uid("SEARCH", None, "ALL")
+    uids = data[0].split()
+    done = 0
+    for k in range(0, len(uids), 100):
+        chunk = b",".join(uids[k:k + 100])
+        _, fetched = imap.uid("FETCH", chunk, "(UID BODY.PEEK[])")
+        for item in fetched:
+            if not isinstance(item, tuple):
+                continue
+            uid = int(item[0].split(b"UID ")[1].split()[0])
+            msg = email.message_from_bytes(item[1], policy=email.policy.default)
+            subject = str(msg.get("Subject", ""))
+            auto = msg.get("Auto-Submitted", "no").lower() != "no" or subject.lower().startswith(AUTO_PREFIXES)
+            ids = (str(msg.get("In-Reply-To", "")) + " " + str(msg.get("References", ""))).split()
+            match = next((i.strip("<>") for i in ids if i.strip("<>") in outreach), None)
+            part = msg.get_body(preferencelist=("plain", "html"))
+            body = part.get_content() if part else ""
+            kind = "auto_reply" if auto else ("reply" if match else "unmatched")
+            db.execute("INSERT INTO alt_inbound VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+                       (uid, msg.get("Message-ID"), str(msg.get("From")), subject, body.replace("\x00", ""), kind, match))
+            if kind == "reply":
+                db.execute("INSERT INTO alt_collab (handle) VALUES (%s) ON CONFLICT DO NOTHING", (outreach[match],))
+            db.commit()
+            done += 1
+    imap.logout()
+    print(f"{done} {time.time() - started:.3f}")
+
+
+def latency(args):
+    """APPENDs replies one at a time and times each until its row is committed."""
+    import psycopg
+    db = psycopg.connect(args.db, autocommit=True)
+    imap = imaplib.IMAP4("127.0.0.1", args.port)
+    imap.login(BRAND, args.password)
+    rnd = random.Random(7)
+    samples = []
+    for i in range(args.count):
+        c = rnd.randrange(args.creators)
+        mid = f"latency-{i}-{time.time_ns()}@creators.example"
+        raw = (f"From: <c{c}@creators.example>\r\nTo: <{BRAND}>\r\nSubject: Re: Bench\r\n"
+               f"Message-ID: <{mid}>\r\nIn-Reply-To: <outreach-{c}@brand.example>\r\n"
+               f"Content-Type: text/plain\r\n\r\nYes please!\r\n")
+        time.sleep(rnd.uniform(0.02, 0.2))
+        t0 = time.perf_counter()
+        imap.append(args.folder, None, None, raw.encode())
+        while True:
+            if db.execute("SELECT 1 FROM inbound_messages WHERE message_id = %s", (mid,)).fetchone():
+                break
+            if time.perf_counter() - t0 > 10:
+                sys.exit(f"message {mid} not committed within 10 s")
+            time.sleep(0.001)
+        samples.append((time.perf_counter() - t0) * 1000)
+    imap.logout()
+    s = sorted(samples)
+    q = lambda p: s[min(len(s) - 1, int(p * len(s)))]
+    print(f"{q(0.5):.1f} {q(0.95):.1f} {q(0.99):.1f} {s[-1]:.1f} {statistics.mean(s):.1f}")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate"); g.add_argument("n", type=int); g.add_argument("maildir"); g.add_argument("out")
+    a = sub.add_parser("alternative")
+    for sp in (a,):
+        sp.add_argument("--port", type=int); sp.add_argument("--password"); sp.add_argument("--folder", default="INBOX")
+        sp.add_argument("--db"); sp.add_argument("--out")
+    l = sub.add_parser("latency")
+    l.add_argument("--port", type=int); l.add_argument("--password"); l.add_argument("--folder", default="INBOX")
+    l.add_argument("--db"); l.add_argument("--count", type=int, default=200); l.add_argument("--creators", type=int)
+    args = p.parse_args()
+    {"generate": generate, "alternative": alternative, "latency": latency}[args.cmd](args)
