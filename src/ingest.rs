@@ -4,7 +4,6 @@
 
 use tracing::{debug, info, warn};
 
-use crate::collab::CollabStatus;
 use crate::mail::{self, Classification, ClassifyRules, Kind, ParsedMail};
 use crate::matching::{self, Match};
 use crate::store::collabs::{self, NewEvent};
@@ -27,9 +26,9 @@ pub struct Fetched {
 
 /// Which mailbox and folder generation a batch belongs to.
 #[derive(Debug, Clone)]
-pub struct Source<'a> {
-    pub mailbox: &'a str,
-    pub folder: &'a str,
+pub struct Source {
+    pub mailbox: String,
+    pub folder: String,
     pub uidvalidity: u32,
 }
 
@@ -70,7 +69,7 @@ impl Ingestor {
     /// one transaction. On error nothing of the batch is kept and it can be retried.
     pub async fn ingest_batch(
         &self,
-        src: &Source<'_>,
+        src: &Source,
         batch: Vec<Fetched>,
     ) -> Result<BatchReport, StoreError> {
         let Some(last_uid) = batch.iter().map(|f| f.uid).max() else {
@@ -89,8 +88,8 @@ impl Ingestor {
         store_batch(&mut tx, src, &prepared, &mut report).await?;
         sync::advance(
             &mut tx,
-            src.mailbox,
-            src.folder,
+            &src.mailbox,
+            &src.folder,
             src.uidvalidity,
             last_uid,
             i64::from(report.stored),
@@ -127,7 +126,7 @@ struct Decided<'a> {
 /// addresses cost statements of their own.
 async fn store_batch(
     tx: &mut Tx,
-    src: &Source<'_>,
+    src: &Source,
     prepared: &[Prepared],
     report: &mut BatchReport,
 ) -> Result<(), StoreError> {
@@ -148,7 +147,7 @@ async fn store_batch(
         decided.push(Decided { p, class, found });
     }
     let rows: Vec<NewInbound<'_>> = decided.iter().map(|d| row(src, d)).collect();
-    let ids = inbound::insert_many(tx, src.mailbox, src.uidvalidity, &rows).await?;
+    let ids = inbound::insert_many(tx, &src.mailbox, src.uidvalidity, &rows).await?;
     let (mut links, mut replied) = (Vec::new(), Vec::new());
     for d in &decided {
         let mail = &d.p.mail;
@@ -191,20 +190,8 @@ async fn store_batch(
                         d.p.uid,
                         m.rule.as_str()
                     );
-                    collabs::record_event(
-                        tx,
-                        collab.id,
-                        &NewEvent {
-                            kind: "created",
-                            to_status: Some(CollabStatus::Pending),
-                            actor: DAEMON_ACTOR,
-                            reason: Some(&reason),
-                            inbound_id: Some(inbound_id),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                    collabs::notify_created(tx, collab.id).await?;
+                    collabs::record_created(tx, collab.id, DAEMON_ACTOR, &reason, Some(inbound_id))
+                        .await?;
                     report.collaborations_created += 1;
                     info!(collaboration = collab.id, "pending collaboration created");
                 } else {
@@ -251,11 +238,11 @@ async fn store_batch(
     Ok(())
 }
 
-fn row<'a>(src: &Source<'a>, d: &'a Decided<'_>) -> NewInbound<'a> {
+fn row<'a>(src: &'a Source, d: &'a Decided<'_>) -> NewInbound<'a> {
     let (mail, class, found) = (&d.p.mail, &d.class, &d.found);
     let has_body = class.kind != Kind::Skipped;
     NewInbound {
-        mailbox: src.mailbox,
+        mailbox: &src.mailbox,
         uidvalidity: src.uidvalidity,
         uid: d.p.uid,
         dedupe_key: &mail.dedupe_key,

@@ -165,7 +165,7 @@ async fn every_fixture_is_classified_and_matched_as_expected() {
             .unwrap();
         let raw = std::fs::read(fixtures_dir().join(&r.file)).unwrap();
         let ingestor = Ingestor::new(Store::from_pool(pool.clone()), rules());
-        let src = Source { mailbox: "brand", folder: "INBOX", uidvalidity: 1 };
+        let src = Source { mailbox: "brand".into(), folder: "INBOX".into(), uidvalidity: 1 };
         let fetched = Fetched { uid: 1, size: raw.len() as u64, raw, complete: true };
         ingestor
             .ingest_batch(&src, vec![fetched])

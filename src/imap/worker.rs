@@ -11,7 +11,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use super::{ImapError, Session, connect, timed};
 use crate::config::{MailboxSettings, PostProcess};
-use crate::ingest::{Fetched, Ingestor, Source};
+use crate::ingest::{BatchReport, Fetched, Ingestor, Source};
+use crate::store::StoreError;
 
 /// Bytes of message bodies held in memory at once (one transaction's worth); a single
 /// message may exceed it up to the size limit.
@@ -50,6 +51,12 @@ impl MailboxHealth {
 /// Names and health of the running workers, shared with the admin server and the
 /// supervisor; replaced entries on reload.
 pub type Registry = Arc<std::sync::RwLock<Vec<(String, Arc<Mutex<MailboxHealth>>)>>>;
+
+/// A batch whose transaction is running while the next one is fetched.
+struct InFlight {
+    task: tokio::task::JoinHandle<Result<BatchReport, StoreError>>,
+    uids: Vec<u32>,
+}
 
 /// Watches one mailbox until told to stop.
 pub struct MailboxWorker {
@@ -240,42 +247,82 @@ impl MailboxWorker {
             return Ok(());
         }
         info!(new = uids.len(), after_uid = last, "fetching new messages");
-        let source =
-            Source { mailbox: &self.settings.name, folder: &self.settings.folder, uidvalidity };
-        for chunk in uids.chunks(self.batch_size as usize) {
+        let source = Source {
+            mailbox: self.settings.name.clone(),
+            folder: self.settings.folder.clone(),
+            uidvalidity,
+        };
+        // One batch commits in a task of its own while the next one is fetched; commits
+        // still happen strictly in UID order, one after the other.
+        let mut in_flight: Option<InFlight> = None;
+        let mut outcome = Ok(());
+        'chunks: for chunk in uids.chunks(self.batch_size as usize) {
             if self.shutdown.is_cancelled() {
                 break;
             }
             self.promise(limit * 3);
-            let sizes = self.sizes(session, chunk).await?;
+            let sizes = match self.sizes(session, chunk).await {
+                Ok(s) => s,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
             for group in byte_bounded_groups(&sizes, self.max_message_size) {
                 // fetch, parse and commit one bounded group
                 self.promise(limit * 3);
-                let fetched = self.fetch_group(session, group).await?;
-                // Messages expunged since SEARCH are simply absent; the UID range still
-                // advances to the group's end.
-                let mut fetched = fetched;
+                let fetched = self.fetch_group(session, group).await;
+                if let Some(prev) = in_flight.take() {
+                    self.finish(session, prev, can_move, uidplus).await?;
+                }
+                let mut fetched = match fetched {
+                    Ok(f) => f,
+                    Err(e) => {
+                        outcome = Err(e);
+                        break 'chunks;
+                    }
+                };
+                // Messages expunged since SEARCH are simply absent.
                 if fetched.is_empty() {
                     continue;
                 }
                 fetched.sort_by_key(|f| f.uid);
-                let done: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
-                let report = self.ingestor.ingest_batch(&source, fetched).await?;
-                self.update(|h| {
-                    h.last_uid = report.last_uid;
-                    h.processed += u64::from(report.stored);
-                    h.last_sync = Some(chrono::Utc::now());
-                    h.last_error = None;
-                    if report.stored > 0 {
-                        h.last_message = Some(Instant::now());
-                    }
-                });
-                // Only after the commit: a failure here loses nothing.
-                if let Err(e) = self.post_process(session, &done, can_move, uidplus).await {
-                    warn!(error = %e, "post-processing failed; the messages are stored");
-                    return Err(e);
-                }
+                let uids: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
+                let (ingestor, source) = (self.ingestor.clone(), source.clone());
+                let task =
+                    tokio::spawn(async move { ingestor.ingest_batch(&source, fetched).await });
+                in_flight = Some(InFlight { task, uids });
             }
+        }
+        // The batch in flight always commits, even when fetching failed or we are stopping.
+        if let Some(prev) = in_flight.take() {
+            self.finish(session, prev, can_move, uidplus).await?;
+        }
+        outcome
+    }
+
+    /// Waits for a batch's commit, records it, then post-processes its messages.
+    async fn finish(
+        &self,
+        session: &mut Session,
+        batch: InFlight,
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<(), ImapError> {
+        let report = batch.task.await.expect("ingest never panics")?;
+        self.update(|h| {
+            h.last_uid = report.last_uid;
+            h.processed += u64::from(report.stored);
+            h.last_sync = Some(chrono::Utc::now());
+            h.last_error = None;
+            if report.stored > 0 {
+                h.last_message = Some(Instant::now());
+            }
+        });
+        // Only after the commit: a failure here loses nothing.
+        if let Err(e) = self.post_process(session, &batch.uids, can_move, uidplus).await {
+            warn!(error = %e, "post-processing failed; the messages are stored");
+            return Err(e);
         }
         Ok(())
     }

@@ -73,12 +73,30 @@ pub async fn record_event(tx: &mut Tx, collab_id: i64, e: &NewEvent<'_>) -> Resu
     Ok(())
 }
 
-/// Tells listeners (the web platform) about a new collaboration once the transaction
-/// commits; Postgres delivers NOTIFY only on commit.
-pub async fn notify_created(tx: &mut Tx, collab_id: i64) -> Result<(), StoreError> {
-    sqlx::query!("SELECT pg_notify('collabd_collaboration', $1)", collab_id.to_string())
-        .execute(&mut **tx)
-        .await?;
+/// Records a collaboration's `created` event and tells listeners (the web platform) with
+/// `NOTIFY collabd_collaboration, '<id>'`, in one statement; Postgres delivers the
+/// notification only when the transaction commits.
+pub async fn record_created(
+    tx: &mut Tx,
+    collab_id: i64,
+    actor: &str,
+    reason: &str,
+    inbound_id: Option<i64>,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"WITH e AS (
+             INSERT INTO collaboration_events
+               (collaboration_id, kind, to_status, actor, reason, inbound_id)
+             VALUES ($1, 'created', 'pending', $2, $3, $4)
+             RETURNING collaboration_id)
+           SELECT pg_notify('collabd_collaboration', collaboration_id::text) FROM e"#,
+        collab_id,
+        actor,
+        reason,
+        inbound_id
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -307,19 +325,7 @@ impl super::Store {
             let existing = open_for(&mut tx, creator_id, campaign_id).await?.unwrap_or_default();
             return Err(CollabError::Duplicate(existing));
         };
-        record_event(
-            &mut tx,
-            id,
-            &NewEvent {
-                kind: "created",
-                to_status: Some(CollabStatus::Pending),
-                actor,
-                reason: Some("created by hand"),
-                ..Default::default()
-            },
-        )
-        .await?;
-        notify_created(&mut tx, id).await?;
+        record_created(&mut tx, id, actor, "created by hand", None).await?;
         tx.commit().await?;
         Ok(id)
     }

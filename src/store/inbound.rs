@@ -94,20 +94,8 @@ impl super::Store {
         }
         if collab.created {
             let reason = format!("unmatched message {inbound_id} assigned by hand");
-            super::collabs::record_event(
-                &mut tx,
-                collab.id,
-                &super::collabs::NewEvent {
-                    kind: "created",
-                    to_status: Some(crate::collab::CollabStatus::Pending),
-                    actor,
-                    reason: Some(&reason),
-                    inbound_id: Some(inbound_id),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            super::collabs::notify_created(&mut tx, collab.id).await?;
+            super::collabs::record_created(&mut tx, collab.id, actor, &reason, Some(inbound_id))
+                .await?;
         }
         tx.commit().await?;
         Ok(Some(collab))
