@@ -94,8 +94,11 @@ def generate(args):
         else:
             payload = f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}"
         raw = "\r\n".join(headers) + "\r\n" + payload
-        with open(os.path.join(maildir, "new", f"{1700000000 + i}.{i}.bench:2,"), "w") as f:
-            f.write(raw)
+        # An existing mailbox: delivered messages live in cur/, their size in the name
+        # (",S=") as Dovecot's own delivery writes it.
+        data = raw.encode()
+        with open(os.path.join(maildir, "cur", f"{1700000000 + i}.{i}.bench,S={len(data)}:2,"), "wb") as f:
+            f.write(data)
 
 
 AUTO_PREFIXES = ("auto:", "automatic reply:", "out of office")

@@ -6,7 +6,9 @@ use tracing::{debug, info, warn};
 
 use crate::mail::{self, Classification, ClassifyRules, Kind, ParsedMail};
 use crate::matching::{self, Match};
-use crate::store::collabs::{self, NewEvent};
+use std::collections::HashMap;
+
+use crate::store::collabs::{self, NewEvent, ReplyLink};
 use crate::store::inbound::{self, NewInbound};
 use crate::store::{Store, StoreError, Tx, creators, outreach, sync};
 
@@ -148,15 +150,44 @@ async fn store_batch(
     }
     let rows: Vec<NewInbound<'_>> = decided.iter().map(|d| row(src, d)).collect();
     let ids = inbound::insert_many(tx, &src.mailbox, src.uidvalidity, &rows).await?;
-    let (mut links, mut replied) = (Vec::new(), Vec::new());
+    // Replies first, all at once; then the rarer effects message by message.
+    let mut replies = Vec::new();
+    for d in &decided {
+        if let (Kind::Reply, Some(m), Some(&inbound_id)) =
+            (d.class.kind, &d.found, ids.get(&d.p.uid))
+        {
+            replies.push(ReplyLink {
+                inbound_id,
+                creator_id: m.creator_id(),
+                campaign_id: m.campaign_id(),
+                outreach_id: m.outreach.id,
+                thread_id: m.outreach.message_id.clone(),
+                reason: format!(
+                    "reply in mailbox {} (uid {}), matched by {}",
+                    src.mailbox,
+                    d.p.uid,
+                    m.rule.as_str()
+                ),
+            });
+        }
+    }
+    let (collab_of, created) = collabs::attach_replies(tx, &replies).await?;
+    report.collaborations_created += created.len() as u32;
+    let mut replied: Vec<i64> = decided
+        .iter()
+        .filter(|d| d.class.kind == Kind::Reply && ids.contains_key(&d.p.uid))
+        .filter_map(|d| d.found.as_ref().map(|m| m.outreach.id))
+        .collect();
+    replied.sort_unstable();
+    replied.dedup();
+    outreach::mark_many(tx, &replied, "replied").await?;
+    let collab_by_inbound: HashMap<i64, i64> =
+        replies.iter().map(|r| r.inbound_id).zip(collab_of).collect();
+
     for d in &decided {
         let mail = &d.p.mail;
-        let span = tracing::info_span!(
-            "message",
-            mailbox = src.mailbox,
-            uid = d.p.uid,
-            message_id = mail.message_id.as_deref().unwrap_or("-")
-        );
+        let span = tracing::info_span!("message", mailbox = %src.mailbox, uid = d.p.uid,
+            message_id = mail.message_id.as_deref().unwrap_or("-"));
         let _g = span.enter();
         let Some(&inbound_id) = ids.get(&d.p.uid) else {
             debug!("already stored; skipped");
@@ -172,30 +203,12 @@ async fn store_batch(
             info!(address = %from, creator = m.creator_id(), "learned a new manager address from the thread");
         }
         match (d.class.kind, &d.found) {
-            (Kind::Reply, Some(m)) => {
-                let collab = collabs::open_or_create_from_email(
-                    tx,
-                    m.creator_id(),
-                    m.campaign_id(),
-                    Some(m.outreach.id),
-                    Some(&m.outreach.message_id),
-                )
-                .await?;
-                links.push((inbound_id, collab.id));
-                replied.push(m.outreach.id);
-                if collab.created {
-                    let reason = format!(
-                        "reply in mailbox {} (uid {}), matched by {}",
-                        src.mailbox,
-                        d.p.uid,
-                        m.rule.as_str()
-                    );
-                    collabs::record_created(tx, collab.id, DAEMON_ACTOR, &reason, Some(inbound_id))
-                        .await?;
-                    report.collaborations_created += 1;
-                    info!(collaboration = collab.id, "pending collaboration created");
+            (Kind::Reply, Some(_)) => {
+                let collab = collab_by_inbound[&inbound_id];
+                if created.contains(&collab) {
+                    info!(collaboration = collab, "pending collaboration created");
                 } else {
-                    info!(collaboration = collab.id, "reply attached to collaboration");
+                    info!(collaboration = collab, "reply attached to collaboration");
                 }
             }
             (Kind::Decline, Some(m)) => {
@@ -231,10 +244,6 @@ async fn store_batch(
             }
         }
     }
-    inbound::link_many(tx, &links).await?;
-    replied.sort_unstable();
-    replied.dedup();
-    outreach::mark_many(tx, &replied, "replied").await?;
     Ok(())
 }
 

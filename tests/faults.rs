@@ -99,12 +99,7 @@ async fn postgres_restarted_mid_batch() {
 
 #[tokio::test]
 async fn sigkill_at_random_points_across_20_runs() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 100).await;
-    let imap = Dovecot::start();
-    let messages: Vec<Vec<u8>> =
-        (0..1000).map(|k| reply_to_outreach(&seed, k % 100, k as u32)).collect();
-    imap.append_all("INBOX", &messages).await;
+    let (db, _seed, imap) = loaded_mailbox(100, 1000).await;
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "[ingest]\nbatch_size = 25\n");
     for run in 0..20 {

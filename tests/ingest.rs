@@ -166,12 +166,7 @@ async fn restart_processes_nothing_twice_and_picks_up_mail_that_arrived_while_do
 
 #[tokio::test]
 async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_nothing() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 200).await;
-    let imap = Dovecot::start();
-    let messages: Vec<Vec<u8>> =
-        (0..2000).map(|k| reply_to_outreach(&seed, k % 200, k as u32)).collect();
-    imap.append_all("INBOX", &messages).await;
+    let (db, _seed, imap) = loaded_mailbox(200, 2000).await;
 
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "[ingest]\nbatch_size = 50\n");

@@ -416,3 +416,101 @@ impl super::Store {
 fn to_json(v: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
+
+/// A reply that joins (or starts) its creator's collaboration in a campaign.
+#[derive(Debug, Clone)]
+pub struct ReplyLink {
+    pub inbound_id: i64,
+    pub creator_id: i64,
+    pub campaign_id: i64,
+    pub outreach_id: i64,
+    pub thread_id: String,
+    /// Why, for the `created` event if this reply starts the collaboration.
+    pub reason: String,
+}
+
+/// Attaches a batch's replies (in UID order) to their open collaborations, creating a
+/// Pending one per creator and campaign that has none, with its `created` event and
+/// NOTIFY, in five statements whatever the batch size. Returns each reply's collaboration
+/// id and the ids created. The partial unique index keeps concurrent batches from ever
+/// creating two.
+pub async fn attach_replies(
+    tx: &mut Tx,
+    replies: &[ReplyLink],
+) -> Result<(Vec<i64>, Vec<i64>), StoreError> {
+    if replies.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // The first reply of each pair is the one that may start a collaboration.
+    let mut seen = std::collections::HashSet::new();
+    let firsts: Vec<&ReplyLink> =
+        replies.iter().filter(|r| seen.insert((r.creator_id, r.campaign_id))).collect();
+    let creators: Vec<i64> = firsts.iter().map(|r| r.creator_id).collect();
+    let campaigns: Vec<i64> = firsts.iter().map(|r| r.campaign_id).collect();
+    let outreach: Vec<i64> = firsts.iter().map(|r| r.outreach_id).collect();
+    let threads: Vec<&str> = firsts.iter().map(|r| r.thread_id.as_str()).collect();
+    let created = sqlx::query!(
+        r#"INSERT INTO collaborations (creator_id, campaign_id, source, outreach_id, thread_id)
+           SELECT c, k, 'email', o, t
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) WITH ORDINALITY
+                AS u(c, k, o, t, ord)
+           ORDER BY ord
+           ON CONFLICT (creator_id, campaign_id)
+             WHERE status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
+           DO NOTHING
+           RETURNING id, creator_id, campaign_id"#,
+        &creators,
+        &campaigns,
+        &outreach,
+        &threads as &[&str]
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let open = sqlx::query!(
+        r#"SELECT l.id, l.creator_id, l.campaign_id FROM collaborations l
+           JOIN unnest($1::bigint[], $2::bigint[]) AS u(c, k)
+             ON l.creator_id = u.c AND l.campaign_id = u.k
+           WHERE l.status NOT IN ('completed', 'cancelled') AND NOT l.allow_duplicate"#,
+        &creators,
+        &campaigns
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let by_pair: std::collections::HashMap<(i64, i64), i64> =
+        open.into_iter().map(|r| ((r.creator_id, r.campaign_id), r.id)).collect();
+    let collab_of: Vec<i64> = replies
+        .iter()
+        .map(|r| {
+            by_pair.get(&(r.creator_id, r.campaign_id)).copied().ok_or(sqlx::Error::RowNotFound)
+        })
+        .collect::<Result<_, _>>()?;
+
+    let created_ids: Vec<i64> = created.iter().map(|r| r.id).collect();
+    if !created_ids.is_empty() {
+        let firsts_by_pair: std::collections::HashMap<(i64, i64), &ReplyLink> =
+            firsts.iter().map(|r| ((r.creator_id, r.campaign_id), *r)).collect();
+        let origin: Vec<&ReplyLink> =
+            created.iter().map(|c| firsts_by_pair[&(c.creator_id, c.campaign_id)]).collect();
+        let reasons: Vec<&str> = origin.iter().map(|r| r.reason.as_str()).collect();
+        let inbound: Vec<i64> = origin.iter().map(|r| r.inbound_id).collect();
+        sqlx::query!(
+            r#"WITH e AS (
+                 INSERT INTO collaboration_events
+                   (collaboration_id, kind, to_status, actor, reason, inbound_id)
+                 SELECT u.id, 'created', 'pending', $4, u.reason, u.inbound
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, reason, inbound)
+                 RETURNING collaboration_id)
+               SELECT pg_notify('collabd_collaboration', collaboration_id::text) FROM e"#,
+            &created_ids,
+            &reasons as &[&str],
+            &inbound,
+            crate::ingest::DAEMON_ACTOR
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    let links: Vec<(i64, i64)> =
+        replies.iter().zip(&collab_of).map(|(r, c)| (r.inbound_id, *c)).collect();
+    super::inbound::link_many(tx, &links).await?;
+    Ok((collab_of, created_ids))
+}

@@ -655,3 +655,15 @@ impl Drop for PrivatePg {
         self.stop_immediate();
     }
 }
+
+/// A seeded database and a Dovecot INBOX holding `messages` replies spread over
+/// `creators` creators (message k comes from creator k % creators).
+pub async fn loaded_mailbox(creators: usize, messages: usize) -> (TestDb, Seed, Dovecot) {
+    let db = TestDb::new().await;
+    let seed = seed(&db, creators).await;
+    let imap = Dovecot::start();
+    let all: Vec<Vec<u8>> =
+        (0..messages).map(|k| reply_to_outreach(&seed, k % creators, k as u32)).collect();
+    imap.append_all("INBOX", &all).await;
+    (db, seed, imap)
+}
