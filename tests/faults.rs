@@ -301,11 +301,7 @@ async fn committed_messages_can_be_flagged_or_moved() {
     let db = TestDb::new().await;
     let seed = seed(&db, 2).await;
     let imap = Dovecot::start();
-    {
-        let mut s = imap.session().await;
-        s.create("Processed").await.unwrap();
-        s.logout().await.unwrap();
-    }
+    imap.create_folder("Processed").await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);
     mb.extra = "post_process = \"move\"".into();

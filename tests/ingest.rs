@@ -198,11 +198,7 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
     let db = TestDb::new().await;
     let seed = seed(&db, 2).await;
     let imap = Dovecot::start();
-    {
-        let mut s = imap.session().await;
-        s.create("Replies").await.unwrap();
-        s.logout().await.unwrap();
-    }
+    imap.create_folder("Replies").await;
     let messages = vec![reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)];
     imap.append_all("Replies", &messages).await;
     let before = imap.uidvalidity("Replies").await;

@@ -285,6 +285,13 @@ service anvil {{
         self.append_all("INBOX", &[message]).await;
     }
 
+    /// Creates a folder over IMAP.
+    pub async fn create_folder(&self, name: &str) {
+        let mut s = self.session().await;
+        s.create(name).await.unwrap();
+        s.logout().await.unwrap();
+    }
+
     /// UIDVALIDITY of a folder as the server reports it.
     pub async fn uidvalidity(&self, folder: &str) -> u32 {
         let mut s = self.session().await;
