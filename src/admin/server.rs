@@ -103,10 +103,10 @@ impl AdminServer {
             let (admin_gid, read_timeout) = (self.admin_gid, self.read_timeout);
             let permit = slots.clone().try_acquire_owned();
             tokio::spawn(async move {
-                let mut framed = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+                let framed = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
                 let Ok(_permit) = permit else {
-                    let busy = ErrorBody::new("busy", "too many admin connections; try again");
-                    let _ = send(&mut framed, Response::err(serde_json::Value::Null, busy)).await;
+                    refuse(framed, ErrorBody::new("busy", "too many admin connections; try again"))
+                        .await;
                     return;
                 };
                 serve_connection(framed, admin_gid, read_timeout, &ctx).await;
@@ -122,6 +122,27 @@ type Conn = Framed<UnixStream, LinesCodec>;
 async fn send(framed: &mut Conn, response: Response) -> bool {
     let line = serde_json::to_string(&response).expect("responses serialise");
     framed.send(line).await.is_ok()
+}
+
+/// Answers with one error line and closes politely: the write side is shut and what the
+/// client still sends is drained for a moment, so the close does not reset the connection
+/// and destroy the error line before the client reads it.
+async fn refuse(mut framed: Conn, error: ErrorBody) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !send(&mut framed, Response::err(serde_json::Value::Null, error)).await {
+        return;
+    }
+    let mut stream = framed.into_inner();
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 8192];
+    let drain = async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
 }
 
 /// Who may use the socket: root, the daemon's own user, members of the admin group.
@@ -157,8 +178,11 @@ async fn serve_connection(
             uid,
             gid, "admin connection refused: not root, the daemon's user or an admin group member"
         );
-        let e = ErrorBody::new("forbidden", format!("uid {uid} may not use the admin socket"));
-        send(&mut framed, Response::err(serde_json::Value::Null, e)).await;
+        refuse(
+            framed,
+            ErrorBody::new("forbidden", format!("uid {uid} may not use the admin socket")),
+        )
+        .await;
         return;
     }
     let actor = match User::from_uid(Uid::from_raw(uid)) {
@@ -173,14 +197,14 @@ async fn serve_connection(
                     "timeout",
                     format!("no request within {read_timeout:?}; closing"),
                 );
-                send(&mut framed, Response::err(serde_json::Value::Null, e)).await;
+                refuse(framed, e).await;
                 return;
             }
             Ok(None) => return,
             Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
                 let e =
                     ErrorBody::new("too_large", format!("request over {MAX_LINE} bytes; closing"));
-                send(&mut framed, Response::err(serde_json::Value::Null, e)).await;
+                refuse(framed, e).await;
                 return;
             }
             Ok(Some(Err(LinesCodecError::Io(e)))) => {

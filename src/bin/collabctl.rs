@@ -229,9 +229,14 @@ impl Client {
         self.next_id += 1;
         let mut line = serde_json::to_string(&req)?;
         line.push('\n');
-        self.writer.write_all(line.as_bytes())?;
+        // A refused connection is answered before the request is read: still read the
+        // answer when the write fails.
+        let written = self.writer.write_all(line.as_bytes());
         let mut answer = String::new();
-        if self.reader.read_line(&mut answer)? == 0 {
+        let read = self.reader.read_line(&mut answer);
+        if answer.is_empty() {
+            written?;
+            read?;
             bail!("collabd closed the connection");
         }
         let resp: Response = serde_json::from_str(&answer).context("bad response from collabd")?;
