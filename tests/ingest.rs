@@ -240,10 +240,8 @@ async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);
     // The poll alone would take a minute; only IDLE can make this in time.
-    mb.extra = "poll_interval = \"60s\"".into();
-    let config = env.write_config(&[mb], "");
-    let toml = std::fs::read_to_string(&config).unwrap().replace("poll_interval = \"500ms\"\n", "");
-    std::fs::write(&config, toml).unwrap();
+    mb.poll_interval = "60s".into();
+    env.write_config(&[mb], "");
     let mut daemon = env.spawn();
     assert!(
         eventually(WAIT, || async {

@@ -73,18 +73,14 @@ async fn the_watchdog_stops_while_a_mailbox_loop_is_wedged_and_reload_is_announc
     let env = DaemonEnv::new(&db.url);
     // No statement timeout: a stuck lock wedges the loop for real.
     let mut mb = env.mailbox("brand", imap.port);
-    mb.extra = "timeout = \"1s\"".into();
-    let config = env.write_config(&[mb], "");
-    let toml = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("timeout = \"5s\"\n", "")
-        .replace("[database]\n", "[database]\nstatement_timeout = \"0s\"\n");
-    std::fs::write(&config, toml).unwrap();
+    mb.timeout = "1s".into();
+    env.write_config(&[mb], "");
     let sock_path = env.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     let daemon = env.spawn_with_env(&[
         ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
         ("WATCHDOG_USEC", "1000000"),
+        ("COLLABD__DATABASE__STATEMENT_TIMEOUT", "0s"),
     ]);
     let seen = read_until(&sock, Duration::from_secs(20), |l| l == "WATCHDOG=1");
     assert!(seen.contains(&"READY=1".to_string()), "{seen:?}\n{}", daemon.logs());

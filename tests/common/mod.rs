@@ -326,6 +326,8 @@ pub struct MailboxCfg {
     pub name: String,
     pub port: u16,
     pub password_file: PathBuf,
+    pub poll_interval: String,
+    pub timeout: String,
     pub extra: String,
 }
 
@@ -351,6 +353,8 @@ impl DaemonEnv {
             name: name.into(),
             port,
             password_file: self.path("imap.pass"),
+            poll_interval: "500ms".into(),
+            timeout: "5s".into(),
             extra: String::new(),
         }
     }
@@ -365,10 +369,12 @@ impl DaemonEnv {
         for m in mailboxes {
             toml.push_str(&format!(
                 "\n[[mailboxes]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-                 username = \"{BRAND}\"\npassword_file = \"{}\"\npoll_interval = \"500ms\"\ntimeout = \"5s\"\n{}\n",
+                 username = \"{BRAND}\"\npassword_file = \"{}\"\npoll_interval = \"{}\"\ntimeout = \"{}\"\n{}\n",
                 m.name,
                 m.port,
                 m.password_file.display(),
+                m.poll_interval,
+                m.timeout,
                 m.extra
             ));
         }
