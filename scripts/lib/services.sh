@@ -5,6 +5,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RUN_DIR=${COLLABD_RUN_DIR:-$ROOT/target/run}
+# Server state lives where the `postgres` and `nobody` users can reach it, whatever the
+# permissions of the clone's parent folders (a clone under /root or a 0700 temp dir).
+SERVICE_DIR=${COLLABD_SERVICE_DIR:-/tmp/collabd-services-$(printf '%s' "$RUN_DIR" | md5sum | cut -c1-12)}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_PORT=${COLLABD_PG_PORT:-54329}
 
@@ -44,8 +47,9 @@ ensure_postgres() {
     if [ -n "${DATABASE_URL:-}" ] && "$PG_BIN/psql" "$DATABASE_URL" -qtAc 'select 1' >/dev/null 2>&1; then
         log "using PostgreSQL at $DATABASE_URL"; return 0
     fi
-    local data=$RUN_DIR/pg
-    mkdir -p "$RUN_DIR"
+    local data=$SERVICE_DIR/pg
+    mkdir -p "$RUN_DIR" "$SERVICE_DIR"
+    chmod 755 "$SERVICE_DIR"
     if [ ! -f "$data/PG_VERSION" ]; then
         log "creating PostgreSQL cluster in $data"
         mkdir -p "$data"
@@ -61,7 +65,7 @@ ensure_postgres() {
 }
 
 stop_postgres() {
-    local data=$RUN_DIR/pg
+    local data=$SERVICE_DIR/pg
     [ -f "$data/postmaster.pid" ] && as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast stop >/dev/null || true
 }
 
@@ -78,6 +82,7 @@ fresh_database() {
 start_dovecot() {
     local dir=$1 port=$2; shift 2
     mkdir -p "$dir/mail" "$dir/run"
+    chmod 755 "$SERVICE_DIR" "$dir" 2>/dev/null || true
     : > "$dir/passwd"
     local u
     for u in "$@"; do printf '%s:{PLAIN}%s\n' "${u%%:*}" "${u#*:}" >> "$dir/passwd"; done
