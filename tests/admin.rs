@@ -626,7 +626,10 @@ async fn a_non_admin_uid_is_refused_and_the_socket_is_0660() {
     // Make the path reachable for uid nobody; group root (gid 0) passes the file mode,
     // so only the peer-credential check stands in the way.
     std::fs::set_permissions(s.env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collabctl"))
+    // uid nobody may not reach the build tree (a clone under a 0700 folder): run a copy.
+    let ctl = s.env.path("collabctl");
+    std::fs::copy(env!("CARGO_BIN_EXE_collabctl"), &ctl).unwrap();
+    let out = std::process::Command::new(&ctl)
         .arg("--socket")
         .arg(&sock)
         .arg("status")

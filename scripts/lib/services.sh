@@ -14,7 +14,8 @@ PG_PORT=${COLLABD_PG_PORT:-54329}
 log() { printf '==> %s\n' "$*" >&2; }
 
 as_postgres() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # From /, so the postgres user is never left in a folder it may not enter.
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # Installs the Debian packages the tests and the demo use, only those that are missing.
