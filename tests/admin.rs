@@ -630,6 +630,7 @@ async fn a_non_admin_uid_is_refused_and_the_socket_is_0660() {
     let ctl = s.env.path("collabctl");
     std::fs::copy(env!("CARGO_BIN_EXE_collabctl"), &ctl).unwrap();
     let out = std::process::Command::new(&ctl)
+        .current_dir("/")
         .arg("--socket")
         .arg(&sock)
         .arg("status")
