@@ -154,6 +154,32 @@ def alternative(args):
     print(f"{done} {time.time() - started:.3f}")
 
 
+def wait(args):
+    """Waits until collabd has committed N messages; prints seconds since --start. One
+    connection and a one-row table: polling must not take CPU from what it measures."""
+    import psycopg
+    deadline = time.time() + args.timeout
+    while True:
+        try:
+            db = psycopg.connect(args.db, autocommit=True)
+            break
+        except psycopg.OperationalError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+    while True:
+        try:
+            (done,) = db.execute("SELECT coalesce(sum(processed), 0) FROM mailbox_sync").fetchone()
+        except psycopg.errors.UndefinedTable:  # collabd has not migrated yet
+            done = 0
+        if done >= args.n:
+            break
+        if time.time() > deadline:
+            sys.exit(f"only {done} of {args.n} messages committed within {args.timeout} s")
+        time.sleep(0.02)
+    print(f"{time.time() - args.start:.3f}")
+
+
 def latency(args):
     """APPENDs replies one at a time and times each until its row is committed."""
     import psycopg
@@ -195,5 +221,8 @@ if __name__ == "__main__":
     l = sub.add_parser("latency")
     l.add_argument("--port", type=int); l.add_argument("--password"); l.add_argument("--folder", default="INBOX")
     l.add_argument("--db"); l.add_argument("--count", type=int, default=200); l.add_argument("--creators", type=int)
+    w = sub.add_parser("wait")
+    w.add_argument("--db"); w.add_argument("--n", type=int); w.add_argument("--start", type=float)
+    w.add_argument("--timeout", type=float, default=3600)
     args = p.parse_args()
-    {"generate": generate, "alternative": alternative, "latency": latency}[args.cmd](args)
+    {"generate": generate, "alternative": alternative, "latency": latency, "wait": wait}[args.cmd](args)

@@ -2,13 +2,13 @@
 //! rows, their matches and collaborations, and the mailbox's sync state commit together,
 //! so a crash anywhere neither loses a reply nor creates a second collaboration.
 
+use std::collections::HashSet;
+
 use tracing::{debug, info, warn};
 
 use crate::mail::{self, Classification, ClassifyRules, Kind, ParsedMail};
 use crate::matching::{self, Match};
-use std::collections::HashMap;
-
-use crate::store::collabs::{self, NewEvent, ReplyLink};
+use crate::store::collabs::{self, CollabRef, Created, Declined, OpenTarget};
 use crate::store::inbound::{self, NewInbound};
 use crate::store::{Store, StoreError, Tx, creators, outreach, sync};
 
@@ -50,10 +50,22 @@ pub struct Ingestor {
     rules: ClassifyRules,
 }
 
+#[derive(Debug)]
 struct Prepared {
     uid: u32,
     mail: ParsedMail,
     class: Classification,
+}
+
+/// A batch parsed and classified, in UID order, ready to commit.
+#[derive(Debug)]
+pub struct PreparedBatch(Vec<Prepared>);
+
+impl PreparedBatch {
+    /// The batch's UIDs, in order.
+    pub fn uids(&self) -> Vec<u32> {
+        self.0.iter().map(|p| p.uid).collect()
+    }
 }
 
 impl Ingestor {
@@ -67,27 +79,40 @@ impl Ingestor {
         &self.store
     }
 
-    /// Stores a batch (in UID order) and advances the sync state to its last UID, all in
-    /// one transaction. On error nothing of the batch is kept and it can be retried.
-    pub async fn ingest_batch(
+    /// Parses and classifies a batch. This is CPU work: callers run it off the async
+    /// workers, while the previous batch commits.
+    pub fn prepare(&self, mut batch: Vec<Fetched>) -> PreparedBatch {
+        batch.sort_by_key(|f| f.uid);
+        PreparedBatch(batch.into_iter().map(|f| prepare(f, &self.rules)).collect())
+    }
+
+    /// Stores a batch and advances the sync state to its last UID, all in one
+    /// transaction. On error nothing of the batch is kept and it can be retried.
+    pub async fn commit(
         &self,
         src: &Source,
-        batch: Vec<Fetched>,
+        batch: PreparedBatch,
     ) -> Result<BatchReport, StoreError> {
-        let Some(last_uid) = batch.iter().map(|f| f.uid).max() else {
+        let Some(last_uid) = batch.0.last().map(|p| p.uid) else {
             return Ok(BatchReport::default());
         };
-        let rules = self.rules.clone();
-        // Parsing is CPU work; keep it off the async workers.
-        let prepared = tokio::task::spawn_blocking(move || {
-            batch.into_iter().map(|f| prepare(f, &rules)).collect::<Vec<_>>()
-        })
-        .await
-        .expect("parsing never panics");
-
-        let mut report = BatchReport { last_uid, ..Default::default() };
-        let mut tx = self.store.begin().await?;
-        store_batch(&mut tx, src, &prepared, &mut report).await?;
+        // Messages seen before are rare (a UIDVALIDITY reset, a copy): rather than look
+        // every message up first, a batch that meets one rolls back and runs again
+        // without it. Each pass sets at least one more message aside.
+        let mut seen = HashSet::new();
+        let (mut tx, mut report) = loop {
+            let mut report = BatchReport { last_uid, ..Default::default() };
+            let mut tx = self.store.begin().await?;
+            match store_batch(&mut tx, src, &batch.0, &seen, &mut report).await? {
+                Stored::All => break (tx, report),
+                Stored::SeenBefore(uids) => {
+                    tx.rollback().await?;
+                    debug!(count = uids.len(), "batch holds messages stored before; redoing it");
+                    seen.extend(uids);
+                }
+            }
+        };
+        report.duplicates = seen.len() as u32;
         sync::advance(
             &mut tx,
             &src.mailbox,
@@ -121,20 +146,32 @@ struct Decided<'a> {
     p: &'a Prepared,
     class: Classification,
     found: Option<Match>,
+    /// The collaboration a reply joined or started.
+    collab: Option<CollabRef>,
 }
 
-/// Stores a batch with a handful of statements: the lookups and the inbound rows go in
-/// bulk; only replies (one upsert each) and the rare declines, bounces and learned
-/// addresses cost statements of their own.
+/// How a pass over a batch went.
+enum Stored {
+    All,
+    /// These UIDs (or their Message-IDs) were stored before: the pass must be undone.
+    SeenBefore(Vec<u32>),
+}
+
+/// Stores a batch, less the UIDs in `seen`, with a handful of statements whatever its
+/// size: lookups, replies' collaborations, inbound rows, events and opt-outs all go in
+/// bulk; only learned addresses and the rarer matching rules cost statements of their own.
 async fn store_batch(
     tx: &mut Tx,
     src: &Source,
     prepared: &[Prepared],
+    seen: &HashSet<u32>,
     report: &mut BatchReport,
-) -> Result<(), StoreError> {
-    let lookups = matching::Lookups::load(tx, prepared.iter().map(|p| &p.mail)).await?;
-    let mut decided = Vec::with_capacity(prepared.len());
-    for p in prepared {
+) -> Result<Stored, StoreError> {
+    let fresh: Vec<&Prepared> = prepared.iter().filter(|p| !seen.contains(&p.uid)).collect();
+
+    let lookups = matching::Lookups::load(tx, fresh.iter().map(|p| &p.mail)).await?;
+    let mut decided = Vec::with_capacity(fresh.len());
+    for p in fresh {
         let found = match p.class.kind {
             Kind::Own | Kind::Skipped | Kind::Bulk => None,
             kind => matching::resolve(tx, &p.mail, kind, &lookups).await?,
@@ -146,55 +183,97 @@ async fn store_batch(
                 "no outreach thread, reply token or pool address matches",
             );
         }
-        decided.push(Decided { p, class, found });
+        decided.push(Decided { p, class, found, collab: None });
     }
+
+    // Replies join or start their collaboration first, so each row is written once, linked.
+    let replies: Vec<usize> = (0..decided.len())
+        .filter(|&i| decided[i].class.kind == Kind::Reply && decided[i].found.is_some())
+        .collect();
+    let targets: Vec<OpenTarget<'_>> = replies
+        .iter()
+        .filter_map(|&i| decided[i].found.as_ref())
+        .map(|m| OpenTarget {
+            creator_id: m.creator_id(),
+            campaign_id: m.campaign_id(),
+            outreach_id: Some(m.outreach.id),
+            thread_id: Some(&m.outreach.message_id),
+        })
+        .collect();
+    let collabs = collabs::open_or_create(tx, &targets).await?;
+    for (&i, c) in replies.iter().zip(collabs) {
+        decided[i].collab = Some(c);
+    }
+
     let rows: Vec<NewInbound<'_>> = decided.iter().map(|d| row(src, d)).collect();
     let ids = inbound::insert_many(tx, &src.mailbox, src.uidvalidity, &rows).await?;
-    // Replies first, all at once; then the rarer effects message by message.
-    let mut replies = Vec::new();
-    for d in &decided {
-        if let (Kind::Reply, Some(m), Some(&inbound_id)) =
-            (d.class.kind, &d.found, ids.get(&d.p.uid))
-        {
-            replies.push(ReplyLink {
-                inbound_id,
-                creator_id: m.creator_id(),
-                campaign_id: m.campaign_id(),
-                outreach_id: m.outreach.id,
-                thread_id: m.outreach.message_id.clone(),
-                reason: format!(
-                    "reply in mailbox {} (uid {}), matched by {}",
-                    src.mailbox,
-                    d.p.uid,
-                    m.rule.as_str()
-                ),
-            });
-        }
+    if ids.len() < rows.len() {
+        let uids = rows.iter().map(|r| r.uid).filter(|u| !ids.contains_key(u)).collect();
+        return Ok(Stored::SeenBefore(uids));
     }
-    let (collab_of, created) = collabs::attach_replies(tx, &replies).await?;
-    report.collaborations_created += created.len() as u32;
-    let mut replied: Vec<i64> = decided
+    report.stored = ids.len() as u32;
+    let reasons: Vec<String> = decided
         .iter()
-        .filter(|d| d.class.kind == Kind::Reply && ids.contains_key(&d.p.uid))
-        .filter_map(|d| d.found.as_ref().map(|m| m.outreach.id))
+        .map(|d| match &d.found {
+            Some(m) => format!(
+                "reply in mailbox {} (uid {}), matched by {}",
+                src.mailbox,
+                d.p.uid,
+                m.rule.as_str()
+            ),
+            None => String::new(),
+        })
         .collect();
-    replied.sort_unstable();
-    replied.dedup();
-    outreach::mark_many(tx, &replied, "replied").await?;
-    let collab_by_inbound: HashMap<i64, i64> =
-        replies.iter().map(|r| r.inbound_id).zip(collab_of).collect();
+    let created: Vec<Created<'_>> = decided
+        .iter()
+        .zip(&reasons)
+        .filter_map(|(d, reason)| {
+            let c = d.collab.as_ref().filter(|c| c.created)?;
+            Some(Created { collab_id: c.id, reason, inbound_id: ids.get(&d.p.uid).copied() })
+        })
+        .collect();
+    collabs::record_created(tx, DAEMON_ACTOR, &created).await?;
+    report.collaborations_created = created.len() as u32;
+
+    // Outreach status and opt-outs, a statement per kind of effect.
+    let stored: Vec<(&Decided<'_>, &Match, i64)> =
+        decided.iter().filter_map(|d| Some((d, d.found.as_ref()?, *ids.get(&d.p.uid)?))).collect();
+    let outreach_of = |kind: Kind| -> Vec<i64> {
+        let mut ids: Vec<i64> = stored
+            .iter()
+            .filter(|(d, _, _)| d.class.kind == kind)
+            .map(|(_, m, _)| m.outreach.id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    outreach::mark_many(tx, &outreach_of(Kind::Reply), "replied").await?;
+    outreach::mark_many(tx, &outreach_of(Kind::Decline), "declined").await?;
+    outreach::mark_many(tx, &outreach_of(Kind::Bounce), "bounced").await?;
+    let declines: Vec<&(&Decided<'_>, &Match, i64)> =
+        stored.iter().filter(|(d, _, _)| d.class.kind == Kind::Decline).collect();
+    let opt_outs: Vec<(i64, Option<i64>)> = declines
+        .iter()
+        .map(|(d, m, _)| (m.creator_id(), (!d.class.opt_out).then(|| m.campaign_id())))
+        .collect();
+    creators::unsubscribe(tx, &opt_outs).await?;
+    let declined: Vec<Declined<'_>> = declines
+        .iter()
+        .map(|(d, m, inbound_id)| Declined {
+            creator_id: m.creator_id(),
+            campaign_id: m.campaign_id(),
+            reason: &d.class.reason,
+            inbound_id: *inbound_id,
+        })
+        .collect();
+    collabs::record_declined(tx, DAEMON_ACTOR, &declined).await?;
 
     for d in &decided {
         let mail = &d.p.mail;
         let span = tracing::info_span!("message", mailbox = %src.mailbox, uid = d.p.uid,
             message_id = mail.message_id.as_deref().unwrap_or("-"));
         let _g = span.enter();
-        let Some(&inbound_id) = ids.get(&d.p.uid) else {
-            debug!("already stored; skipped");
-            report.duplicates += 1;
-            continue;
-        };
-        report.stored += 1;
         if let (true, Some(m), Some(from)) = (d.class.kind.is_human(), &d.found, &mail.from_address)
             && m.rule.is_thread()
             && !lookups.creators_by_address.contains_key(from)
@@ -202,41 +281,20 @@ async fn store_batch(
         {
             info!(address = %from, creator = m.creator_id(), "learned a new manager address from the thread");
         }
-        match (d.class.kind, &d.found) {
-            (Kind::Reply, Some(_)) => {
-                let collab = collab_by_inbound[&inbound_id];
-                if created.contains(&collab) {
-                    info!(collaboration = collab, "pending collaboration created");
-                } else {
-                    info!(collaboration = collab, "reply attached to collaboration");
-                }
+        match (d.class.kind, &d.found, &d.collab) {
+            (Kind::Reply, Some(_), Some(c)) if c.created => {
+                info!(collaboration = c.id, "pending collaboration created");
             }
-            (Kind::Decline, Some(m)) => {
-                outreach::mark_many(tx, &[m.outreach.id], "declined").await?;
-                let scope = if d.class.opt_out { None } else { Some(m.campaign_id()) };
-                creators::unsubscribe(tx, m.creator_id(), scope).await?;
-                if let Some(collab) = collabs::open_for(tx, m.creator_id(), m.campaign_id()).await?
-                {
-                    collabs::record_event(
-                        tx,
-                        collab,
-                        &NewEvent {
-                            kind: "declined",
-                            actor: DAEMON_ACTOR,
-                            reason: Some(&d.class.reason),
-                            inbound_id: Some(inbound_id),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                }
+            (Kind::Reply, Some(_), Some(c)) => {
+                info!(collaboration = c.id, "reply attached to collaboration");
+            }
+            (Kind::Decline, Some(_), _) => {
                 info!(reason = %d.class.reason, opt_out = d.class.opt_out, "creator declined");
             }
-            (Kind::Bounce, Some(m)) => {
-                outreach::mark_many(tx, &[m.outreach.id], "bounced").await?;
+            (Kind::Bounce, Some(m), _) => {
                 info!(outreach = m.outreach.id, "outreach bounced");
             }
-            (kind, _) => {
+            (kind, _, _) => {
                 if kind == Kind::Skipped {
                     warn!(size = mail.size, "message over the size limit recorded as skipped");
                 }
@@ -244,7 +302,7 @@ async fn store_batch(
             }
         }
     }
-    Ok(())
+    Ok(Stored::All)
 }
 
 fn row<'a>(src: &'a Source, d: &'a Decided<'_>) -> NewInbound<'a> {
@@ -272,5 +330,6 @@ fn row<'a>(src: &'a Source, d: &'a Decided<'_>) -> NewInbound<'a> {
         outreach_id: found.as_ref().map(|m| m.outreach.id),
         creator_id: found.as_ref().map(Match::creator_id),
         campaign_id: found.as_ref().map(Match::campaign_id),
+        collaboration_id: d.collab.as_ref().map(|c| c.id),
     }
 }

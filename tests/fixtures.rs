@@ -168,7 +168,7 @@ async fn every_fixture_is_classified_and_matched_as_expected() {
         let src = Source { mailbox: "brand".into(), folder: "INBOX".into(), uidvalidity: 1 };
         let fetched = Fetched { uid: 1, size: raw.len() as u64, raw, complete: true };
         ingestor
-            .ingest_batch(&src, vec![fetched])
+            .commit(&src, ingestor.prepare(vec![fetched]))
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", r.file));
 

@@ -219,7 +219,10 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
         s.logout().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot derives UIDVALIDITY from time
+    // A follow-up of creator 0 arrives twice (a copy with the same Message-ID), in the same
+    // batch as the two messages stored before.
     let mut again = messages.clone();
+    again.push(reply_to_outreach(&seed, 0, 2));
     again.push(reply_to_outreach(&seed, 0, 2));
     imap.append_all("Replies", &again).await;
     assert_ne!(imap.uidvalidity("Replies").await, before);
@@ -230,6 +233,23 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
     assert_eq!(inbound(&db).await, 3);
     assert_eq!(collabs(&db).await, 2);
     assert!(daemon.logs().contains("UIDVALIDITY or folder changed"));
+    // Nothing happened twice: one `created` event per collaboration, and the new reply is
+    // stored once, linked to creator 0's collaboration.
+    assert_eq!(db.count("SELECT count(*) FROM collaboration_events").await, 2);
+    let unlinked =
+        db.count("SELECT count(*) FROM inbound_messages WHERE collaboration_id IS NULL").await;
+    assert_eq!(unlinked, 0);
+    let of_creator_0 = db
+        .count(&format!(
+            "SELECT count(*) FROM inbound_messages i JOIN collaborations l
+               ON l.id = i.collaboration_id WHERE l.creator_id = {}",
+            seed.creators[0].id
+        ))
+        .await;
+    assert_eq!(of_creator_0, 2);
+    let processed: i64 =
+        sqlx::query_scalar("SELECT processed FROM mailbox_sync").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(processed, 3, "stored rows are counted once, copies not at all");
 }
 
 #[tokio::test]

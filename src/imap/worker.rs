@@ -272,25 +272,28 @@ impl MailboxWorker {
                 // fetch, parse and commit one bounded group
                 self.promise(limit * 3);
                 let fetched = self.fetch_group(session, group).await;
+                // Parsing runs while the previous batch commits.
+                let parsing = fetched.map(|f| {
+                    let ingestor = self.ingestor.clone();
+                    (!f.is_empty())
+                        .then(|| tokio::task::spawn_blocking(move || ingestor.prepare(f)))
+                });
                 if let Some(prev) = in_flight.take() {
                     self.finish(session, prev, can_move, uidplus).await?;
                 }
-                let mut fetched = match fetched {
-                    Ok(f) => f,
+                let parsing = match parsing {
+                    Ok(p) => p,
                     Err(e) => {
                         outcome = Err(e);
                         break 'chunks;
                     }
                 };
                 // Messages expunged since SEARCH are simply absent.
-                if fetched.is_empty() {
-                    continue;
-                }
-                fetched.sort_by_key(|f| f.uid);
-                let uids: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
+                let Some(parsing) = parsing else { continue };
+                let prepared = parsing.await.expect("parsing never panics");
+                let uids = prepared.uids();
                 let (ingestor, source) = (self.ingestor.clone(), source.clone());
-                let task =
-                    tokio::spawn(async move { ingestor.ingest_batch(&source, fetched).await });
+                let task = tokio::spawn(async move { ingestor.commit(&source, prepared).await });
                 in_flight = Some(InFlight { task, uids });
             }
         }

@@ -1,7 +1,7 @@
 //! Parsing with `mail-parser` into the fields collabd stores and reasons about.
 
 use chrono::{DateTime, Utc};
-use mail_parser::{HeaderValue, Message, MessageParser};
+use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 use super::{normalize_address, normalize_message_id, strip_quoted};
@@ -48,15 +48,15 @@ impl Signals {
 
 /// Parses raw bytes. Never fails: unparseable input yields empty fields and a digest key.
 pub fn parse(raw: &[u8]) -> ParsedMail {
-    let digest = format!("sha256:{:x}", Sha256::digest(raw));
+    let digest = || format!("sha256:{:x}", Sha256::digest(raw));
     let Some(msg) = MessageParser::default().parse(raw) else {
-        return ParsedMail { dedupe_key: digest, size: raw.len() as u64, ..Default::default() };
+        return ParsedMail { dedupe_key: digest(), size: raw.len() as u64, ..Default::default() };
     };
     let message_id = msg.message_id().and_then(normalize_message_id).map(clean);
     let from = msg.from().and_then(|a| a.first());
     let text_body = clean(body_text(&msg));
     ParsedMail {
-        dedupe_key: message_id.clone().unwrap_or(digest),
+        dedupe_key: message_id.clone().unwrap_or_else(digest),
         message_id,
         in_reply_to: ids(msg.in_reply_to()),
         references: ids(msg.references()),
@@ -120,13 +120,25 @@ fn signals(msg: &Message<'_>) -> Signals {
     s
 }
 
+/// Bytes of one part read for report fields: delivery-status parts and quoted headers are
+/// small, and reading whole attachments cost more than the rest of parsing.
+const REPORT_SCAN_BYTES: usize = 64 * 1024;
+
 /// Reads a delivery-status report: `Final-Recipient` lines and the original's Message-ID.
 fn collect_report(msg: &Message<'_>, s: &mut Signals) {
     for part in msg.parts.iter().take(50) {
         if let Some(inner) = part.message() {
             s.reported_message_ids.extend(inner.message_id().and_then(normalize_message_id));
         }
-        let text = String::from_utf8_lossy(part.contents());
+        // Attachments (PDFs, images) cannot hold report fields; message/delivery-status is
+        // binary to mail-parser, so it is let through by its type.
+        if part.is_binary()
+            && !part.content_type().is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("message"))
+        {
+            continue;
+        }
+        let contents = part.contents();
+        let text = String::from_utf8_lossy(&contents[..contents.len().min(REPORT_SCAN_BYTES)]);
         for line in text.lines().take(2000) {
             let Some((name, value)) = line.split_once(':') else { continue };
             let name = name.trim();

@@ -12,35 +12,74 @@ pub struct CollabRef {
     pub created: bool,
 }
 
-/// The open collaboration of a creator in a campaign, created `pending` from an email if
-/// there is none. The partial unique index makes this safe against concurrent ingests.
-pub async fn open_or_create_from_email(
+/// A creator and campaign whose open collaboration a message joins (or starts), with the
+/// thread it came from when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenTarget<'a> {
+    pub creator_id: i64,
+    pub campaign_id: i64,
+    pub outreach_id: Option<i64>,
+    pub thread_id: Option<&'a str>,
+}
+
+/// The open collaboration of each target, created `pending` from an email where there is
+/// none, in two statements whatever the count. `created` is true for the first target of
+/// each collaboration this call created. The partial unique index makes this safe
+/// against concurrent ingests and admin calls.
+pub async fn open_or_create(
     tx: &mut Tx,
-    creator_id: i64,
-    campaign_id: i64,
-    outreach_id: Option<i64>,
-    thread_id: Option<&str>,
-) -> Result<CollabRef, StoreError> {
-    let created = sqlx::query_scalar!(
+    targets: &[OpenTarget<'_>],
+) -> Result<Vec<CollabRef>, StoreError> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let creators: Vec<i64> = targets.iter().map(|t| t.creator_id).collect();
+    let campaigns: Vec<i64> = targets.iter().map(|t| t.campaign_id).collect();
+    let outreach: Vec<Option<i64>> = targets.iter().map(|t| t.outreach_id).collect();
+    let threads: Vec<Option<&str>> = targets.iter().map(|t| t.thread_id).collect();
+    // In target order, so the first message of a pair decides the thread; later ones of the
+    // same pair conflict with it and are left out.
+    let created: std::collections::HashSet<i64> = sqlx::query_scalar!(
         r#"INSERT INTO collaborations (creator_id, campaign_id, source, outreach_id, thread_id)
-           VALUES ($1, $2, 'email', $3, $4)
+           SELECT c, k, 'email', o, t
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) WITH ORDINALITY
+                AS u(c, k, o, t, ord)
+           ORDER BY ord
            ON CONFLICT (creator_id, campaign_id)
              WHERE status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
            DO NOTHING
            RETURNING id"#,
-        creator_id,
-        campaign_id,
-        outreach_id,
-        thread_id
+        &creators,
+        &campaigns,
+        &outreach as &[Option<i64>],
+        &threads as &[Option<&str>]
     )
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    // Every pair now has exactly one open collaboration, visible to this transaction.
+    let open = sqlx::query!(
+        r#"SELECT l.id, l.creator_id, l.campaign_id FROM collaborations l
+           JOIN unnest($1::bigint[], $2::bigint[]) AS u(c, k)
+             ON l.creator_id = u.c AND l.campaign_id = u.k
+           WHERE l.status NOT IN ('completed', 'cancelled') AND NOT l.allow_duplicate"#,
+        &creators,
+        &campaigns
+    )
+    .fetch_all(&mut **tx)
     .await?;
-    if let Some(id) = created {
-        return Ok(CollabRef { id, created: true });
-    }
-    // The conflict means an open one exists, and this transaction now sees it.
-    let id = open_for(tx, creator_id, campaign_id).await?.ok_or(sqlx::Error::RowNotFound)?;
-    Ok(CollabRef { id, created: false })
+    let by_pair: std::collections::HashMap<(i64, i64), i64> =
+        open.into_iter().map(|r| ((r.creator_id, r.campaign_id), r.id)).collect();
+    let mut first = std::collections::HashSet::new();
+    targets
+        .iter()
+        .map(|t| {
+            let id =
+                *by_pair.get(&(t.creator_id, t.campaign_id)).ok_or(sqlx::Error::RowNotFound)?;
+            Ok(CollabRef { id, created: created.contains(&id) && first.insert(id) })
+        })
+        .collect()
 }
 
 /// The audit record of a change: who, when (now), why.
@@ -73,31 +112,89 @@ pub async fn record_event(tx: &mut Tx, collab_id: i64, e: &NewEvent<'_>) -> Resu
     Ok(())
 }
 
-/// Records a collaboration's `created` event and tells listeners (the web platform) with
+/// Why a collaboration was created, for its `created` event.
+#[derive(Debug, Clone, Copy)]
+pub struct Created<'a> {
+    pub collab_id: i64,
+    pub reason: &'a str,
+    pub inbound_id: Option<i64>,
+}
+
+/// Records collaborations' `created` events and tells listeners (the web platform) with
 /// `NOTIFY collabd_collaboration, '<id>'`, in one statement; Postgres delivers the
-/// notification only when the transaction commits.
+/// notifications only when the transaction commits.
 pub async fn record_created(
     tx: &mut Tx,
-    collab_id: i64,
     actor: &str,
-    reason: &str,
-    inbound_id: Option<i64>,
+    created: &[Created<'_>],
 ) -> Result<(), StoreError> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = created.iter().map(|c| c.collab_id).collect();
+    let reasons: Vec<&str> = created.iter().map(|c| c.reason).collect();
+    let inbound: Vec<Option<i64>> = created.iter().map(|c| c.inbound_id).collect();
     sqlx::query!(
         r#"WITH e AS (
              INSERT INTO collaboration_events
                (collaboration_id, kind, to_status, actor, reason, inbound_id)
-             VALUES ($1, 'created', 'pending', $2, $3, $4)
+             SELECT u.id, 'created', 'pending', $4, u.reason, u.inbound
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY
+                  AS u(id, reason, inbound, ord)
+             ORDER BY u.ord
              RETURNING collaboration_id)
            SELECT pg_notify('collabd_collaboration', collaboration_id::text) FROM e"#,
-        collab_id,
-        actor,
-        reason,
-        inbound_id
+        &ids,
+        &reasons as &[&str],
+        &inbound as &[Option<i64>],
+        actor
     )
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A decline answered to a creator's outreach in a campaign.
+#[derive(Debug, Clone, Copy)]
+pub struct Declined<'a> {
+    pub creator_id: i64,
+    pub campaign_id: i64,
+    pub reason: &'a str,
+    pub inbound_id: i64,
+}
+
+/// Adds a `declined` event to the open collaboration of each decline's creator and
+/// campaign, where there is one, in one statement. The collaboration stays as it is: a
+/// person decides whether a "no" ends it.
+pub async fn record_declined(
+    tx: &mut Tx,
+    actor: &str,
+    declined: &[Declined<'_>],
+) -> Result<u64, StoreError> {
+    if declined.is_empty() {
+        return Ok(0);
+    }
+    let creators: Vec<i64> = declined.iter().map(|d| d.creator_id).collect();
+    let campaigns: Vec<i64> = declined.iter().map(|d| d.campaign_id).collect();
+    let reasons: Vec<&str> = declined.iter().map(|d| d.reason).collect();
+    let inbound: Vec<i64> = declined.iter().map(|d| d.inbound_id).collect();
+    let done = sqlx::query!(
+        r#"INSERT INTO collaboration_events (collaboration_id, kind, actor, reason, inbound_id)
+           SELECT l.id, 'declined', $5, u.reason, u.inbound
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY
+                AS u(c, k, reason, inbound, ord)
+           JOIN collaborations l ON l.creator_id = u.c AND l.campaign_id = u.k
+             AND l.status NOT IN ('completed', 'cancelled') AND NOT l.allow_duplicate
+           ORDER BY u.ord"#,
+        &creators,
+        &campaigns,
+        &reasons as &[&str],
+        &inbound,
+        actor
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// The open collaboration of a creator in a campaign (the one holding the one-open slot).
@@ -325,7 +422,8 @@ impl super::Store {
             let existing = open_for(&mut tx, creator_id, campaign_id).await?.unwrap_or_default();
             return Err(CollabError::Duplicate(existing));
         };
-        record_created(&mut tx, id, actor, "created by hand", None).await?;
+        let created = Created { collab_id: id, reason: "created by hand", inbound_id: None };
+        record_created(&mut tx, actor, &[created]).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -415,102 +513,4 @@ impl super::Store {
 /// A terms part as a JSONB value (these types always serialise).
 fn to_json(v: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
-}
-
-/// A reply that joins (or starts) its creator's collaboration in a campaign.
-#[derive(Debug, Clone)]
-pub struct ReplyLink {
-    pub inbound_id: i64,
-    pub creator_id: i64,
-    pub campaign_id: i64,
-    pub outreach_id: i64,
-    pub thread_id: String,
-    /// Why, for the `created` event if this reply starts the collaboration.
-    pub reason: String,
-}
-
-/// Attaches a batch's replies (in UID order) to their open collaborations, creating a
-/// Pending one per creator and campaign that has none, with its `created` event and
-/// NOTIFY, in five statements whatever the batch size. Returns each reply's collaboration
-/// id and the ids created. The partial unique index keeps concurrent batches from ever
-/// creating two.
-pub async fn attach_replies(
-    tx: &mut Tx,
-    replies: &[ReplyLink],
-) -> Result<(Vec<i64>, Vec<i64>), StoreError> {
-    if replies.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    // The first reply of each pair is the one that may start a collaboration.
-    let mut seen = std::collections::HashSet::new();
-    let firsts: Vec<&ReplyLink> =
-        replies.iter().filter(|r| seen.insert((r.creator_id, r.campaign_id))).collect();
-    let creators: Vec<i64> = firsts.iter().map(|r| r.creator_id).collect();
-    let campaigns: Vec<i64> = firsts.iter().map(|r| r.campaign_id).collect();
-    let outreach: Vec<i64> = firsts.iter().map(|r| r.outreach_id).collect();
-    let threads: Vec<&str> = firsts.iter().map(|r| r.thread_id.as_str()).collect();
-    let created = sqlx::query!(
-        r#"INSERT INTO collaborations (creator_id, campaign_id, source, outreach_id, thread_id)
-           SELECT c, k, 'email', o, t
-           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) WITH ORDINALITY
-                AS u(c, k, o, t, ord)
-           ORDER BY ord
-           ON CONFLICT (creator_id, campaign_id)
-             WHERE status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
-           DO NOTHING
-           RETURNING id, creator_id, campaign_id"#,
-        &creators,
-        &campaigns,
-        &outreach,
-        &threads as &[&str]
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let open = sqlx::query!(
-        r#"SELECT l.id, l.creator_id, l.campaign_id FROM collaborations l
-           JOIN unnest($1::bigint[], $2::bigint[]) AS u(c, k)
-             ON l.creator_id = u.c AND l.campaign_id = u.k
-           WHERE l.status NOT IN ('completed', 'cancelled') AND NOT l.allow_duplicate"#,
-        &creators,
-        &campaigns
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let by_pair: std::collections::HashMap<(i64, i64), i64> =
-        open.into_iter().map(|r| ((r.creator_id, r.campaign_id), r.id)).collect();
-    let collab_of: Vec<i64> = replies
-        .iter()
-        .map(|r| {
-            by_pair.get(&(r.creator_id, r.campaign_id)).copied().ok_or(sqlx::Error::RowNotFound)
-        })
-        .collect::<Result<_, _>>()?;
-
-    let created_ids: Vec<i64> = created.iter().map(|r| r.id).collect();
-    if !created_ids.is_empty() {
-        let firsts_by_pair: std::collections::HashMap<(i64, i64), &ReplyLink> =
-            firsts.iter().map(|r| ((r.creator_id, r.campaign_id), *r)).collect();
-        let origin: Vec<&ReplyLink> =
-            created.iter().map(|c| firsts_by_pair[&(c.creator_id, c.campaign_id)]).collect();
-        let reasons: Vec<&str> = origin.iter().map(|r| r.reason.as_str()).collect();
-        let inbound: Vec<i64> = origin.iter().map(|r| r.inbound_id).collect();
-        sqlx::query!(
-            r#"WITH e AS (
-                 INSERT INTO collaboration_events
-                   (collaboration_id, kind, to_status, actor, reason, inbound_id)
-                 SELECT u.id, 'created', 'pending', $4, u.reason, u.inbound
-                 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, reason, inbound)
-                 RETURNING collaboration_id)
-               SELECT pg_notify('collabd_collaboration', collaboration_id::text) FROM e"#,
-            &created_ids,
-            &reasons as &[&str],
-            &inbound,
-            crate::ingest::DAEMON_ACTOR
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    let links: Vec<(i64, i64)> =
-        replies.iter().zip(&collab_of).map(|(r, c)| (r.inbound_id, *c)).collect();
-    super::inbound::link_many(tx, &links).await?;
-    Ok((collab_of, created_ids))
 }

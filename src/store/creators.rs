@@ -21,31 +21,32 @@ pub async fn learn_address(
     Ok(added.rows_affected() == 1)
 }
 
-/// Records an opt-out: from one campaign, or from everything when `campaign_id` is `None`.
-pub async fn unsubscribe(
-    tx: &mut Tx,
-    creator_id: i64,
-    campaign_id: Option<i64>,
-) -> Result<(), StoreError> {
-    match campaign_id {
-        Some(campaign_id) => {
-            sqlx::query!(
-                r#"INSERT INTO campaign_unsubscribes (creator_id, campaign_id) VALUES ($1, $2)
-                   ON CONFLICT DO NOTHING"#,
-                creator_id,
-                campaign_id
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
-        None => {
-            sqlx::query!(
-                "UPDATE creators SET unsubscribed_at = coalesce(unsubscribed_at, now()) WHERE id = $1",
-                creator_id
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
+/// Records opt-outs `(creator, campaign)`: from one campaign, or from everything when the
+/// campaign is `None`.
+pub async fn unsubscribe(tx: &mut Tx, opt_outs: &[(i64, Option<i64>)]) -> Result<(), StoreError> {
+    let (everywhere, per_campaign): (Vec<_>, Vec<_>) =
+        opt_outs.iter().partition(|(_, campaign)| campaign.is_none());
+    if !everywhere.is_empty() {
+        let ids: Vec<i64> = everywhere.iter().map(|(c, _)| *c).collect();
+        sqlx::query!(
+            "UPDATE creators SET unsubscribed_at = coalesce(unsubscribed_at, now()) WHERE id = ANY($1)",
+            &ids
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !per_campaign.is_empty() {
+        let (creators, campaigns): (Vec<i64>, Vec<i64>) =
+            per_campaign.iter().filter_map(|(c, k)| Some((*c, (*k)?))).unzip();
+        sqlx::query!(
+            r#"INSERT INTO campaign_unsubscribes (creator_id, campaign_id)
+               SELECT * FROM unnest($1::bigint[], $2::bigint[])
+               ON CONFLICT DO NOTHING"#,
+            &creators,
+            &campaigns
+        )
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

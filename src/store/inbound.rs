@@ -1,5 +1,7 @@
 //! Inbound messages: one row per (mailbox, UIDVALIDITY, UID), never two per Message-ID.
 
+use std::collections::HashMap;
+
 use super::{StoreError, Tx};
 
 /// Everything recorded about one fetched message.
@@ -26,6 +28,7 @@ pub struct NewInbound<'a> {
     pub outreach_id: Option<i64>,
     pub creator_id: Option<i64>,
     pub campaign_id: Option<i64>,
+    pub collaboration_id: Option<i64>,
 }
 
 /// A message waiting for a person to decide what it is.
@@ -73,9 +76,13 @@ impl super::Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(from) = from else { return Ok(None) };
-        let collab =
-            super::collabs::open_or_create_from_email(&mut tx, creator_id, campaign_id, None, None)
-                .await?;
+        let target = super::collabs::OpenTarget {
+            creator_id,
+            campaign_id,
+            outreach_id: None,
+            thread_id: None,
+        };
+        let collab = super::collabs::open_or_create(&mut tx, &[target]).await?.remove(0);
         sqlx::query!(
             r#"UPDATE inbound_messages SET kind = 'reply', match_rule = 'manual',
                  kind_reason = 'assigned by ' || $2, creator_id = $3, campaign_id = $4,
@@ -94,8 +101,12 @@ impl super::Store {
         }
         if collab.created {
             let reason = format!("unmatched message {inbound_id} assigned by hand");
-            super::collabs::record_created(&mut tx, collab.id, actor, &reason, Some(inbound_id))
-                .await?;
+            let created = super::collabs::Created {
+                collab_id: collab.id,
+                reason: &reason,
+                inbound_id: Some(inbound_id),
+            };
+            super::collabs::record_created(&mut tx, actor, &[created]).await?;
         }
         tx.commit().await?;
         Ok(Some(collab))
@@ -109,16 +120,19 @@ pub async fn insert_many(
     mailbox: &str,
     uidvalidity: u32,
     rows: &[NewInbound<'_>],
-) -> Result<std::collections::HashMap<u32, i64>, StoreError> {
-    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+) -> Result<HashMap<u32, i64>, StoreError> {
+    // Lists travel as newline-joined text (cheaper for Postgres than a JSON array per row);
+    // an element never holds a newline (ids and addresses are unfolded).
+    let lines =
+        |v: &[String]| v.iter().map(|e| e.replace('\n', " ")).collect::<Vec<_>>().join("\n");
     let uids: Vec<i64> = rows.iter().map(|r| i64::from(r.uid)).collect();
     let keys: Vec<&str> = rows.iter().map(|r| r.dedupe_key).collect();
     let mids: Vec<Option<&str>> = rows.iter().map(|r| r.message_id).collect();
-    let irt: Vec<String> = rows.iter().map(|r| json(r.in_reply_to)).collect();
-    let refs: Vec<String> = rows.iter().map(|r| json(r.references)).collect();
+    let irt: Vec<String> = rows.iter().map(|r| lines(r.in_reply_to)).collect();
+    let refs: Vec<String> = rows.iter().map(|r| lines(r.references)).collect();
     let from: Vec<Option<&str>> = rows.iter().map(|r| r.from_address).collect();
     let names: Vec<Option<&str>> = rows.iter().map(|r| r.from_name).collect();
-    let to: Vec<String> = rows.iter().map(|r| json(r.to_addresses)).collect();
+    let to: Vec<String> = rows.iter().map(|r| lines(r.to_addresses)).collect();
     let subjects: Vec<Option<&str>> = rows.iter().map(|r| r.subject).collect();
     let dates: Vec<Option<chrono::DateTime<chrono::Utc>>> =
         rows.iter().map(|r| r.sent_date).collect();
@@ -131,24 +145,24 @@ pub async fn insert_many(
     let outreach: Vec<Option<i64>> = rows.iter().map(|r| r.outreach_id).collect();
     let creators: Vec<Option<i64>> = rows.iter().map(|r| r.creator_id).collect();
     let campaigns: Vec<Option<i64>> = rows.iter().map(|r| r.campaign_id).collect();
+    let collabs: Vec<Option<i64>> = rows.iter().map(|r| r.collaboration_id).collect();
     let inserted = sqlx::query!(
         r#"INSERT INTO inbound_messages
              (mailbox, uidvalidity, uid, dedupe_key, message_id, in_reply_to, "references",
               from_address, from_name, to_addresses, subject, sent_date, text_body, reply_text,
-              size, kind, kind_reason, match_rule, outreach_id, creator_id, campaign_id)
-           SELECT $1, $2, u.uid, u.key, u.mid,
-                  ARRAY(SELECT jsonb_array_elements_text(u.irt::jsonb)),
-                  ARRAY(SELECT jsonb_array_elements_text(u.refs::jsonb)),
-                  u.sender, u.name, ARRAY(SELECT jsonb_array_elements_text(u.rcpt::jsonb)),
-                  u.subject, u.sent, u.body, u.reply, u.size, u.kind, u.reason, u.rule,
-                  u.outreach, u.creator, u.campaign
+              size, kind, kind_reason, match_rule, outreach_id, creator_id, campaign_id,
+              collaboration_id)
+           SELECT $1, $2, u.uid, u.key, u.mid, string_to_array(u.irt, E'\n'),
+                  string_to_array(u.refs, E'\n'), u.sender, u.name,
+                  string_to_array(u.rcpt, E'\n'), u.subject, u.sent, u.body, u.reply, u.size,
+                  u.kind, u.reason, u.rule, u.outreach, u.creator, u.campaign, u.collab
            FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                        $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
                        $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[],
-                       $19::bigint[], $20::bigint[], $21::bigint[])
+                       $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])
                 WITH ORDINALITY AS u(uid, key, mid, irt, refs, sender, name, rcpt, subject, sent,
                                      body, reply, size, kind, reason, rule, outreach, creator,
-                                     campaign, ord)
+                                     campaign, collab, ord)
            ORDER BY u.ord
            ON CONFLICT DO NOTHING
            RETURNING uid, id"#,
@@ -173,25 +187,9 @@ pub async fn insert_many(
         &outreach as &[Option<i64>],
         &creators as &[Option<i64>],
         &campaigns as &[Option<i64>],
+        &collabs as &[Option<i64>],
     )
     .fetch_all(&mut **tx)
     .await?;
     Ok(inserted.into_iter().map(|r| (r.uid as u32, r.id)).collect())
-}
-
-/// Links messages to their collaborations in one statement.
-pub async fn link_many(tx: &mut Tx, links: &[(i64, i64)]) -> Result<(), StoreError> {
-    if links.is_empty() {
-        return Ok(());
-    }
-    let (ids, collabs): (Vec<i64>, Vec<i64>) = links.iter().copied().unzip();
-    sqlx::query!(
-        r#"UPDATE inbound_messages i SET collaboration_id = u.collab
-           FROM unnest($1::bigint[], $2::bigint[]) AS u(id, collab) WHERE i.id = u.id"#,
-        &ids,
-        &collabs
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
