@@ -402,7 +402,7 @@ fn default_log_level() -> String {
     "info,sqlx=warn".into()
 }
 fn default_batch_size() -> u32 {
-    100
+    500
 }
 fn default_max_message_size() -> u64 {
     25 * 1024 * 1024

@@ -33,12 +33,14 @@ pub async fn open_or_create(
     if targets.is_empty() {
         return Ok(Vec::new());
     }
-    let creators: Vec<i64> = targets.iter().map(|t| t.creator_id).collect();
-    let campaigns: Vec<i64> = targets.iter().map(|t| t.campaign_id).collect();
-    let outreach: Vec<Option<i64>> = targets.iter().map(|t| t.outreach_id).collect();
-    let threads: Vec<Option<&str>> = targets.iter().map(|t| t.thread_id).collect();
-    // In target order, so the first message of a pair decides the thread; later ones of the
-    // same pair conflict with it and are left out.
+    // The first target of each pair decides the thread of a new collaboration.
+    let mut pairs = std::collections::HashSet::new();
+    let firsts: Vec<&OpenTarget<'_>> =
+        targets.iter().filter(|t| pairs.insert((t.creator_id, t.campaign_id))).collect();
+    let creators: Vec<i64> = firsts.iter().map(|t| t.creator_id).collect();
+    let campaigns: Vec<i64> = firsts.iter().map(|t| t.campaign_id).collect();
+    let outreach: Vec<Option<i64>> = firsts.iter().map(|t| t.outreach_id).collect();
+    let threads: Vec<Option<&str>> = firsts.iter().map(|t| t.thread_id).collect();
     let created: std::collections::HashSet<i64> = sqlx::query_scalar!(
         r#"INSERT INTO collaborations (creator_id, campaign_id, source, outreach_id, thread_id)
            SELECT c, k, 'email', o, t
@@ -59,11 +61,16 @@ pub async fn open_or_create(
     .into_iter()
     .collect();
     // Every pair now has exactly one open collaboration, visible to this transaction.
+    // LATERAL ... LIMIT 1 keeps the plan an index probe per pair: a join, planned once
+    // while the table was empty, hashed a full scan of it for every batch after.
     let open = sqlx::query!(
-        r#"SELECT l.id, l.creator_id, l.campaign_id FROM collaborations l
-           JOIN unnest($1::bigint[], $2::bigint[]) AS u(c, k)
-             ON l.creator_id = u.c AND l.campaign_id = u.k
-           WHERE l.status NOT IN ('completed', 'cancelled') AND NOT l.allow_duplicate"#,
+        r#"SELECT l.id AS "id!", u.c AS "creator_id!", u.k AS "campaign_id!"
+           FROM unnest($1::bigint[], $2::bigint[]) AS u(c, k)
+           CROSS JOIN LATERAL (
+             SELECT id FROM collaborations
+             WHERE creator_id = u.c AND campaign_id = u.k
+               AND status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
+             LIMIT 1) l"#,
         &creators,
         &campaigns
     )
@@ -183,8 +190,11 @@ pub async fn record_declined(
            SELECT l.id, 'declined', $5, u.reason, u.inbound
            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) WITH ORDINALITY
                 AS u(c, k, reason, inbound, ord)
-           JOIN collaborations l ON l.creator_id = u.c AND l.campaign_id = u.k
-             AND l.status NOT IN ('completed', 'cancelled') AND NOT l.allow_duplicate
+           CROSS JOIN LATERAL (
+             SELECT id FROM collaborations
+             WHERE creator_id = u.c AND campaign_id = u.k
+               AND status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
+             LIMIT 1) l
            ORDER BY u.ord"#,
         &creators,
         &campaigns,

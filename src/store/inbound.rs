@@ -160,10 +160,8 @@ pub async fn insert_many(
                        $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
                        $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[],
                        $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])
-                WITH ORDINALITY AS u(uid, key, mid, irt, refs, sender, name, rcpt, subject, sent,
-                                     body, reply, size, kind, reason, rule, outreach, creator,
-                                     campaign, collab, ord)
-           ORDER BY u.ord
+                AS u(uid, key, mid, irt, refs, sender, name, rcpt, subject, sent, body, reply,
+                     size, kind, reason, rule, outreach, creator, campaign, collab)
            ON CONFLICT DO NOTHING
            RETURNING uid, id"#,
         mailbox,
