@@ -94,10 +94,14 @@ def generate(args):
         else:
             payload = f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}"
         raw = "\r\n".join(headers) + "\r\n" + payload
-        # An existing mailbox: delivered messages live in cur/, their size in the name
-        # (",S=") as Dovecot's own delivery writes it.
+        # An existing mailbox: delivered messages live in cur/, named as Dovecot's own
+        # delivery names them (time, microseconds, pid, host; physical and CRLF sizes).
+        # Names counting up in lockstep collide in Dovecot's filename hash and made a
+        # 100,000-message folder take seconds per session for reasons no real one has.
         data = raw.encode()
-        with open(os.path.join(maildir, "cur", f"{1700000000 + i}.{i}.bench,S={len(data)}:2,"), "wb") as f:
+        name = (f"{1700000000 + i // 40}.M{rnd.randrange(10**6)}P{rnd.randrange(1000, 99999)}"
+                f".mx1,S={len(data)},W={len(data)}:2,")
+        with open(os.path.join(maildir, "cur", name), "wb") as f:
             f.write(data)
 
 
