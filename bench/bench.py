@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark helpers for bench/run: generate a brand mailbox, run the obvious alternative
 (imaplib + email + psycopg), and measure IDLE latency. Not part of the product."""
-import argparse, base64, bisect, csv, email, email.policy, imaplib, os, random, socket, sys, threading, time
+import argparse, base64, bisect, csv, email, email.policy, imaplib, os, random, socket, subprocess, sys, threading, time
 
 BRAND = "partners@brand.example"
 
@@ -158,19 +158,18 @@ def alternative(args):
     print(f"{done} {time.time() - started:.3f}")
 
 
-def wait(args):
-    """Waits until collabd has committed N messages; prints seconds since --start. One
-    connection and a one-row table: polling must not take CPU from what it measures."""
+def ingest(args):
+    """Starts collabd (the command given) once connected to its database, waits until it
+    has committed N messages, and prints collabd's pid, the seconds since its start, its
+    peak RSS (KiB) and CPU ticks. Polling uses one connection and a one-row table, and
+    starts before collabd: measuring must not take CPU from what it measures. collabd is
+    left running for the latency run."""
     import psycopg
-    deadline = time.time() + args.timeout
-    while True:
-        try:
-            db = psycopg.connect(args.db, autocommit=True)
-            break
-        except psycopg.OperationalError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
+    db = psycopg.connect(args.db, autocommit=True)
+    with open(args.log, "wb") as log:
+        start = time.time()
+        proc = subprocess.Popen(args.command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = start + args.timeout
     while True:
         try:
             (done,) = db.execute("SELECT coalesce(sum(processed), 0) FROM mailbox_sync").fetchone()
@@ -178,10 +177,18 @@ def wait(args):
             done = 0
         if done >= args.n:
             break
+        if proc.poll() is not None:
+            sys.exit(f"collabd exited with {proc.returncode} after {done} messages; see {args.log}")
         if time.time() > deadline:
             sys.exit(f"only {done} of {args.n} messages committed within {args.timeout} s")
         time.sleep(0.02)
-    print(f"{time.time() - args.start:.3f}")
+    took = time.time() - start
+    with open(f"/proc/{proc.pid}/status") as f:
+        hwm = next(line.split()[1] for line in f if line.startswith("VmHWM"))
+    with open(f"/proc/{proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime + stime
+    print(f"{proc.pid} {took:.3f} {hwm} {ticks}")
 
 
 class IdleWatch(threading.Thread):
@@ -279,8 +286,8 @@ if __name__ == "__main__":
     l = sub.add_parser("latency")
     l.add_argument("--port", type=int); l.add_argument("--password"); l.add_argument("--folder", default="INBOX")
     l.add_argument("--db"); l.add_argument("--count", type=int, default=200); l.add_argument("--creators", type=int)
-    w = sub.add_parser("wait")
-    w.add_argument("--db"); w.add_argument("--n", type=int); w.add_argument("--start", type=float)
-    w.add_argument("--timeout", type=float, default=3600)
+    w = sub.add_parser("ingest")
+    w.add_argument("--db"); w.add_argument("--n", type=int); w.add_argument("--log")
+    w.add_argument("--timeout", type=float, default=3600); w.add_argument("command", nargs="+")
     args = p.parse_args()
-    {"generate": generate, "alternative": alternative, "latency": latency, "wait": wait}[args.cmd](args)
+    {"generate": generate, "alternative": alternative, "latency": latency, "ingest": ingest}[args.cmd](args)
