@@ -1,5 +1,6 @@
 //! What each admin method does. Parameters are typed; a bad one is reported with its name.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -262,7 +263,7 @@ impl AdminContext {
             "creator.import" => self.creator_import(params(p)?).await,
             "outreach.record" => {
                 let row: OutreachFields = params(p)?;
-                let new = self.outreach_row(&row).await?;
+                let new = self.outreach_row(&row, &mut HashMap::new()).await?;
                 let added = self.store.record_outreach(&[new]).await.map_err(internal)?;
                 Ok(json!({ "recorded": added, "skipped": 1 - added }))
             }
@@ -432,16 +433,36 @@ impl AdminContext {
         }))
     }
 
-    async fn outreach_row(&self, r: &OutreachFields) -> Result<NewOutreach, ErrorBody> {
+    /// Checks an outreach row and resolves its creator and campaign; `campaigns` remembers
+    /// campaign ids across the rows of one import (they are nearly always the same few).
+    async fn outreach_row(
+        &self,
+        r: &OutreachFields,
+        campaigns: &mut HashMap<String, i64>,
+    ) -> Result<NewOutreach, ErrorBody> {
         let message_id = crate::mail::normalize_message_id(&r.message_id)
             .ok_or_else(|| ErrorBody::field("invalid_params", "message_id", "must not be empty"))?;
         let to = normalize_address(&r.to).ok_or_else(|| {
             ErrorBody::field("invalid_params", "to", format!("{:?} is not an address", r.to))
         })?;
+        let creator_id = self
+            .store
+            .creator_id(&r.creator)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found("creator", &r.creator))?;
+        let campaign_id = match campaigns.get(&r.campaign) {
+            Some(id) => *id,
+            None => {
+                let id = self.campaign(&r.campaign).await?.id;
+                campaigns.insert(r.campaign.clone(), id);
+                id
+            }
+        };
         Ok(NewOutreach {
             message_id,
-            creator_id: self.creator(&r.creator).await?.id,
-            campaign_id: self.campaign(&r.campaign).await?.id,
+            creator_id,
+            campaign_id,
             to_address: to,
             subject: r.subject.clone(),
             sent_at: r.sent_at,
@@ -454,9 +475,10 @@ impl AdminContext {
     async fn outreach_import(&self, p: ImportParams) -> Outcome {
         let mut invalid = Vec::new();
         let mut rows = Vec::new();
+        let mut campaigns = HashMap::new();
         for (line, row) in p.rows::<OutreachFields>() {
             let checked = match row {
-                Ok(r) => self.outreach_row(&r).await,
+                Ok(r) => self.outreach_row(&r, &mut campaigns).await,
                 Err(e) => Err(e),
             };
             match checked {
