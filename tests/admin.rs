@@ -629,15 +629,20 @@ async fn a_non_admin_uid_is_refused_and_the_socket_is_0660() {
     // uid nobody may not reach the build tree (a clone under a 0700 folder): run a copy.
     let ctl = s.env.path("collabctl");
     std::fs::copy(env!("CARGO_BIN_EXE_collabctl"), &ctl).unwrap();
-    let out = std::process::Command::new(&ctl)
-        .current_dir("/")
-        .arg("--socket")
-        .arg(&sock)
-        .arg("status")
-        .uid(65534)
-        .gid(0)
-        .output()
-        .unwrap();
+    let mut ctl_cmd = std::process::Command::new(&ctl);
+    ctl_cmd.current_dir("/").arg("--socket").arg(&sock).arg("status").uid(65534).gid(0);
+    // Another test forking at the moment of the copy holds its write descriptor until that
+    // child execs: ETXTBSY ("text file busy") then passes in a moment.
+    let mut tries = 0;
+    let out = loop {
+        match ctl_cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 250 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("forbidden") && err.contains("65534"), "{err}");
     assert!(s.daemon.logs().contains("admin connection refused"));
