@@ -82,7 +82,9 @@ impl Ingestor {
     /// Parses and classifies a batch. This is CPU work: callers run it off the async
     /// workers, while the previous batch commits.
     pub fn prepare(&self, mut batch: Vec<Fetched>) -> PreparedBatch {
+        // A UID the server repeated in one response is one message.
         batch.sort_by_key(|f| f.uid);
+        batch.dedup_by_key(|f| f.uid);
         PreparedBatch(batch.into_iter().map(|f| prepare(f, &self.rules)).collect())
     }
 
@@ -212,32 +214,35 @@ async fn store_batch(
         return Ok(Stored::SeenBefore(uids));
     }
     report.stored = ids.len() as u32;
-    let reasons: Vec<String> = decided
+    // Why each new collaboration exists; only those that were created need the words.
+    let origins: Vec<(i64, String, i64)> = decided
         .iter()
-        .map(|d| match &d.found {
-            Some(m) => format!(
+        .filter_map(|d| {
+            let (c, m) = (d.collab.as_ref().filter(|c| c.created)?, d.found.as_ref()?);
+            let reason = format!(
                 "reply in mailbox {} (uid {}), matched by {}",
                 src.mailbox,
                 d.p.uid,
                 m.rule.as_str()
-            ),
-            None => String::new(),
+            );
+            Some((c.id, reason, ids[&d.p.uid]))
         })
         .collect();
-    let created: Vec<Created<'_>> = decided
+    let created: Vec<Created<'_>> = origins
         .iter()
-        .zip(&reasons)
-        .filter_map(|(d, reason)| {
-            let c = d.collab.as_ref().filter(|c| c.created)?;
-            Some(Created { collab_id: c.id, reason, inbound_id: ids.get(&d.p.uid).copied() })
+        .map(|(collab_id, reason, inbound_id)| Created {
+            collab_id: *collab_id,
+            reason,
+            inbound_id: Some(*inbound_id),
         })
         .collect();
     collabs::record_created(tx, DAEMON_ACTOR, &created).await?;
     report.collaborations_created = created.len() as u32;
 
-    // Outreach status and opt-outs, a statement per kind of effect.
+    // Outreach status and opt-outs, a statement per kind of effect. Every row was inserted
+    // (a batch that met a stored message returned above).
     let stored: Vec<(&Decided<'_>, &Match, i64)> =
-        decided.iter().filter_map(|d| Some((d, d.found.as_ref()?, *ids.get(&d.p.uid)?))).collect();
+        decided.iter().filter_map(|d| Some((d, d.found.as_ref()?, ids[&d.p.uid]))).collect();
     let outreach_of = |kind: Kind| -> Vec<i64> {
         let mut ids: Vec<i64> = stored
             .iter()
