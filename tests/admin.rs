@@ -358,12 +358,7 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
             "Yes!",
         ))
         .await;
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            s.db.count("SELECT count(*) FROM collaborations").await == 1
-        })
-        .await
-    );
+    wait_for_rows(&s.db, "collaborations", 1, Duration::from_secs(20), &s.daemon).await;
 }
 
 #[tokio::test]
@@ -380,7 +375,7 @@ async fn fifty_thousand_creator_rows_import() {
     let r = collabctl_json(&s.env, &["creator", "import", csv.to_str().unwrap()]);
     println!("imported 50,000 creators in {:?}", started.elapsed());
     assert_eq!(r["created"], 50_000);
-    assert_eq!(s.db.count("SELECT count(*) FROM creator_emails").await, 50_000);
+    assert_eq!(s.db.rows("creator_emails").await, 50_000);
 }
 
 #[tokio::test]
@@ -400,12 +395,7 @@ async fn unmatched_messages_can_be_assigned_by_hand() {
             "Hi, saw your campaign!",
         ))
         .await;
-    assert!(
-        eventually(Duration::from_secs(20), || async {
-            s.db.count("SELECT count(*) FROM inbound_messages").await == 1
-        })
-        .await
-    );
+    wait_for_rows(&s.db, "inbound_messages", 1, Duration::from_secs(20), &s.daemon).await;
     let inbox = collabctl_json(&s.env, &["inbox", "unmatched"]);
     let msg = inbox[0]["id"].as_i64().unwrap();
     assert_eq!(inbox[0]["from_address"], "eve.private@icloud.example");
@@ -504,7 +494,7 @@ async fn outreach_send_then_reply_becomes_a_pending_collaboration() {
         ],
     );
     assert!(dry["message"].as_str().unwrap().contains("Subject: Winter Glow x Ana"));
-    assert_eq!(s.db.count("SELECT count(*) FROM outreach_messages").await, 0);
+    assert_eq!(s.db.rows("outreach_messages").await, 0);
     assert!(smtp.received().is_empty());
 
     let sent = collabctl_json(
@@ -692,13 +682,6 @@ async fn two_hundred_concurrent_clients_and_garbage_while_ingesting() {
         }
     }
     assert_eq!(answered, 200, "every client gets its answer after the garbage line");
-    assert!(
-        eventually(Duration::from_secs(60), || async {
-            s.db.count("SELECT count(*) FROM inbound_messages").await == 300
-        })
-        .await,
-        "{}",
-        s.daemon.logs()
-    );
-    assert_eq!(s.db.count("SELECT count(*) FROM collaborations").await, 50);
+    wait_for_rows(&s.db, "inbound_messages", 300, Duration::from_secs(60), &s.daemon).await;
+    assert_eq!(s.db.rows("collaborations").await, 50);
 }

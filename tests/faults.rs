@@ -10,16 +10,12 @@ use nix::sys::signal::Signal;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn count(db: &TestDb, table: &str) -> i64 {
-    db.count(&format!("SELECT count(*) FROM {table}")).await
-}
-
 /// Exactly `n` inbound rows (distinct UIDs) and `collabs` collaborations with one
 /// `created` event each.
 async fn assert_exact(db: &TestDb, n: i64, collabs: i64) {
-    assert_eq!(count(db, "inbound_messages").await, n);
+    assert_eq!(db.rows("inbound_messages").await, n);
     assert_eq!(db.count("SELECT count(DISTINCT dedupe_key) FROM inbound_messages").await, n);
-    assert_eq!(count(db, "collaborations").await, collabs);
+    assert_eq!(db.rows("collaborations").await, collabs);
     assert_eq!(
         db.count("SELECT count(*) FROM collaboration_events WHERE kind = 'created'").await,
         collabs
@@ -38,11 +34,7 @@ async fn dovecot_down_for_20_seconds_while_mail_keeps_arriving() {
     let daemon = env.spawn();
     imap.append_all("INBOX", &(0..5).map(|i| reply_to_outreach(&seed, i, 0)).collect::<Vec<_>>())
         .await;
-    assert!(
-        eventually(WAIT, || async { count(&db, "inbound_messages").await == 5 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "inbound_messages", 5, WAIT, &daemon).await;
 
     imap.stop();
     for i in 5..10 {
@@ -51,11 +43,7 @@ async fn dovecot_down_for_20_seconds_while_mail_keeps_arriving() {
     }
     assert!(daemon.logs().contains("mailbox session failed"), "{}", daemon.logs());
     imap.restart();
-    assert!(
-        eventually(WAIT, || async { count(&db, "inbound_messages").await == 10 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "inbound_messages", 10, WAIT, &daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exact(&db, 10, 10).await;
 }
@@ -75,7 +63,7 @@ async fn postgres_restarted_mid_batch() {
     env.write_config(&[mb], "[ingest]\nbatch_size = 20\n");
     let daemon = env.spawn();
     assert!(
-        eventually(WAIT, || async { count(&db, "inbound_messages").await >= 100 }).await,
+        eventually(WAIT, || async { db.rows("inbound_messages").await >= 100 }).await,
         "{}",
         daemon.logs()
     );
@@ -84,14 +72,7 @@ async fn postgres_restarted_mid_batch() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     pg.start_server();
     let db = pg.db().await;
-    assert!(
-        eventually(Duration::from_secs(120), || async {
-            count(&db, "inbound_messages").await == 1000
-        })
-        .await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "inbound_messages", 1000, Duration::from_secs(120), &daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exact(&db, 1000, 100).await;
     assert!(daemon.logs().contains("mailbox session failed"), "the outage was noticed");
@@ -107,18 +88,11 @@ async fn sigkill_at_random_points_across_20_runs() {
         let after = Duration::from_millis(150 + rand::random::<u64>() % 600);
         tokio::time::sleep(after).await;
         daemon.kill();
-        let n = count(&db, "inbound_messages").await;
+        let n = db.rows("inbound_messages").await;
         println!("run {run}: killed after {after:?} with {n} rows");
     }
     let daemon = env.spawn();
-    assert!(
-        eventually(Duration::from_secs(120), || async {
-            count(&db, "inbound_messages").await == 1000
-        })
-        .await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "inbound_messages", 1000, Duration::from_secs(120), &daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exact(&db, 1000, 100).await;
 }
@@ -137,11 +111,7 @@ async fn a_silent_server_times_out_and_the_other_mailbox_keeps_going() {
     env.write_config(&[dead, env.mailbox("brand", imap.port)], "");
     let daemon = env.spawn();
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    assert!(
-        eventually(WAIT, || async { count(&db, "collaborations").await == 1 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
     assert!(
         eventually(WAIT, || async { daemon.logs().contains("did not answer greeting") }).await,
         "{}",
@@ -169,15 +139,11 @@ async fn a_wrong_password_is_reported_and_fixed_by_sighup() {
         daemon.logs()
     );
     assert!(daemon.logs().contains("retry_in=300s"), "auth failures wait the slow cap");
-    assert_eq!(count(&db, "inbound_messages").await, 0);
+    assert_eq!(db.rows("inbound_messages").await, 0);
 
     std::fs::write(env.path("imap.pass"), format!("{PASSWORD}\n")).unwrap();
     daemon.signal(Signal::SIGHUP);
-    assert!(
-        eventually(WAIT, || async { count(&db, "collaborations").await == 1 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
     assert!(!daemon.logs().contains(PASSWORD), "no password in logs");
 }
 
@@ -221,15 +187,8 @@ async fn hostile_mail_is_recorded_and_never_stops_the_mailbox() {
     imap.append_all("INBOX", &hostile).await;
     // A genuine reply after all of that still becomes a collaboration.
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    assert!(
-        eventually(Duration::from_secs(120), || async {
-            count(&db, "inbound_messages").await == 5
-        })
-        .await,
-        "{}",
-        daemon.logs()
-    );
-    assert_eq!(count(&db, "collaborations").await, 1);
+    wait_for_rows(&db, "inbound_messages", 5, Duration::from_secs(120), &daemon).await;
+    assert_eq!(db.rows("collaborations").await, 1);
     let skipped: (String, i64) = sqlx::query_as(
         "SELECT kind, size FROM inbound_messages WHERE message_id = 'big@spam.example'",
     )
@@ -251,11 +210,7 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
     env.write_config(&[env.mailbox("first", first.port)], "");
     let daemon = env.spawn();
     first.append(reply_to_outreach(&seed, 0, 1)).await;
-    assert!(
-        eventually(WAIT, || async { count(&db, "collaborations").await == 1 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
 
     // A broken file is rejected and the running mailbox keeps working.
     let good = std::fs::read_to_string(env.path("collabd.toml")).unwrap();
@@ -265,22 +220,14 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
         eventually(WAIT, || async { daemon.logs().contains("new configuration rejected") }).await
     );
     first.append(reply_to_outreach(&seed, 1, 1)).await;
-    assert!(
-        eventually(WAIT, || async { count(&db, "collaborations").await == 2 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "collaborations", 2, WAIT, &daemon).await;
     std::fs::write(env.path("collabd.toml"), good).unwrap();
 
     // Adding a mailbox starts it without touching the first.
     env.write_config(&[env.mailbox("first", first.port), env.mailbox("second", second.port)], "");
     daemon.signal(Signal::SIGHUP);
     second.append(reply_to_outreach(&seed, 2, 1)).await;
-    assert!(
-        eventually(WAIT, || async { count(&db, "collaborations").await == 3 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "collaborations", 3, WAIT, &daemon).await;
     assert!(daemon.logs().contains("started=[\"second\"]"), "{}", daemon.logs());
     assert!(daemon.logs().contains("stopped=[]"), "first kept running");
 
@@ -309,11 +256,7 @@ async fn committed_messages_can_be_flagged_or_moved() {
     let daemon = env.spawn();
     imap.append_all("INBOX", &[reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)])
         .await;
-    assert!(
-        eventually(WAIT, || async { count(&db, "collaborations").await == 2 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "collaborations", 2, WAIT, &daemon).await;
     let moved = eventually(WAIT, || async {
         let mut s = imap.session().await;
         let inbox = s.examine("INBOX").await.unwrap().exists;

@@ -252,14 +252,7 @@ async fn a_mailbox_with_every_kind_yields_exactly_the_expected_results() {
     );
     let daemon = env.spawn();
     let n = rows.len() as i64;
-    assert!(
-        eventually(Duration::from_secs(60), || async {
-            db.count("SELECT count(*) FROM inbound_messages").await == n
-        })
-        .await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "inbound_messages", n, Duration::from_secs(60), &daemon).await;
 
     let mut failures = Vec::new();
     for (uid, r) in ordered.iter().enumerate() {

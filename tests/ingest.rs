@@ -9,14 +9,6 @@ use sqlx::Row;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn collabs(db: &TestDb) -> i64 {
-    db.count("SELECT count(*) FROM collaborations").await
-}
-
-async fn inbound(db: &TestDb) -> i64 {
-    db.count("SELECT count(*) FROM inbound_messages").await
-}
-
 #[tokio::test]
 async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_attaches() {
     let db = TestDb::new().await;
@@ -30,7 +22,7 @@ async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_
     listener.listen("collabd_collaboration").await.unwrap();
 
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    assert!(eventually(WAIT, || async { collabs(&db).await == 1 }).await, "{}", daemon.logs());
+    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
 
     let row = sqlx::query(
         "SELECT id, status::text AS status, source, creator_id, campaign_id, thread_id
@@ -77,15 +69,15 @@ async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_
 
     // A follow-up in the same thread joins the same collaboration.
     imap.append(reply_to_outreach(&seed, 0, 2)).await;
-    assert!(eventually(WAIT, || async { inbound(&db).await == 2 }).await, "{}", daemon.logs());
-    assert_eq!(collabs(&db).await, 1);
+    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
+    assert_eq!(db.rows("collaborations").await, 1);
     let linked = db
         .count(&format!(
             "SELECT count(*) FROM inbound_messages WHERE collaboration_id = {collab_id}"
         ))
         .await;
     assert_eq!(linked, 2);
-    assert_eq!(db.count("SELECT count(*) FROM collaboration_events").await, 1);
+    assert_eq!(db.rows("collaboration_events").await, 1);
 
     // BODY.PEEK: nothing is marked read behind the user's back.
     assert_eq!(imap.seen_count().await, 0);
@@ -123,7 +115,7 @@ async fn references_alone_match_and_strangers_stay_unmatched() {
         "Hello, I would like to collaborate",
     ))
     .await;
-    assert!(eventually(WAIT, || async { inbound(&db).await == 2 }).await, "{}", daemon.logs());
+    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
     let rows: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(
         "SELECT kind, match_rule, collaboration_id FROM inbound_messages ORDER BY uid",
     )
@@ -134,7 +126,7 @@ async fn references_alone_match_and_strangers_stay_unmatched() {
     assert_eq!(rows[0].1.as_deref(), Some("references"));
     assert!(rows[0].2.is_some());
     assert_eq!(rows[1], ("unmatched".to_string(), None, None));
-    assert_eq!(collabs(&db).await, 1);
+    assert_eq!(db.rows("collaborations").await, 1);
 }
 
 #[tokio::test]
@@ -148,18 +140,18 @@ async fn restart_processes_nothing_twice_and_picks_up_mail_that_arrived_while_do
     let mut daemon = env.spawn();
     imap.append_all("INBOX", &[reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)])
         .await;
-    assert!(eventually(WAIT, || async { inbound(&db).await == 2 }).await, "{}", daemon.logs());
+    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
     assert!(daemon.terminate().0.success());
 
     // Arrives while the daemon is down.
     imap.append(reply_to_outreach(&seed, 2, 1)).await;
     let daemon = env.spawn();
-    assert!(eventually(WAIT, || async { inbound(&db).await == 3 }).await, "{}", daemon.logs());
+    wait_for_rows(&db, "inbound_messages", 3, WAIT, &daemon).await;
     // Give a restarted daemon time to (wrongly) reprocess before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(inbound(&db).await, 3);
-    assert_eq!(collabs(&db).await, 3);
-    assert_eq!(db.count("SELECT count(*) FROM collaboration_events").await, 3);
+    assert_eq!(db.rows("inbound_messages").await, 3);
+    assert_eq!(db.rows("collaborations").await, 3);
+    assert_eq!(db.rows("collaboration_events").await, 3);
     let last_uid = db.count("SELECT last_uid FROM mailbox_sync WHERE mailbox = 'brand'").await;
     assert_eq!(last_uid, 3);
 }
@@ -171,22 +163,22 @@ async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_noth
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "[ingest]\nbatch_size = 50\n");
     let mut daemon = env.spawn();
-    assert!(eventually(WAIT, || async { inbound(&db).await >= 300 }).await, "{}", daemon.logs());
-    daemon.kill();
-    let at_kill = inbound(&db).await;
-    assert!(at_kill < 2000, "the kill came too late to test anything ({at_kill} rows)");
-
-    let daemon = env.spawn();
     assert!(
-        eventually(Duration::from_secs(120), || async { inbound(&db).await == 2000 }).await,
+        eventually(WAIT, || async { db.rows("inbound_messages").await >= 300 }).await,
         "{}",
         daemon.logs()
     );
+    daemon.kill();
+    let at_kill = db.rows("inbound_messages").await;
+    assert!(at_kill < 2000, "the kill came too late to test anything ({at_kill} rows)");
+
+    let daemon = env.spawn();
+    wait_for_rows(&db, "inbound_messages", 2000, Duration::from_secs(120), &daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(inbound(&db).await, 2000);
+    assert_eq!(db.rows("inbound_messages").await, 2000);
     assert_eq!(db.count("SELECT count(DISTINCT uid) FROM inbound_messages").await, 2000);
-    assert_eq!(collabs(&db).await, 200);
-    assert_eq!(db.count("SELECT count(*) FROM collaboration_events").await, 200);
+    assert_eq!(db.rows("collaborations").await, 200);
+    assert_eq!(db.rows("collaboration_events").await, 200);
     assert_eq!(
         db.count("SELECT count(*) FROM inbound_messages WHERE collaboration_id IS NULL").await,
         0
@@ -208,7 +200,7 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
     mb.extra = "folder = \"Replies\"".into();
     env.write_config(&[mb], "");
     let mut daemon = env.spawn();
-    assert!(eventually(WAIT, || async { inbound(&db).await == 2 }).await, "{}", daemon.logs());
+    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
     assert!(daemon.terminate().0.success());
 
     // Recreate the folder with the same messages plus a new one: a new UIDVALIDITY.
@@ -228,14 +220,14 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
     assert_ne!(imap.uidvalidity("Replies").await, before);
 
     let daemon = env.spawn();
-    assert!(eventually(WAIT, || async { inbound(&db).await == 3 }).await, "{}", daemon.logs());
+    wait_for_rows(&db, "inbound_messages", 3, WAIT, &daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(inbound(&db).await, 3);
-    assert_eq!(collabs(&db).await, 2);
+    assert_eq!(db.rows("inbound_messages").await, 3);
+    assert_eq!(db.rows("collaborations").await, 2);
     assert!(daemon.logs().contains("UIDVALIDITY or folder changed"));
     // Nothing happened twice: one `created` event per collaboration, and the new reply is
     // stored once, linked to creator 0's collaboration.
-    assert_eq!(db.count("SELECT count(*) FROM collaboration_events").await, 2);
+    assert_eq!(db.rows("collaboration_events").await, 2);
     let unlinked =
         db.count("SELECT count(*) FROM inbound_messages WHERE collaboration_id IS NULL").await;
     assert_eq!(unlinked, 0);
@@ -265,19 +257,14 @@ async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
     let mut daemon = env.spawn();
     assert!(
         eventually(WAIT, || async {
-            db.count("SELECT count(*) FROM mailbox_sync").await == 1
-                || daemon.logs().contains("connected")
+            db.rows("mailbox_sync").await == 1 || daemon.logs().contains("connected")
         })
         .await
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let appended = std::time::Instant::now();
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    assert!(
-        eventually(Duration::from_secs(5), || async { collabs(&db).await == 1 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "collaborations", 1, Duration::from_secs(5), &daemon).await;
     println!("IDLE: APPEND to collaboration in {:?}", appended.elapsed());
     let (status, took) = daemon.terminate();
     assert!(status.success() && took < Duration::from_secs(5), "{took:?}");

@@ -53,6 +53,21 @@ impl TestDb {
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.pool).await.unwrap()
     }
+
+    /// Rows in `table`.
+    pub async fn rows(&self, table: &str) -> i64 {
+        self.count(&format!("SELECT count(*) FROM {table}")).await
+    }
+}
+
+/// Waits until `table` holds exactly `n` rows; past `limit` the test fails with the
+/// daemon's log.
+pub async fn wait_for_rows(db: &TestDb, table: &str, n: i64, limit: Duration, daemon: &DaemonProc) {
+    assert!(
+        eventually(limit, || async { db.rows(table).await == n }).await,
+        "{table} never held {n} rows\n{}",
+        daemon.logs()
+    );
 }
 
 /// Seeded campaign, creators and outreach, the shape every ingest test starts from.
