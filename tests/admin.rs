@@ -477,41 +477,24 @@ async fn outreach_send_then_reply_becomes_a_pending_collaboration() {
     std::fs::write(&body, "Hi Ana,\nwould you like to join Winter Glow?\n").unwrap();
     let body = body.to_str().unwrap();
 
-    let dry = collabctl_json(
-        env,
-        &[
-            "outreach",
-            "send",
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "ana",
-            "--subject",
-            "Winter Glow x Ana",
-            "--body-file",
-            body,
-            "--dry-run",
-        ],
-    );
+    let send = [
+        "outreach",
+        "send",
+        "--campaign",
+        "Winter Glow",
+        "--creator",
+        "ana",
+        "--subject",
+        "Winter Glow x Ana",
+        "--body-file",
+        body,
+    ];
+    let dry = collabctl_json(env, &[&send[..], &["--dry-run"]].concat());
     assert!(dry["message"].as_str().unwrap().contains("Subject: Winter Glow x Ana"));
     assert_eq!(s.db.rows("outreach_messages").await, 0);
     assert!(smtp.received().is_empty());
 
-    let sent = collabctl_json(
-        env,
-        &[
-            "outreach",
-            "send",
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "ana",
-            "--subject",
-            "Winter Glow x Ana",
-            "--body-file",
-            body,
-        ],
-    );
+    let sent = collabctl_json(env, &send);
     let mid = sent["message_id"].as_str().unwrap().to_owned();
     let reply_to = sent["reply_to"].as_str().unwrap().to_owned();
     assert!(reply_to.starts_with("partners+"), "{reply_to}");

@@ -24,9 +24,7 @@ async fn assert_exact(db: &TestDb, n: i64, collabs: i64) {
 
 #[tokio::test]
 async fn dovecot_down_for_20_seconds_while_mail_keeps_arriving() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 10).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(10).await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);
     mb.extra = "max_backoff = \"2s\"".into();
@@ -99,9 +97,7 @@ async fn sigkill_at_random_points_across_20_runs() {
 
 #[tokio::test]
 async fn a_silent_server_times_out_and_the_other_mailbox_keeps_going() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 1).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(1).await;
     // Accepts TCP, never says a word.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
@@ -122,9 +118,7 @@ async fn a_silent_server_times_out_and_the_other_mailbox_keeps_going() {
 
 #[tokio::test]
 async fn a_wrong_password_is_reported_and_fixed_by_sighup() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 1).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(1).await;
     let env = DaemonEnv::new(&db.url);
     std::fs::write(env.path("imap.pass"), "wrong\n").unwrap();
     env.write_config(&[env.mailbox("brand", imap.port)], "");
@@ -149,9 +143,7 @@ async fn a_wrong_password_is_reported_and_fixed_by_sighup() {
 
 #[tokio::test]
 async fn hostile_mail_is_recorded_and_never_stops_the_mailbox() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 1).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(1).await;
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "");
     let daemon = env.spawn();
@@ -245,9 +237,7 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
 
 #[tokio::test]
 async fn committed_messages_can_be_flagged_or_moved() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 2).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(2).await;
     imap.create_folder("Processed").await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);

@@ -11,9 +11,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_attaches() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 2).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(2).await;
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "");
     let mut daemon = env.spawn();
@@ -90,9 +88,7 @@ async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_
 
 #[tokio::test]
 async fn references_alone_match_and_strangers_stay_unmatched() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 1).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(1).await;
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "");
     let daemon = env.spawn();
@@ -131,9 +127,7 @@ async fn references_alone_match_and_strangers_stay_unmatched() {
 
 #[tokio::test]
 async fn restart_processes_nothing_twice_and_picks_up_mail_that_arrived_while_down() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 3).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(3).await;
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "");
 
@@ -187,9 +181,7 @@ async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_noth
 
 #[tokio::test]
 async fn a_uidvalidity_reset_rescans_without_reprocessing() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 2).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(2).await;
     imap.create_folder("Replies").await;
     let messages = vec![reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)];
     imap.append_all("Replies", &messages).await;
@@ -246,9 +238,7 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
 
 #[tokio::test]
 async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
-    let db = TestDb::new().await;
-    let seed = seed(&db, 1).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(1).await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);
     // The poll alone would take a minute; only IDLE can make this in time.

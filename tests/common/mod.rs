@@ -684,12 +684,18 @@ impl Drop for PrivatePg {
     }
 }
 
+/// A fresh database seeded with `creators` creators and their outreach, and an empty
+/// private Dovecot: where most tests start.
+pub async fn seeded_mailbox(creators: usize) -> (TestDb, Seed, Dovecot) {
+    let db = TestDb::new().await;
+    let seed = seed(&db, creators).await;
+    (db, seed, Dovecot::start())
+}
+
 /// A seeded database and a Dovecot INBOX holding `messages` replies spread over
 /// `creators` creators (message k comes from creator k % creators).
 pub async fn loaded_mailbox(creators: usize, messages: usize) -> (TestDb, Seed, Dovecot) {
-    let db = TestDb::new().await;
-    let seed = seed(&db, creators).await;
-    let imap = Dovecot::start();
+    let (db, seed, imap) = seeded_mailbox(creators).await;
     let all: Vec<Vec<u8>> =
         (0..messages).map(|k| reply_to_outreach(&seed, k % creators, k as u32)).collect();
     imap.append_all("INBOX", &all).await;
