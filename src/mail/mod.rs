@@ -1,5 +1,6 @@
 //! Mail understanding: parse raw RFC 5322 bytes, classify them, keep the new text only.
 
+mod attachments;
 pub mod classify;
 mod parse;
 mod quote;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
+use super::attachments::without_attachment_bodies;
 use super::{normalize_address, normalize_message_id, strip_quoted};
 
 /// What collabd keeps of a mail. Every string is free of NUL bytes (Postgres rejects them).
@@ -49,7 +50,8 @@ impl Signals {
 /// Parses raw bytes. Never fails: unparseable input yields empty fields and a digest key.
 pub fn parse(raw: &[u8]) -> ParsedMail {
     let digest = || format!("sha256:{:x}", Sha256::digest(raw));
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let skimmed = without_attachment_bodies(raw);
+    let Some(msg) = MessageParser::default().parse(&*skimmed) else {
         return ParsedMail { dedupe_key: digest(), size: raw.len() as u64, ..Default::default() };
     };
     let message_id = msg.message_id().and_then(normalize_message_id).map(clean);
