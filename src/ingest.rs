@@ -98,20 +98,40 @@ impl Ingestor {
         let Some(last_uid) = batch.0.last().map(|p| p.uid) else {
             return Ok(BatchReport::default());
         };
-        // Messages seen before are rare (a UIDVALIDITY reset, a copy): rather than look
-        // every message up first, a batch that meets one rolls back and runs again
-        // without it. Each pass sets at least one more message aside.
-        let mut seen = HashSet::new();
+        // A mail the server holds twice in one batch (a copy) is stored once: first UID wins.
+        let mut keys = HashSet::new();
+        let mut seen: HashSet<u32> = batch
+            .0
+            .iter()
+            .filter(|p| !keys.insert(p.mail.dedupe_key.as_str()))
+            .map(|p| p.uid)
+            .collect();
+        // Messages stored before are rare (a UIDVALIDITY reset, a copy): rather than check
+        // every row, a batch that meets one fails, rolls back and runs again without it.
         let (mut tx, mut report) = loop {
             let mut report = BatchReport { last_uid, ..Default::default() };
             let mut tx = self.store.begin().await?;
-            match store_batch(&mut tx, src, &batch.0, &seen, &mut report).await? {
-                Stored::All => break (tx, report),
-                Stored::SeenBefore(uids) => {
+            match store_batch(&mut tx, src, &batch.0, &seen, &mut report).await {
+                Ok(()) => break (tx, report),
+                Err(e) if inbound::is_stored_before(&e) => {
                     tx.rollback().await?;
-                    debug!(count = uids.len(), "batch holds messages stored before; redoing it");
-                    seen.extend(uids);
+                    let rows: Vec<(u32, &str)> = batch
+                        .0
+                        .iter()
+                        .filter(|p| !seen.contains(&p.uid))
+                        .map(|p| (p.uid, p.mail.dedupe_key.as_str()))
+                        .collect();
+                    let stored =
+                        self.store.stored_before(&src.mailbox, src.uidvalidity, &rows).await?;
+                    // A conflict no stored row explains (a concurrent writer) is an error,
+                    // never a loop.
+                    if stored.is_empty() {
+                        return Err(e);
+                    }
+                    debug!(count = stored.len(), "batch holds messages stored before; redoing it");
+                    seen.extend(stored);
                 }
+                Err(e) => return Err(e),
             }
         };
         report.duplicates = seen.len() as u32;
@@ -152,13 +172,6 @@ struct Decided<'a> {
     collab: Option<CollabRef>,
 }
 
-/// How a pass over a batch went.
-enum Stored {
-    All,
-    /// These UIDs (or their Message-IDs) were stored before: the pass must be undone.
-    SeenBefore(Vec<u32>),
-}
-
 /// Stores a batch, less the UIDs in `seen`, with a handful of statements whatever its
 /// size: lookups, replies' collaborations, inbound rows, events and opt-outs all go in
 /// bulk; only learned addresses and the rarer matching rules cost statements of their own.
@@ -168,7 +181,7 @@ async fn store_batch(
     prepared: &[Prepared],
     seen: &HashSet<u32>,
     report: &mut BatchReport,
-) -> Result<Stored, StoreError> {
+) -> Result<(), StoreError> {
     let fresh: Vec<&Prepared> = prepared.iter().filter(|p| !seen.contains(&p.uid)).collect();
 
     let lookups = matching::Lookups::load(tx, fresh.iter().map(|p| &p.mail)).await?;
@@ -209,10 +222,6 @@ async fn store_batch(
 
     let rows: Vec<NewInbound<'_>> = decided.iter().map(|d| row(src, d)).collect();
     let ids = inbound::insert_many(tx, &src.mailbox, src.uidvalidity, &rows).await?;
-    if ids.len() < rows.len() {
-        let uids = rows.iter().map(|r| r.uid).filter(|u| !ids.contains_key(u)).collect();
-        return Ok(Stored::SeenBefore(uids));
-    }
     report.stored = ids.len() as u32;
     // Why each new collaboration exists; only those that were created need the words.
     let origins: Vec<(i64, String, i64)> = decided
@@ -239,8 +248,7 @@ async fn store_batch(
     collabs::record_created(tx, DAEMON_ACTOR, &created).await?;
     report.collaborations_created = created.len() as u32;
 
-    // Outreach status and opt-outs, a statement per kind of effect. Every row was inserted
-    // (a batch that met a stored message returned above).
+    // Outreach status and opt-outs, a statement per kind of effect.
     let stored: Vec<(&Decided<'_>, &Match, i64)> =
         decided.iter().filter_map(|d| Some((d, d.found.as_ref()?, ids[&d.p.uid]))).collect();
     let outreach_of = |kind: Kind| -> Vec<i64> {
@@ -307,7 +315,7 @@ async fn store_batch(
             }
         }
     }
-    Ok(Stored::All)
+    Ok(())
 }
 
 fn row<'a>(src: &'a Source, d: &'a Decided<'_>) -> NewInbound<'a> {

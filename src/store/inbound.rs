@@ -57,6 +57,31 @@ impl super::Store {
         Ok(rows)
     }
 
+    /// Which of these `(uid, dedupe key)` pairs are stored already, by UID or by dedupe key.
+    pub async fn stored_before(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        rows: &[(u32, &str)],
+    ) -> Result<Vec<u32>, StoreError> {
+        let uids: Vec<i64> = rows.iter().map(|(u, _)| i64::from(*u)).collect();
+        let keys: Vec<&str> = rows.iter().map(|(_, k)| *k).collect();
+        let stored = sqlx::query_scalar!(
+            r#"SELECT u.uid AS "uid!" FROM unnest($3::bigint[], $4::text[]) AS u(uid, key)
+               WHERE EXISTS (SELECT 1 FROM inbound_messages
+                             WHERE mailbox = $1 AND uidvalidity = $2 AND uid = u.uid)
+                  OR EXISTS (SELECT 1 FROM inbound_messages
+                             WHERE mailbox = $1 AND dedupe_key = u.key)"#,
+            mailbox,
+            i64::from(uidvalidity),
+            &uids,
+            &keys as &[&str]
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(stored.into_iter().map(|u| u as u32).collect())
+    }
+
     /// Turns an unmatched message into a reply of a creator in a campaign: the message is
     /// re-labelled, a Pending collaboration created (or joined) and the sender's address
     /// remembered for the creator, all in one transaction. `None` if no such unmatched
@@ -113,8 +138,9 @@ impl super::Store {
     }
 }
 
-/// Inserts a batch's rows in one statement, skipping any seen before (same UID or same
-/// dedupe key, also within the batch); returns the new ids by UID.
+/// Inserts a batch's rows in one statement and returns their ids by UID. A row stored
+/// before (same UID or same dedupe key) fails the whole statement (see `is_stored_before`):
+/// checking every row for a conflict cost more than the rare redo.
 pub async fn insert_many(
     tx: &mut Tx,
     mailbox: &str,
@@ -162,7 +188,6 @@ pub async fn insert_many(
                        $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])
                 AS u(uid, key, mid, irt, refs, sender, name, rcpt, subject, sent, body, reply,
                      size, kind, reason, rule, outreach, creator, campaign, collab)
-           ON CONFLICT DO NOTHING
            RETURNING uid, id"#,
         mailbox,
         i64::from(uidvalidity),
@@ -190,4 +215,10 @@ pub async fn insert_many(
     .fetch_all(&mut **tx)
     .await?;
     Ok(inserted.into_iter().map(|r| (r.uid as u32, r.id)).collect())
+}
+
+/// True when `insert_many` failed because a row was stored before.
+pub fn is_stored_before(e: &StoreError) -> bool {
+    let StoreError::Db(sqlx::Error::Database(db)) = e else { return false };
+    db.is_unique_violation() && db.table() == Some("inbound_messages")
 }
