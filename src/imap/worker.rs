@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_imap::extensions::idle::IdleResponse;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
@@ -187,15 +188,20 @@ impl MailboxWorker {
                 let wait = self.settings.poll_interval.min(Duration::from_secs(29 * 60));
                 self.promise(wait + limit * 2);
                 let (woken, _interrupt) = handle.wait_with_timeout(wait);
-                let stopped = tokio::select! {
+                let woken = tokio::select! {
                     r = woken => {
-                        r.map_err(|source| ImapError::Protocol { op: "IDLE", source })?;
-                        false
+                        Some(r.map_err(|source| ImapError::Protocol { op: "IDLE", source })?)
                     }
-                    _ = self.shutdown.cancelled() => true,
+                    _ = self.shutdown.cancelled() => None,
                 };
                 session = timed(limit, "IDLE DONE", handle.done()).await?;
-                stopped
+                // A poll, not a notification: servers (Dovecot among them) bring a session
+                // up to date only when a command ends, so without this NOOP the search would
+                // miss what arrived since the server last looked, until the next poll.
+                if let Some(IdleResponse::Timeout) = woken {
+                    timed(limit, "NOOP", session.noop()).await?;
+                }
+                woken.is_none()
             } else {
                 self.promise(self.settings.poll_interval + limit);
                 let stopped = tokio::select! {
