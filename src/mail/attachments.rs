@@ -12,6 +12,11 @@ use memchr::{memchr, memmem, memrchr};
 /// only means its part is parsed as it is.
 const MAX_PART_HEADER: usize = 16 * 1024;
 
+/// Multipart boundaries followed; real mail nests a handful. Past this, or past reading
+/// headers worth the mail's own size again, the rest is parsed as it is: hostile shapes
+/// (millions of delimiter lines) cost a bounded scan, never quadratic time.
+const MAX_BOUNDARIES: usize = 64;
+
 /// `raw` without the bodies of its base64 attachments, or `raw` itself when it has none.
 ///
 /// Parts are found as the parse finds them: the mail's header, then a header after every
@@ -26,10 +31,16 @@ pub fn without_attachment_bodies(raw: &[u8]) -> Cow<'_, [u8]> {
     let mut boundaries: Vec<Vec<u8>> = Vec::new();
     let mut cut: Vec<Range<usize>> = Vec::new();
     let (mut header, mut from) = (Some(0), 0);
+    let mut budget = raw.len() + MAX_PART_HEADER;
     loop {
         if let Some(start) = header.take() {
             from = start;
-            match part_at(raw, start) {
+            let (part, read) = part_at(raw, start);
+            budget = budget.saturating_sub(read);
+            if budget == 0 {
+                break;
+            }
+            match part {
                 Part::Attachment { body } => {
                     from = base64_end(raw, body);
                     if from > body {
@@ -37,6 +48,9 @@ pub fn without_attachment_bodies(raw: &[u8]) -> Cow<'_, [u8]> {
                     }
                 }
                 Part::Multipart { boundary, body } => {
+                    if boundaries.len() == MAX_BOUNDARIES {
+                        break;
+                    }
                     boundaries.push(boundary);
                     from = body;
                 }
@@ -94,11 +108,17 @@ enum Part {
     Unknown,
 }
 
-/// Reads the part header starting at `start`.
-fn part_at(raw: &[u8], start: usize) -> Part {
+/// Reads the part header starting at `start`; also returns how many bytes that took.
+fn part_at(raw: &[u8], start: usize) -> (Part, usize) {
     let window = &raw[start..raw.len().min(start + MAX_PART_HEADER)];
-    let Some(len) = header_len(window) else { return Part::Unknown };
-    let (header, body) = (&window[..len], start + len);
+    match header_len(window) {
+        Some(len) => (read_header(&window[..len], start + len), len),
+        None => (Part::Unknown, window.len()),
+    }
+}
+
+/// What a complete part header (blank line included) says; its body starts at `body`.
+fn read_header(header: &[u8], body: usize) -> Part {
     // Most headers declare nothing of interest; they are not parsed twice.
     let mentions = |word: &[u8]| header.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
     if ![&b"base64"[..], b"multipart", b"message"].into_iter().any(mentions) {
@@ -279,6 +299,30 @@ mod tests {
             prop_assert_eq!(whole.subject(), skim.subject());
             prop_assert_eq!(whole.parts.len(), skim.parts.len());
         }
+    }
+
+    #[test]
+    fn hostile_shapes_end_the_cutting_not_the_parse() {
+        let attachment =
+            "--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n";
+        let mut raw = format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n{attachment}");
+        raw.push_str(&"--b\r\n".repeat(100_000));
+        raw.push_str(attachment);
+        let skimmed = without_attachment_bodies(raw.as_bytes());
+        assert_eq!(skimmed.len(), raw.len() - 4, "the first attachment only: the budget ran out");
+
+        let nested = |levels: usize| {
+            let mut mail = String::new();
+            for i in 0..levels {
+                mail += &format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n");
+            }
+            mail + "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n"
+        };
+        let deep = nested(MAX_BOUNDARIES);
+        // The last part runs to the end of the mail, line break included.
+        assert_eq!(without_attachment_bodies(deep.as_bytes()).len(), deep.len() - 6);
+        let deeper = nested(MAX_BOUNDARIES + 1);
+        assert!(matches!(without_attachment_bodies(deeper.as_bytes()), Cow::Borrowed(_)));
     }
 
     #[test]
