@@ -237,6 +237,24 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
 }
 
 #[tokio::test]
+async fn idle_keepalives_do_not_hold_off_the_poll() {
+    let db = TestDb::new().await;
+    // Dovecot's "* OK Still here" every second: each one used to restart the IDLE wait,
+    // so a poll_interval longer than the keepalive never came.
+    let imap = Dovecot::start_with("imap_idle_notify_interval = 1 secs");
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.poll_interval = "3s".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    let polled = eventually(Duration::from_secs(15), || async {
+        daemon.logs().matches("IDLE reached poll_interval").count() >= 2
+    })
+    .await;
+    assert!(polled, "{}", daemon.logs());
+}
+
+#[tokio::test]
 async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
     let (db, seed, imap) = seeded_mailbox(1).await;
     let env = DaemonEnv::new(&db.url);

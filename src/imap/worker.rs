@@ -8,7 +8,7 @@ use async_imap::extensions::idle::IdleResponse;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::{ImapError, Session, connect, timed};
 use crate::config::{MailboxSettings, PostProcess};
@@ -187,11 +187,15 @@ impl MailboxWorker {
                 timed(limit, "IDLE", handle.init()).await?;
                 let wait = self.settings.poll_interval.min(Duration::from_secs(29 * 60));
                 self.promise(wait + limit * 2);
+                // async-imap restarts its timeout at every server line, and servers send
+                // keepalives ("* OK Still here": Dovecot every 2 minutes), so the poll
+                // deadline is kept here.
                 let (woken, _interrupt) = handle.wait_with_timeout(wait);
                 let woken = tokio::select! {
                     r = woken => {
                         Some(r.map_err(|source| ImapError::Protocol { op: "IDLE", source })?)
                     }
+                    _ = tokio::time::sleep(wait) => Some(IdleResponse::Timeout),
                     _ = self.shutdown.cancelled() => None,
                 };
                 session = timed(limit, "IDLE DONE", handle.done()).await?;
@@ -199,6 +203,7 @@ impl MailboxWorker {
                 // up to date only when a command ends, so without this NOOP the search would
                 // miss what arrived since the server last looked, until the next poll.
                 if let Some(IdleResponse::Timeout) = woken {
+                    debug!("IDLE reached poll_interval: polling");
                     timed(limit, "NOOP", session.noop()).await?;
                 }
                 woken.is_none()

@@ -175,6 +175,11 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts Dovecot with the brand mailbox user.
     pub fn start() -> Dovecot {
+        Dovecot::start_with("")
+    }
+
+    /// Starts Dovecot with extra lines in its configuration.
+    pub fn start_with(extra_conf: &str) -> Dovecot {
         let dir = tempfile::Builder::new().prefix("collabd-dovecot").tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let port = free_port();
@@ -220,6 +225,7 @@ service imap-login {{
 service anvil {{
   chroot =
 }}
+{extra_conf}
 "#
             ),
         )
