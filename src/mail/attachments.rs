@@ -6,72 +6,72 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use mail_parser::{MessageParser, MimeHeaders};
-use memchr::{memchr, memmem, memrchr};
+use memchr::{memchr, memchr_iter, memmem, memrchr};
 
 /// Longest part header looked at; real ones are a few hundred bytes, and a longer one
 /// only means its part is parsed as it is.
 const MAX_PART_HEADER: usize = 16 * 1024;
 
-/// Multipart boundaries followed; real mail nests a handful. Past this, or past reading
-/// headers worth the mail's own size again, the rest is parsed as it is: hostile shapes
-/// (millions of delimiter lines) cost a bounded scan, never quadratic time.
-const MAX_BOUNDARIES: usize = 64;
+/// Multipart nesting followed; real mail nests a handful, and deeper is parsed as it is.
+/// Every other step moves forward through the mail, so the scan is linear in its size.
+const MAX_DEPTH: usize = 64;
 
 /// `raw` without the bodies of its base64 attachments, or `raw` itself when it has none.
 ///
-/// Parts are found as the parse finds them: the mail's header, then a header after every
-/// delimiter line of a multipart boundary declared before it, and the header of an
-/// attached message. A part is an attachment when its header says base64 and a type that
-/// is neither text nor a container (multipart, message). Its header and the MIME structure
-/// stay, so the parse sees the same parts with empty contents. Only bytes up to the first
-/// `-` are cut: base64 has none and every delimiter starts with `--`, so no boundary can
-/// be lost, however malformed the mail.
+/// Parts are found the way mail-parser finds them: the mail's header; inside a multipart,
+/// a header after each `--boundary` of the innermost open multipart (anywhere, as the
+/// parser looks for it), until its `--boundary--`; and the header of an attached message.
+/// A part is an attachment when its own header says base64 and a type that is neither
+/// text nor a container. Its header and the MIME structure stay, so the parse sees the
+/// same parts with empty contents. Only bytes before the first `-` are cut: base64 has
+/// none and every delimiter starts with `--`, so no boundary can be lost. Wherever the
+/// mail leaves this model (an unreadable header, a delimiter followed by anything but a
+/// line break), the rest is left as it is.
 pub fn without_attachment_bodies(raw: &[u8]) -> Cow<'_, [u8]> {
-    let delimiter = memmem::Finder::new(b"\n--");
-    let mut boundaries: Vec<Vec<u8>> = Vec::new();
+    let mut open: Vec<Vec<u8>> = Vec::new();
     let mut cut: Vec<Range<usize>> = Vec::new();
-    let (mut header, mut from) = (Some(0), 0);
-    let mut budget = raw.len() + MAX_PART_HEADER;
+    let mut header = Some(0);
+    let mut pos = 0;
+    // The parser reads a header after a multipart's first delimiter whatever follows it,
+    // even `--`; only later ones can close the multipart.
+    let mut first = false;
     loop {
         if let Some(start) = header.take() {
-            from = start;
-            let (part, read) = part_at(raw, start);
-            budget = budget.saturating_sub(read);
-            if budget == 0 {
-                break;
-            }
-            match part {
+            match part_at(raw, start) {
                 Part::Attachment { body } => {
-                    from = base64_end(raw, body);
-                    if from > body {
-                        cut.push(body..from);
-                    }
+                    let cuttable = base64_cut(raw, body, open.last());
+                    pos = cuttable.as_ref().map_or(body, |r| r.end);
+                    cut.extend(cuttable.filter(|r| !r.is_empty()));
                 }
+                Part::Multipart { .. } if open.len() == MAX_DEPTH => break,
                 Part::Multipart { boundary, body } => {
-                    if boundaries.len() == MAX_BOUNDARIES {
-                        break;
-                    }
-                    boundaries.push(boundary);
-                    from = body;
+                    open.push(boundary);
+                    pos = body;
+                    first = true;
                 }
                 Part::Message { body } => {
                     header = Some(body);
                     continue;
                 }
-                Part::Other { body } => from = body,
-                Part::Unknown => {}
+                Part::Other { body } => pos = body,
+                Part::Unknown => break,
             }
         }
-        // From the line break before `from`: a delimiter may open a body.
-        let search = from.saturating_sub(1);
-        let Some(at) = delimiter.find(&raw[search..]) else { break };
-        let line = search + at + 1;
-        let Some(eol) = memchr(b'\n', &raw[line..]) else { break };
-        let name = &raw[line + 2..line + eol];
-        let opens = |b: &Vec<u8>| name.starts_with(b) && !name[b.len()..].starts_with(b"--");
-        from = line + eol + 1;
-        if boundaries.iter().any(opens) {
-            header = Some(from);
+        // The next delimiter of the innermost open multipart.
+        let Some(boundary) = open.last() else { break };
+        let mut delimiter = Vec::with_capacity(boundary.len() + 2);
+        delimiter.extend_from_slice(b"--");
+        delimiter.extend_from_slice(boundary);
+        let Some(at) = memmem::find(&raw[pos..], &delimiter) else { break };
+        let after = pos + at + delimiter.len();
+        match (&raw[after..], std::mem::take(&mut first)) {
+            ([b'-', b'-', ..], false) => {
+                open.pop();
+                pos = after + 2;
+            }
+            ([b'\r', b'\n', ..], _) => header = Some(after + 2),
+            ([b'\n', ..], _) => header = Some(after + 1),
+            _ => break,
         }
     }
     if cut.is_empty() {
@@ -97,7 +97,7 @@ enum Part {
         boundary: Vec<u8>,
         body: usize,
     },
-    /// An attached message: its own header starts the body.
+    /// An attached message (rfc822, global): its own header starts the body.
     Message {
         body: usize,
     },
@@ -108,12 +108,12 @@ enum Part {
     Unknown,
 }
 
-/// Reads the part header starting at `start`; also returns how many bytes that took.
-fn part_at(raw: &[u8], start: usize) -> (Part, usize) {
+/// Reads the part header starting at `start`.
+fn part_at(raw: &[u8], start: usize) -> Part {
     let window = &raw[start..raw.len().min(start + MAX_PART_HEADER)];
     match header_len(window) {
-        Some(len) => (read_header(&window[..len], start + len), len),
-        None => (Part::Unknown, window.len()),
+        Some(len) => read_header(&window[..len], start + len),
+        None => Part::Unknown,
     }
 }
 
@@ -125,16 +125,26 @@ fn read_header(header: &[u8], body: usize) -> Part {
         return Part::Other { body };
     }
     let Some(parsed) = MessageParser::new().parse_headers(header) else { return Part::Unknown };
-    let base64 =
-        parsed.content_transfer_encoding().is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"));
+    let encoding = |name: &str| {
+        parsed.content_transfer_encoding().is_some_and(|e| e.trim().eq_ignore_ascii_case(name))
+    };
+    let base64 = encoding("base64");
     // No Content-Type means text/plain.
     let Some(ctype) = parsed.content_type() else { return Part::Other { body } };
     let is = |t: &str| ctype.ctype().eq_ignore_ascii_case(t);
+    let subtype_is = |t: &str| ctype.subtype().is_some_and(|s| s.eq_ignore_ascii_case(t));
     match ctype.attribute("boundary") {
         Some(b) if is("multipart") && !b.is_empty() => {
             Part::Multipart { boundary: b.as_bytes().to_vec(), body }
         }
-        _ if is("message") && !base64 => Part::Message { body },
+        // Encoded, it is decoded first and parsed apart; its bytes stay as they are.
+        _ if is("message")
+            && (subtype_is("rfc822") || subtype_is("global"))
+            && !base64
+            && !encoding("quoted-printable") =>
+        {
+            Part::Message { body }
+        }
         _ if base64 && !is("text") && !is("multipart") && !is("message") => {
             Part::Attachment { body }
         }
@@ -142,31 +152,52 @@ fn read_header(header: &[u8], body: usize) -> Part {
     }
 }
 
-/// Length of the header block at the start of `bytes`, blank line included.
+/// Length of the header block at the start of `bytes`, blank line included; reads no
+/// further than that line. The parser ends a header at any line of only spaces, tabs and
+/// carriage returns; a header where such a line is not plainly empty is left alone.
 fn header_len(bytes: &[u8]) -> Option<usize> {
-    if bytes.starts_with(b"\r\n") {
-        return Some(2);
+    let mut start = 0;
+    for nl in memchr_iter(b'\n', bytes) {
+        let line = &bytes[start..nl];
+        if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\x0c')) {
+            return matches!(line, [] | [b'\r']).then_some(nl + 1);
+        }
+        start = nl + 1;
     }
-    if bytes.starts_with(b"\n") {
-        return Some(1);
-    }
-    let lf = memmem::find(bytes, b"\n\n").map(|i| i + 2);
-    let crlf = memmem::find(bytes, b"\n\r\n").map(|i| i + 3);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    None
 }
 
-/// The end of a base64 body starting at `body`: the line break before its first `-`, or
-/// the end of the mail.
-fn base64_end(raw: &[u8], body: usize) -> usize {
-    let Some(dash) = memchr(b'-', &raw[body..]) else { return raw.len() };
-    match memrchr(b'\n', &raw[body..body + dash]) {
+/// The bytes of a base64 body starting at `body` that can go: up to the line break before
+/// its first `-`, or to the end of the mail outside any multipart. `None` when the parser
+/// would not decode the body cleanly (a byte outside base64, no delimiter of `boundary`
+/// where the body ends): it then keeps the bytes as text, and so must the cut.
+fn base64_cut(raw: &[u8], body: usize, boundary: Option<&Vec<u8>>) -> Option<Range<usize>> {
+    let dash = memchr(b'-', &raw[body..]).map_or(raw.len(), |d| body + d);
+    let ends_well = match boundary {
+        Some(b) => raw[dash..].strip_prefix(b"--").is_some_and(|rest| rest.starts_with(b)),
+        None => dash == raw.len(),
+    };
+    if !ends_well || !is_base64_text(&raw[body..dash]) {
+        return None;
+    }
+    if dash == raw.len() {
+        return Some(body..dash);
+    }
+    let end = match memrchr(b'\n', &raw[body..dash]) {
         Some(nl) if nl > 0 && raw[body + nl - 1] == b'\r' => body + nl - 1,
         Some(nl) => body + nl,
         None => body,
-    }
+    };
+    Some(body..end)
+}
+
+/// Base64 as mail carries it: the alphabet, padding and whitespace.
+fn is_base64_text(bytes: &[u8]) -> bool {
+    let ok = |b: u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\r' | b'\n' | b' ' | b'\t')
+    };
+    // Whole chunks without an early exit, which the compiler turns into vector code.
+    bytes.chunks(64).all(|c| c.iter().fold(true, |all, &b| all & ok(b)))
 }
 
 #[cfg(test)]
@@ -227,6 +258,22 @@ mod tests {
     }
 
     #[test]
+    fn bodies_the_parser_would_show_as_text_are_kept() {
+        // mail-parser turns a base64 body it cannot decode into text: a stray byte, or no
+        // delimiter where the body ends. Those stay whole.
+        for body in ["QUJD{\r\nREVG\r\n--b--\r\n", "QUJD\r\nREVG\r\n"] {
+            let raw = format!(
+                "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+                 Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}"
+            );
+            assert!(
+                matches!(without_attachment_bodies(raw.as_bytes()), Cow::Borrowed(_)),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
     fn a_whole_mail_that_is_an_attachment_keeps_its_header() {
         let raw = format!(
             "From: a@b.example\nMessage-ID: <x@y>\nContent-Type: image/png\n\
@@ -269,6 +316,8 @@ mod tests {
             Just("\r\n--b\r\n"),
             Just("\r\n--c\r\n"),
             Just("\r\n--b--\r\n"),
+            Just("\r\n--c--\r\n"),
+            Just("--b"),
             Just("\r\n\r\n"),
             Just("-"),
         ];
@@ -282,13 +331,51 @@ mod tests {
         .prop_map(|parts| parts.concat())
     }
 
+    /// Well-formed MIME trees (text, base64 text, attachments, attached messages, nested
+    /// multiparts sharing few boundary names), then damaged by one splice of `mailish` bytes
+    /// at a random place.
+    fn structured() -> impl Strategy<Value = Vec<u8>> {
+        let leaf = prop_oneof![
+            Just("Content-Type: text/plain\r\n\r\nHello --b and --c\r\n".to_owned()),
+            Just("Content-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\nPGI+aGk8L2I+\r\n".to_owned()),
+            Just("Content-Type: image/png; name=a.png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\nREVG\r\n".to_owned()),
+            Just("Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0x\r\n".to_owned()),
+            Just("Content-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; a@b\r\n".to_owned()),
+        ];
+        let tree = leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                (
+                    prop::sample::select(vec!["b", "c", "d"]),
+                    prop::collection::vec(inner.clone(), 1..4)
+                )
+                    .prop_map(|(b, parts)| {
+                        let mut m =
+                            format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n");
+                        for p in parts {
+                            m += &format!("--{b}\r\n{p}");
+                        }
+                        m + &format!("--{b}--\r\n")
+                    }),
+                inner.prop_map(|p| format!(
+                    "Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n{p}"
+                )),
+            ]
+        });
+        (tree, mailish(), any::<prop::sample::Index>()).prop_map(|(tree, splice, at)| {
+            let mut mail = format!("From: a@b.example\r\nMessage-ID: <m@x>\r\n{tree}").into_bytes();
+            let at = at.index(mail.len() + 1);
+            mail.splice(at..at, splice);
+            mail
+        })
+    }
+
     proptest::proptest! {
         #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
         /// Whatever the input, the parse reads the same text, HTML and identity from the
         /// skimmed bytes as from the whole mail.
         #[test]
-        fn the_parse_reads_the_same_text(raw in mailish()) {
+        fn the_parse_reads_the_same_text(raw in prop_oneof![mailish(), structured()]) {
             let skimmed = without_attachment_bodies(&raw);
             let (whole, skim) = (MessageParser::default().parse(&raw), MessageParser::default().parse(&*skimmed));
             prop_assert_eq!(whole.is_some(), skim.is_some());
@@ -298,31 +385,55 @@ mod tests {
             prop_assert_eq!(whole.message_id(), skim.message_id());
             prop_assert_eq!(whole.subject(), skim.subject());
             prop_assert_eq!(whole.parts.len(), skim.parts.len());
+            prop_assert_eq!(whole.text_body_count(), skim.text_body_count());
+            prop_assert_eq!(whole.html_body_count(), skim.html_body_count());
+            prop_assert_eq!(whole.attachment_count(), skim.attachment_count());
+            let texts = |m: &mail_parser::Message<'_>| {
+                (0..m.text_body_count()).map(|i| m.body_text(i).map(|t| t.into_owned())).collect::<Vec<_>>()
+            };
+            prop_assert_eq!(texts(&whole), texts(&skim));
         }
     }
 
     #[test]
-    fn hostile_shapes_end_the_cutting_not_the_parse() {
+    fn shapes_outside_the_model_end_the_cutting_not_the_parse() {
         let attachment =
             "--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n";
+        // A part whose header never ends (a million delimiter lines): nothing after it is cut.
         let mut raw = format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n{attachment}");
-        raw.push_str(&"--b\r\n".repeat(100_000));
+        raw.push_str(&"--b\r\n".repeat(1_000_000));
         raw.push_str(attachment);
         let skimmed = without_attachment_bodies(raw.as_bytes());
-        assert_eq!(skimmed.len(), raw.len() - 4, "the first attachment only: the budget ran out");
+        assert_eq!(skimmed.len(), raw.len() - 4, "only the first attachment");
 
         let nested = |levels: usize| {
             let mut mail = String::new();
             for i in 0..levels {
                 mail += &format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n");
             }
-            mail + "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n"
+            let last = levels - 1;
+            mail + &format!(
+                "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--b{last}--\r\n"
+            )
         };
-        let deep = nested(MAX_BOUNDARIES);
-        // The last part runs to the end of the mail, line break included.
-        assert_eq!(without_attachment_bodies(deep.as_bytes()).len(), deep.len() - 6);
-        let deeper = nested(MAX_BOUNDARIES + 1);
+        let deep = nested(MAX_DEPTH);
+        assert_eq!(without_attachment_bodies(deep.as_bytes()).len(), deep.len() - 4);
+        let deeper = nested(MAX_DEPTH + 1);
         assert!(matches!(without_attachment_bodies(deeper.as_bytes()), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn only_the_innermost_boundary_opens_a_part() {
+        // Inside multipart c, a text part quotes "--b" and an attachment header: mail-parser
+        // reads all of it as that part's text, and so must the cut.
+        let raw = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+                   Content-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\n\
+                   Content-Type: text/plain\r\n\r\nquoted:\r\n--b\r\n\
+                   Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n\
+                   --c--\r\n--b--\r\n";
+        assert!(matches!(without_attachment_bodies(raw.as_bytes()), Cow::Borrowed(_)));
+        let text = parse(raw.as_bytes()).body_text(0).map(|t| t.into_owned());
+        assert!(text.is_some_and(|t| t.contains("QUJD")));
     }
 
     #[test]
