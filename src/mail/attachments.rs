@@ -28,29 +28,32 @@ const MAX_DEPTH: usize = 64;
 /// mail leaves this model (an unreadable header, a delimiter followed by anything but a
 /// line break), the rest is left as it is.
 pub fn without_attachment_bodies(raw: &[u8]) -> Cow<'_, [u8]> {
-    let mut open: Vec<Vec<u8>> = Vec::new();
+    // Open multiparts, innermost last: boundary, and whether it is a digest (whose parts
+    // without a Content-Type are attached messages).
+    let mut open: Vec<(Vec<u8>, bool)> = Vec::new();
     let mut cut: Vec<Range<usize>> = Vec::new();
-    let mut header = Some(0);
+    // Where the next header starts, and whether it belongs to a digest's part.
+    let mut header = Some((0, false));
     let mut pos = 0;
     // The parser reads a header after a multipart's first delimiter whatever follows it,
     // even `--`; only later ones can close the multipart.
     let mut first = false;
     loop {
-        if let Some(start) = header.take() {
-            match part_at(raw, start) {
+        if let Some((start, in_digest)) = header.take() {
+            match part_at(raw, start, in_digest) {
                 Part::Attachment { body } => {
-                    let cuttable = base64_cut(raw, body, open.last());
+                    let cuttable = base64_cut(raw, body, open.last().map(|(b, _)| b.as_slice()));
                     pos = cuttable.as_ref().map_or(body, |r| r.end);
                     cut.extend(cuttable.filter(|r| !r.is_empty()));
                 }
                 Part::Multipart { .. } if open.len() == MAX_DEPTH => break,
-                Part::Multipart { boundary, body } => {
-                    open.push(boundary);
+                Part::Multipart { boundary, digest, body } => {
+                    open.push((boundary, digest));
                     pos = body;
                     first = true;
                 }
                 Part::Message { body } => {
-                    header = Some(body);
+                    header = Some((body, false));
                     continue;
                 }
                 Part::Other { body } => pos = body,
@@ -58,7 +61,7 @@ pub fn without_attachment_bodies(raw: &[u8]) -> Cow<'_, [u8]> {
             }
         }
         // The next delimiter of the innermost open multipart.
-        let Some(boundary) = open.last() else { break };
+        let Some((boundary, digest)) = open.last() else { break };
         let mut delimiter = Vec::with_capacity(boundary.len() + 2);
         delimiter.extend_from_slice(b"--");
         delimiter.extend_from_slice(boundary);
@@ -69,8 +72,8 @@ pub fn without_attachment_bodies(raw: &[u8]) -> Cow<'_, [u8]> {
                 open.pop();
                 pos = after + 2;
             }
-            ([b'\r', b'\n', ..], _) => header = Some(after + 2),
-            ([b'\n', ..], _) => header = Some(after + 1),
+            ([b'\r', b'\n', ..], _) => header = Some((after + 2, *digest)),
+            ([b'\n', ..], _) => header = Some((after + 1, *digest)),
             _ => break,
         }
     }
@@ -95,6 +98,7 @@ enum Part {
     },
     Multipart {
         boundary: Vec<u8>,
+        digest: bool,
         body: usize,
     },
     /// An attached message (rfc822, global): its own header starts the body.
@@ -109,40 +113,55 @@ enum Part {
 }
 
 /// Reads the part header starting at `start`.
-fn part_at(raw: &[u8], start: usize) -> Part {
+fn part_at(raw: &[u8], start: usize, in_digest: bool) -> Part {
     let window = &raw[start..raw.len().min(start + MAX_PART_HEADER)];
-    match header_len(window) {
-        Some(len) => read_header(&window[..len], start + len),
-        None => Part::Unknown,
-    }
-}
-
-/// What a complete part header (blank line included) says; its body starts at `body`.
-fn read_header(header: &[u8], body: usize) -> Part {
-    // Most headers declare nothing of interest; they are not parsed twice.
+    let Some(len) = header_len(window) else { return Part::Unknown };
+    let (header, body) = (&window[..len], start + len);
     let mentions = |word: &[u8]| header.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
-    if ![&b"base64"[..], b"multipart", b"message"].into_iter().any(mentions) {
+    // Most headers declare nothing of interest; they are not parsed twice. A date is
+    // parsed whatever: the parser's date reading can run past a line break, and then the
+    // header ends later for it than here.
+    let words: [&[u8]; 4] = [b"base64", b"multipart", b"message", b"date"];
+    if !in_digest && !words.into_iter().any(mentions) {
         return Part::Other { body };
     }
-    let Some(parsed) = MessageParser::new().parse_headers(header) else { return Part::Unknown };
+    let Some(parsed) = MessageParser::new().parse_headers(window) else { return Part::Unknown };
+    if parser_header_len(&parsed, window) != Some(len) {
+        return Part::Unknown;
+    }
+    read_header(&parsed, body, in_digest)
+}
+
+/// Where the parser ended the header it read: after the last field, at the first line
+/// break past only spaces, tabs, carriage returns and form feeds.
+fn parser_header_len(parsed: &mail_parser::Message<'_>, window: &[u8]) -> Option<usize> {
+    let last = parsed.root_part().headers().last()?.offset_end() as usize;
+    let rest = window.get(last..)?;
+    let blank = rest.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\x0c'))?;
+    (rest[blank] == b'\n').then_some(last + blank + 1)
+}
+
+/// What a part header says; its body starts at `body`.
+fn read_header(parsed: &mail_parser::Message<'_>, body: usize, in_digest: bool) -> Part {
+    // As the parser compares them: the field's text, case aside.
     let encoding = |name: &str| {
-        parsed.content_transfer_encoding().is_some_and(|e| e.trim().eq_ignore_ascii_case(name))
+        parsed.content_transfer_encoding().is_some_and(|e| e.eq_ignore_ascii_case(name))
     };
     let base64 = encoding("base64");
-    // No Content-Type means text/plain.
-    let Some(ctype) = parsed.content_type() else { return Part::Other { body } };
+    let nested = !base64 && !encoding("quoted-printable");
+    // No Content-Type means text/plain, or an attached message in a digest.
+    let Some(ctype) = parsed.content_type() else {
+        return if in_digest && nested { Part::Message { body } } else { Part::Other { body } };
+    };
     let is = |t: &str| ctype.ctype().eq_ignore_ascii_case(t);
     let subtype_is = |t: &str| ctype.subtype().is_some_and(|s| s.eq_ignore_ascii_case(t));
     match ctype.attribute("boundary") {
         Some(b) if is("multipart") && !b.is_empty() => {
-            Part::Multipart { boundary: b.as_bytes().to_vec(), body }
+            let boundary = b.as_bytes().to_vec();
+            Part::Multipart { boundary, digest: subtype_is("digest"), body }
         }
         // Encoded, it is decoded first and parsed apart; its bytes stay as they are.
-        _ if is("message")
-            && (subtype_is("rfc822") || subtype_is("global"))
-            && !base64
-            && !encoding("quoted-printable") =>
-        {
+        _ if is("message") && (subtype_is("rfc822") || subtype_is("global")) && nested => {
             Part::Message { body }
         }
         _ if base64 && !is("text") && !is("multipart") && !is("message") => {
@@ -171,7 +190,7 @@ fn header_len(bytes: &[u8]) -> Option<usize> {
 /// its first `-`, or to the end of the mail outside any multipart. `None` when the parser
 /// would not decode the body cleanly (a byte outside base64, no delimiter of `boundary`
 /// where the body ends): it then keeps the bytes as text, and so must the cut.
-fn base64_cut(raw: &[u8], body: usize, boundary: Option<&Vec<u8>>) -> Option<Range<usize>> {
+fn base64_cut(raw: &[u8], body: usize, boundary: Option<&[u8]>) -> Option<Range<usize>> {
     let dash = memchr(b'-', &raw[body..]).map_or(raw.len(), |d| body + d);
     let ends_well = match boundary {
         Some(b) => raw[dash..].strip_prefix(b"--").is_some_and(|rest| rest.starts_with(b)),
@@ -274,6 +293,43 @@ mod tests {
     }
 
     #[test]
+    fn the_parse_and_the_cut_agree_on_dates_digests_and_encodings() {
+        let same = |raw: &str| {
+            let (whole, skim) = (parse(raw.as_bytes()), without_attachment_bodies(raw.as_bytes()));
+            let skim = parse(&skim);
+            assert_eq!(whole.parts.len(), skim.parts.len(), "{raw}");
+            assert_eq!(whole.attachment_count(), skim.attachment_count(), "{raw}");
+            assert_eq!(whole.body_text(0), skim.body_text(0), "{raw}");
+            let inner = |m: &mail_parser::Message<'_>| {
+                m.attachment(0)
+                    .and_then(|a| a.message())
+                    .and_then(|n| n.body_text(0))
+                    .map(|t| t.into_owned())
+            };
+            assert_eq!(inner(&whole), inner(&skim), "{raw}");
+        };
+        // A zone after a sign makes the parser's date read two more bytes, line break or not.
+        same(
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/pdf\n\
+              Content-Transfer-Encoding: base64\nDate: -X\n\nQUJD\n\n--b\n\
+              Content-Type: text/plain\n\nhello\n--b--\n",
+        );
+        // In a digest, a part without Content-Type is an attached message.
+        same(
+            "Content-Type: multipart/digest; boundary=b\n\n--b\n\n\
+              Content-Type: multipart/mixed; boundary=c\n\n--c\nContent-Type: text/plain\n\nhi\n\
+              --b\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\n\nQUJD\n\
+              --b\n\n--c--\n--b--\n",
+        );
+        // The parser compares the encoding as written: "base64\x0b" is not base64 to it.
+        same(
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\
+              Content-Transfer-Encoding: base64\x0b\n\nContent-Type: multipart/mixed; boundary=c\n\n\
+              --c\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\nQUJD\n--c--\n--b--\n",
+        );
+    }
+
+    #[test]
     fn a_whole_mail_that_is_an_attachment_keeps_its_header() {
         let raw = format!(
             "From: a@b.example\nMessage-ID: <x@y>\nContent-Type: image/png\n\
@@ -341,16 +397,19 @@ mod tests {
             Just("Content-Type: image/png; name=a.png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\nREVG\r\n".to_owned()),
             Just("Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0x\r\n".to_owned()),
             Just("Content-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; a@b\r\n".to_owned()),
+            Just("Date: -X\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n".to_owned()),
+            Just("\r\nSubject: digest entry\r\n\r\nhello\r\n".to_owned()),
         ];
         let tree = leaf.prop_recursive(4, 24, 4, |inner| {
             prop_oneof![
                 (
                     prop::sample::select(vec!["b", "c", "d"]),
+                    prop::sample::select(vec!["mixed", "digest"]),
                     prop::collection::vec(inner.clone(), 1..4)
                 )
-                    .prop_map(|(b, parts)| {
+                    .prop_map(|(b, sub, parts)| {
                         let mut m =
-                            format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n");
+                            format!("Content-Type: multipart/{sub}; boundary=\"{b}\"\r\n\r\n");
                         for p in parts {
                             m += &format!("--{b}\r\n{p}");
                         }
