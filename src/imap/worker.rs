@@ -187,10 +187,10 @@ impl MailboxWorker {
                 timed(limit, "IDLE", handle.init()).await?;
                 let wait = self.settings.poll_interval.min(Duration::from_secs(29 * 60));
                 self.promise(wait + limit * 2);
-                // async-imap restarts its timeout at every server line, and servers send
+                // async-imap's own timeout restarts at every server line, and servers send
                 // keepalives ("* OK Still here": Dovecot every 2 minutes), so the poll
                 // deadline is kept here.
-                let (woken, _interrupt) = handle.wait_with_timeout(wait);
+                let (woken, _interrupt) = handle.wait();
                 let woken = tokio::select! {
                     r = woken => {
                         Some(r.map_err(|source| ImapError::Protocol { op: "IDLE", source })?)
