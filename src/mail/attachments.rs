@@ -40,7 +40,7 @@ pub fn without_attachment_bodies(raw: &[u8]) -> Cow<'_, [u8]> {
     let mut first = false;
     loop {
         if let Some((start, in_digest)) = header.take() {
-            match part_at(raw, start, in_digest) {
+            match part_at(raw, start, in_digest, !open.is_empty()) {
                 Part::Attachment { body } => {
                     let cuttable = base64_cut(raw, body, open.last().map(|(b, _)| b.as_slice()));
                     pos = cuttable.as_ref().map_or(body, |r| r.end);
@@ -112,17 +112,20 @@ enum Part {
     Unknown,
 }
 
-/// Reads the part header starting at `start`.
-fn part_at(raw: &[u8], start: usize, in_digest: bool) -> Part {
+/// Reads the part header starting at `start`; `in_multipart` when a delimiter is looked
+/// for after its body.
+fn part_at(raw: &[u8], start: usize, in_digest: bool, in_multipart: bool) -> Part {
     let window = &raw[start..raw.len().min(start + MAX_PART_HEADER)];
     let Some(len) = header_len(window) else { return Part::Unknown };
     let (header, body) = (&window[..len], start + len);
     let mentions = |word: &[u8]| header.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
-    // Most headers declare nothing of interest; they are not parsed twice. A date is
-    // parsed whatever: the parser's date reading can run past a line break, and then the
-    // header ends later for it than here.
-    let words: [&[u8]; 4] = [b"base64", b"multipart", b"message", b"date"];
-    if !in_digest && !words.into_iter().any(mentions) {
+    // Most headers declare nothing of interest; they are not parsed twice. Inside a
+    // multipart a date is parsed whatever: the parser's date reading can run past a line
+    // break, and then the body, where the next delimiter is looked for, starts later for it
+    // than here. A mail's own header, outside any multipart, needs no such care.
+    let words: [&[u8]; 3] = [b"base64", b"multipart", b"message"];
+    let date_matters = in_multipart && mentions(b"date");
+    if !in_digest && !date_matters && !words.into_iter().any(mentions) {
         return Part::Other { body };
     }
     let Some(parsed) = MessageParser::new().parse_headers(window) else { return Part::Unknown };
