@@ -54,19 +54,22 @@ async fn postgres_restarted_mid_batch() {
     let imap = Dovecot::start();
     let messages: Vec<Vec<u8>> =
         (0..1000).map(|k| reply_to_outreach(&seed, k % 100, k as u32)).collect();
-    imap.append_all("INBOX", &messages).await;
+    imap.append_all("INBOX", &messages[..100]).await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);
     mb.extra = "max_backoff = \"2s\"".into();
     env.write_config(&[mb], "[ingest]\nbatch_size = 20\n");
     let daemon = env.spawn();
-    assert!(
-        eventually(WAIT, || async { db.rows("inbound_messages").await >= 100 }).await,
-        "{}",
-        daemon.logs()
-    );
-    db.pool.close().await;
+    wait_for_rows(&db, "inbound_messages", 100, WAIT, &daemon).await;
+
+    // The daemon's next batch is in flight, waiting inside its transaction, when the
+    // server dies.
+    let lock = hold_inbound(&db).await;
+    imap.append_all("INBOX", &messages[100..]).await;
+    wait_until_daemon_blocks(&db, &daemon).await;
     pg.stop_immediate();
+    drop(lock);
+    db.pool.close().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     pg.start_server();
     let db = pg.db().await;

@@ -152,19 +152,22 @@ async fn restart_processes_nothing_twice_and_picks_up_mail_that_arrived_while_do
 
 #[tokio::test]
 async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_nothing() {
-    let (db, _seed, imap) = loaded_mailbox(200, 2000).await;
+    let (db, seed, imap) = seeded_mailbox(200).await;
+    let messages: Vec<Vec<u8>> =
+        (0..2000).map(|k| reply_to_outreach(&seed, k % 200, k as u32)).collect();
+    imap.append_all("INBOX", &messages[..300]).await;
 
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "[ingest]\nbatch_size = 50\n");
     let mut daemon = env.spawn();
-    assert!(
-        eventually(WAIT, || async { db.rows("inbound_messages").await >= 300 }).await,
-        "{}",
-        daemon.logs()
-    );
+    wait_for_rows(&db, "inbound_messages", 300, WAIT, &daemon).await;
+    // Killed while a batch waits inside its transaction: fetched, parsed, not committed.
+    let lock = hold_inbound(&db).await;
+    imap.append_all("INBOX", &messages[300..]).await;
+    wait_until_daemon_blocks(&db, &daemon).await;
     daemon.kill();
-    let at_kill = db.rows("inbound_messages").await;
-    assert!(at_kill < 2000, "the kill came too late to test anything ({at_kill} rows)");
+    lock.rollback().await.unwrap();
+    assert_eq!(db.rows("inbound_messages").await, 300);
 
     let daemon = env.spawn();
     wait_for_rows(&db, "inbound_messages", 2000, Duration::from_secs(120), &daemon).await;

@@ -698,6 +698,29 @@ pub async fn seeded_mailbox(creators: usize) -> (TestDb, Seed, Dovecot) {
     (db, seed, Dovecot::start())
 }
 
+/// Holds `inbound_messages` against inserts until the returned transaction ends. With
+/// [`wait_until_daemon_blocks`] it is the one way to be sure that a batch is in flight,
+/// whatever the speed of the machine, when a test then kills something.
+pub async fn hold_inbound(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE inbound_messages IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    lock
+}
+
+/// Waits until the daemon's insert is queued behind [`hold_inbound`].
+pub async fn wait_until_daemon_blocks(db: &TestDb, daemon: &DaemonProc) {
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE wait_event_type = 'Lock' AND query ILIKE '%inbound_messages%'";
+    assert!(
+        eventually(Duration::from_secs(60), || async { db.count(waiting).await >= 1 }).await,
+        "the daemon never reached the held table: {}",
+        daemon.logs()
+    );
+}
+
 /// A seeded database and a Dovecot INBOX holding `messages` replies spread over
 /// `creators` creators (message k comes from creator k % creators).
 pub async fn loaded_mailbox(creators: usize, messages: usize) -> (TestDb, Seed, Dovecot) {
