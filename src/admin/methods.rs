@@ -263,7 +263,7 @@ impl AdminContext {
             "creator.import" => self.creator_import(params(p)?).await,
             "outreach.record" => {
                 let row: OutreachFields = params(p)?;
-                let new = self.outreach_row(&row, &mut HashMap::new()).await?;
+                let new = self.outreach_rows(vec![Ok(row)]).await?.remove(0)?;
                 let added = self.store.record_outreach(&[new]).await.map_err(internal)?;
                 Ok(json!({ "recorded": added, "skipped": 1 - added }))
             }
@@ -433,11 +433,31 @@ impl AdminContext {
         }))
     }
 
-    /// Checks an outreach row and resolves its creator and campaign; `campaigns` remembers
-    /// campaign ids across the rows of one import (they are nearly always the same few).
+    /// Checks outreach rows and resolves their creators (all in one query) and campaigns
+    /// (remembered across rows: they are nearly always the same few). `outreach.record`
+    /// passes one row, an import a chunk.
+    async fn outreach_rows(
+        &self,
+        rows: Vec<Result<OutreachFields, ErrorBody>>,
+    ) -> Result<Vec<Result<NewOutreach, ErrorBody>>, ErrorBody> {
+        let keys: Vec<&str> =
+            rows.iter().map(|r| r.as_ref().map_or("", |r| r.creator.as_str())).collect();
+        let creator_ids = self.store.creator_ids(&keys).await.map_err(internal)?;
+        let mut campaigns = HashMap::new();
+        let mut checked = Vec::with_capacity(rows.len());
+        for (row, creator_id) in rows.into_iter().zip(creator_ids) {
+            checked.push(match row {
+                Ok(r) => self.outreach_row(&r, creator_id, &mut campaigns).await,
+                Err(e) => Err(e),
+            });
+        }
+        Ok(checked)
+    }
+
     async fn outreach_row(
         &self,
         r: &OutreachFields,
+        creator_id: Option<i64>,
         campaigns: &mut HashMap<String, i64>,
     ) -> Result<NewOutreach, ErrorBody> {
         let message_id = crate::mail::normalize_message_id(&r.message_id)
@@ -445,12 +465,7 @@ impl AdminContext {
         let to = normalize_address(&r.to).ok_or_else(|| {
             ErrorBody::field("invalid_params", "to", format!("{:?} is not an address", r.to))
         })?;
-        let creator_id = self
-            .store
-            .creator_id(&r.creator)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| not_found("creator", &r.creator))?;
+        let creator_id = creator_id.ok_or_else(|| not_found("creator", &r.creator))?;
         let campaign_id = match campaigns.get(&r.campaign) {
             Some(id) => *id,
             None => {
@@ -473,25 +488,21 @@ impl AdminContext {
     }
 
     async fn outreach_import(&self, p: ImportParams) -> Outcome {
+        let (lines, rows): (Vec<_>, Vec<_>) = p.rows::<OutreachFields>().into_iter().unzip();
         let mut invalid = Vec::new();
-        let mut rows = Vec::new();
-        let mut campaigns = HashMap::new();
-        for (line, row) in p.rows::<OutreachFields>() {
-            let checked = match row {
-                Ok(r) => self.outreach_row(&r, &mut campaigns).await,
-                Err(e) => Err(e),
-            };
+        let mut valid = Vec::new();
+        for (line, checked) in lines.into_iter().zip(self.outreach_rows(rows).await?) {
             match checked {
-                Ok(o) => rows.push(o),
+                Ok(o) => valid.push(o),
                 Err(e) => {
                     invalid.push(json!({ "line": line, "field": e.field, "reason": e.message }))
                 }
             }
         }
-        let recorded = self.store.record_outreach(&rows).await.map_err(internal)?;
+        let recorded = self.store.record_outreach(&valid).await.map_err(internal)?;
         Ok(json!({
             "recorded": recorded,
-            "skipped": rows.len() as u64 - recorded,
+            "skipped": valid.len() as u64 - recorded,
             "invalid": invalid,
         }))
     }

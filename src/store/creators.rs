@@ -109,37 +109,49 @@ impl super::Store {
 
     /// One creator by id, `platform:handle`, handle, or address.
     pub async fn find_creator(&self, key: &str) -> Result<Option<Creator>, StoreError> {
-        let Some(id) = self.creator_id(key).await? else { return Ok(None) };
+        let Some(Some(id)) = self.creator_ids(&[key]).await?.pop() else { return Ok(None) };
         Ok(self.creators_by_ids(&[id]).await?.pop())
     }
 
-    /// The id `find_creator` would find, in one query: imports need no more.
-    pub async fn creator_id(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        let id: Option<i64> = key.parse().ok();
-        let (platform, handle) = match key.split_once(':') {
-            Some((p, h)) => (Some(p.to_lowercase()), h.to_lowercase()),
-            None => (None, key.trim_start_matches('@').to_lowercase()),
-        };
-        let address = crate::mail::normalize_address(key);
+    /// The ids `find_creator` would find for each key, in one query: an import of
+    /// thousands of rows needs no more. A key that names nobody is `None`, and so is a
+    /// bare handle used on two platforms: ambiguous, refused rather than guessed.
+    pub async fn creator_ids(&self, keys: &[&str]) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut ids = Vec::with_capacity(keys.len());
+        let mut platforms = Vec::with_capacity(keys.len());
+        let mut handles = Vec::with_capacity(keys.len());
+        let mut addresses = Vec::with_capacity(keys.len());
+        for key in keys {
+            ids.push(key.parse::<i64>().ok());
+            let (platform, handle) = match key.split_once(':') {
+                Some((p, h)) => (Some(p.to_lowercase()), h.to_lowercase()),
+                None => (None, key.trim_start_matches('@').to_lowercase()),
+            };
+            platforms.push(platform);
+            handles.push(handle);
+            addresses.push(crate::mail::normalize_address(key));
+        }
         let found = sqlx::query_scalar!(
-            r#"SELECT c.id FROM creators c
-               WHERE c.id = $1
-                  OR (lower(c.handle) = $3 AND ($2::text IS NULL OR lower(c.platform) = $2))
-                  OR c.id = (SELECT creator_id FROM creator_emails WHERE address = $4)
-               ORDER BY (c.id = $1) DESC, c.id
-               LIMIT 2"#,
-            id,
-            platform,
-            handle,
-            address
+            r#"SELECT r.id FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+                   WITH ORDINALITY AS k(id, platform, handle, address, n)
+               CROSS JOIN LATERAL (
+                   SELECT CASE WHEN bool_or(c.id = k.id) THEN k.id
+                               WHEN count(*) = 1 THEN min(c.id) END AS id
+                   FROM creators c
+                   WHERE c.id = k.id
+                      OR (lower(c.handle) = k.handle
+                          AND (k.platform IS NULL OR lower(c.platform) = k.platform))
+                      OR c.id = (SELECT creator_id FROM creator_emails WHERE address = k.address)
+               ) r
+               ORDER BY k.n"#,
+            &ids as &[Option<i64>],
+            &platforms as &[Option<String>],
+            &handles,
+            &addresses as &[Option<String>]
         )
         .fetch_all(self.pool())
         .await?;
-        // A bare handle used on two platforms is ambiguous: refuse rather than guess.
-        if found.len() != 1 && id.is_none_or(|i| found.first() != Some(&i)) {
-            return Ok(None);
-        }
-        Ok(found.first().copied())
+        Ok(found)
     }
 
     async fn creators_by_ids(&self, ids: &[i64]) -> Result<Vec<Creator>, StoreError> {

@@ -78,30 +78,32 @@ impl super::Store {
     /// Records outreach rows; rows whose Message-ID is known are skipped. Returns how many
     /// were new.
     pub async fn record_outreach(&self, rows: &[NewOutreach]) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let mut added = 0;
-        for r in rows {
-            let done = sqlx::query!(
-                r#"INSERT INTO outreach_messages (message_id, creator_id, campaign_id, to_address,
-                     subject, sent_at, status, reply_token, body)
-                   VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7, $8, $9)
-                   ON CONFLICT (message_id) DO NOTHING"#,
-                r.message_id,
-                r.creator_id,
-                r.campaign_id,
-                r.to_address,
-                r.subject,
-                r.sent_at,
-                r.status,
-                r.reply_token,
-                r.body
-            )
-            .execute(&mut *tx)
-            .await?;
-            added += done.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(added)
+        let column = |f: fn(&NewOutreach) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+        let done = sqlx::query!(
+            r#"INSERT INTO outreach_messages (message_id, creator_id, campaign_id, to_address,
+                 subject, sent_at, status, reply_token, body)
+               SELECT mid, creator, campaign, rcpt, subject, coalesce(sent, now()), status,
+                      token, body
+               FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                           $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+                    WITH ORDINALITY
+                    AS u(mid, creator, campaign, rcpt, subject, sent, status, token, body, n)
+               ORDER BY n
+               ON CONFLICT (message_id) DO NOTHING"#,
+            &column(|r| &r.message_id) as &[&str],
+            &rows.iter().map(|r| r.creator_id).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.campaign_id).collect::<Vec<_>>(),
+            &column(|r| &r.to_address) as &[&str],
+            &column(|r| &r.subject) as &[&str],
+            &rows.iter().map(|r| r.sent_at).collect::<Vec<_>>()
+                as &[Option<chrono::DateTime<chrono::Utc>>],
+            &column(|r| r.status) as &[&str],
+            &rows.iter().map(|r| r.reply_token.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
+            &rows.iter().map(|r| r.body.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Marks collabd's own outreach as accepted by the SMTP server (or failed).
