@@ -273,6 +273,21 @@ async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
     );
     assert!(events.iter().all(|e| e["actor"].as_str().unwrap().contains("uid 0")), "{events:?}");
     assert_eq!(events[1]["reason"], "call went well");
+    // A completed collaboration frees its creator and campaign's one open slot.
+    let next = collabctl_json(
+        env,
+        &[
+            "collab",
+            "create",
+            "--creator",
+            "ana.makes",
+            "--campaign",
+            "Winter Glow",
+            "--product",
+            "kit",
+        ],
+    );
+    assert_eq!(next["status"], "pending");
 
     let updated = collabctl_json(
         env,

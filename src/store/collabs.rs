@@ -47,8 +47,7 @@ pub async fn open_or_create(
            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) WITH ORDINALITY
                 AS u(c, k, o, t, ord)
            ORDER BY ord
-           ON CONFLICT (creator_id, campaign_id)
-             WHERE status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
+           ON CONFLICT (creator_id, campaign_id) WHERE holds_open_slot
            DO NOTHING
            RETURNING id"#,
         &creators,
@@ -68,8 +67,7 @@ pub async fn open_or_create(
            FROM unnest($1::bigint[], $2::bigint[]) AS u(c, k)
            CROSS JOIN LATERAL (
              SELECT id FROM collaborations
-             WHERE creator_id = u.c AND campaign_id = u.k
-               AND status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
+             WHERE creator_id = u.c AND campaign_id = u.k AND holds_open_slot
              LIMIT 1) l"#,
         &creators,
         &campaigns
@@ -192,8 +190,7 @@ pub async fn record_declined(
                 AS u(c, k, reason, inbound, ord)
            CROSS JOIN LATERAL (
              SELECT id FROM collaborations
-             WHERE creator_id = u.c AND campaign_id = u.k
-               AND status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
+             WHERE creator_id = u.c AND campaign_id = u.k AND holds_open_slot
              LIMIT 1) l
            ORDER BY u.ord"#,
         &creators,
@@ -215,8 +212,7 @@ pub async fn open_for(
 ) -> Result<Option<i64>, StoreError> {
     let id = sqlx::query_scalar!(
         r#"SELECT id FROM collaborations
-           WHERE creator_id = $1 AND campaign_id = $2
-             AND status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate"#,
+           WHERE creator_id = $1 AND campaign_id = $2 AND holds_open_slot"#,
         creator_id,
         campaign_id
     )
@@ -414,8 +410,7 @@ impl super::Store {
             r#"INSERT INTO collaborations (creator_id, campaign_id, source, deliverables,
                  compensation, timeline, additional_terms, allow_duplicate)
                VALUES ($1, $2, 'manual', $3, $4, $5, $6, $7)
-               ON CONFLICT (creator_id, campaign_id)
-                 WHERE status NOT IN ('completed', 'cancelled') AND NOT allow_duplicate
+               ON CONFLICT (creator_id, campaign_id) WHERE holds_open_slot
                DO NOTHING
                RETURNING id"#,
             creator_id,
