@@ -167,34 +167,11 @@ async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
     }
 
     // No duplicate open collaboration, unless asked for.
-    let (ok, _, err) = collabctl(
-        env,
-        &[
-            "collab",
-            "create",
-            "--creator",
-            "ana.makes",
-            "--campaign",
-            "Winter Glow",
-            "--product",
-            "kit",
-        ],
-    );
+    let create = ["collab", "create", "--creator", "ana.makes", "--campaign", "Winter Glow"];
+    let kit = [&create[..], &["--product", "kit"]].concat();
+    let (ok, _, err) = collabctl(env, &kit);
     assert!(!ok && err.contains("duplicate") && err.contains(&id.to_string()), "{err}");
-    let dup = collabctl_json(
-        env,
-        &[
-            "collab",
-            "create",
-            "--creator",
-            "ana.makes",
-            "--campaign",
-            "Winter Glow",
-            "--product",
-            "kit",
-            "--allow-duplicate",
-        ],
-    );
+    let dup = collabctl_json(env, &[&kit[..], &["--allow-duplicate"]].concat());
     assert_ne!(dup["id"].as_i64().unwrap(), id);
 
     // Validation errors name the field.
@@ -206,16 +183,7 @@ async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
         (vec!["--fixed-fee", "5", "--currency", "DOLLARS"], "currency"),
         (vec!["--product", "kit", "--deadline", "next week"], "date"),
     ] {
-        let mut all = vec![
-            "collab",
-            "create",
-            "--creator",
-            "ana.makes",
-            "--campaign",
-            "Winter Glow",
-            "--allow-duplicate",
-        ];
-        all.extend(args);
+        let all = [&create[..], &["--allow-duplicate"], &args].concat();
         let (ok, _, err) = collabctl(env, &all);
         assert!(!ok && err.contains(field), "{all:?}: {err}");
     }
@@ -274,19 +242,7 @@ async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
     assert!(events.iter().all(|e| e["actor"].as_str().unwrap().contains("uid 0")), "{events:?}");
     assert_eq!(events[1]["reason"], "call went well");
     // A completed collaboration frees its creator and campaign's one open slot.
-    let next = collabctl_json(
-        env,
-        &[
-            "collab",
-            "create",
-            "--creator",
-            "ana.makes",
-            "--campaign",
-            "Winter Glow",
-            "--product",
-            "kit",
-        ],
-    );
+    let next = collabctl_json(env, &kit);
     assert_eq!(next["status"], "pending");
 
     let updated = collabctl_json(
