@@ -76,7 +76,7 @@ impl SmtpSettings {
 }
 
 /// Where the collaborations live.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// Falls back to the `DATABASE_URL` environment variable, as sqlx tools do.
@@ -100,7 +100,7 @@ impl Default for DatabaseSettings {
 }
 
 /// The operators' Unix socket.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     #[serde(default = "default_socket")]
@@ -127,7 +127,7 @@ fn default_admin_timeout() -> Duration {
 }
 
 /// Log output shape.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     #[serde(default)]

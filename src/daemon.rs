@@ -232,9 +232,10 @@ impl Daemon {
             }
         };
         for (field, changed) in [
-            ("database", new.database.url != self.settings.database.url),
-            ("admin", new.admin.socket != self.settings.admin.socket),
+            ("database", new.database != self.settings.database),
+            ("admin", new.admin != self.settings.admin),
             ("smtp", new.smtp != self.settings.smtp),
+            ("log", new.log != self.settings.log),
         ] {
             if changed {
                 warn!(section = field, "this section changes only on restart");

@@ -173,6 +173,20 @@ async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
     assert!(!ok && err.contains("duplicate") && err.contains(&id.to_string()), "{err}");
     let dup = collabctl_json(env, &[&kit[..], &["--allow-duplicate"]].concat());
     assert_ne!(dup["id"].as_i64().unwrap(), id);
+    // The same request from a JSON file, as docs/admin-protocol.md shows it.
+    let request = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        request.path(),
+        r#"{"creator": "ana.makes", "campaign": "Winter Glow", "allow_duplicate": true,
+            "terms": {"deliverables": [{"post_type": "tiktok_video", "quantity": 2}],
+                      "compensation": {"product": "Glow kit"},
+                      "additional_terms": "exclusivity 30 days"}}"#,
+    )
+    .unwrap();
+    let from_file =
+        collabctl_json(env, &["collab", "create", "--from-file", request.path().to_str().unwrap()]);
+    assert_eq!(from_file["deliverables"][0]["quantity"], 2, "{from_file}");
+    assert_eq!(from_file["additional_terms"], "exclusivity 30 days");
 
     // Validation errors name the field.
     for (args, field) in [
@@ -318,6 +332,35 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
     let r = collabctl_json(&s.env, &["outreach", "import", out.to_str().unwrap()]);
     assert_eq!((r["recorded"].as_u64(), r["skipped"].as_u64()), (Some(1), Some(1)), "{r}");
     assert_eq!(r["invalid"][0]["line"], 3);
+
+    // One row by hand, keyed by any form of creator key; known Message-IDs are skipped.
+    let record = |creator: &'static str| {
+        let args = [
+            "outreach",
+            "record",
+            "--message-id",
+            "<o-9@crm.example>",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            creator,
+            "--to",
+            "ben@creators.example",
+            "--sent-at",
+            "2026-11-21T10:00:00Z",
+        ];
+        collabctl(&s.env, &args)
+    };
+    let (ok, out, _) = record("ben@creators.example");
+    assert!(ok && out.contains("recorded: 1"), "{out}");
+    let (ok, out, _) = record("youtube:benbuilds");
+    assert!(ok && out.contains("skipped: 1"), "{out}");
+    let (ok, _, err) = record("nobody");
+    assert!(!ok && err.contains("not_found"), "{err}");
+    let sql = "SELECT count(*) FROM outreach_messages o JOIN creators c ON c.id = o.creator_id \
+               WHERE o.message_id = 'o-9@crm.example' AND c.handle = 'benbuilds' \
+                 AND o.sent_at = '2026-11-21T10:00:00Z'";
+    assert_eq!(s.db.count(sql).await, 1);
 
     // A reply to imported outreach matches it.
     s.imap

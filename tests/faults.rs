@@ -236,6 +236,20 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
     );
     let (ok, out, _) = collabctl(&env, &["--json", "status"]);
     assert!(ok && !out.contains("\"second\""), "{out}");
+
+    // What a reload cannot apply is said, section by section, not silently dropped.
+    let file = std::fs::read_to_string(env.path("collabd.toml")).unwrap();
+    let changed = file
+        .replace("[database]\n", "[database]\nstatement_timeout = \"5s\"\n")
+        .replace("[admin]\n", "[admin]\nread_timeout = \"10s\"\n");
+    std::fs::write(env.path("collabd.toml"), changed).unwrap();
+    daemon.signal(Signal::SIGHUP);
+    let restart_needed = |section: &str| {
+        let line = format!("this section changes only on restart section=\"{section}\"");
+        daemon.logs().contains(&line)
+    };
+    assert!(eventually(WAIT, || async { restart_needed("admin") }).await, "{}", daemon.logs());
+    assert!(restart_needed("database") && !restart_needed("smtp"), "{}", daemon.logs());
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Shared by scripts/demo, scripts/test and bench/run: bring up the servers collabd needs,
+# Shared by scripts/demo, scripts/test, scripts/sqlx-prepare and bench/run: bring up the
+# servers collabd needs,
 # on this machine, when they are missing. Source it; it defines functions only.
 set -euo pipefail
 
@@ -42,7 +43,7 @@ ensure_aiosmtpd() {
     python3 -m pip install -q aiosmtpd
 }
 
-# Starts a private PostgreSQL cluster under $RUN_DIR/pg (trust auth, loopback only) unless
+# Starts a private PostgreSQL cluster under $SERVICE_DIR/pg (trust auth, loopback only) unless
 # DATABASE_URL already answers. Exports DATABASE_URL for the admin database.
 ensure_postgres() {
     if [ -n "${DATABASE_URL:-}" ] && "$PG_BIN/psql" "$DATABASE_URL" -qtAc 'select 1' >/dev/null 2>&1; then
