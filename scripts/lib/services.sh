@@ -71,6 +71,15 @@ stop_postgres() {
     [ -f "$data/postmaster.pid" ] && as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast stop >/dev/null || true
 }
 
+# ensure_postgres, and stop the server when the calling script exits if it started it: the
+# tests and the benchmark leave nothing running that was not running before them.
+ensure_postgres_for_this_run() {
+    local started=no
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || started=yes
+    ensure_postgres
+    if [ "$started" = yes ]; then trap stop_postgres EXIT; fi
+}
+
 # Creates (or empties) database $1 on the cluster of DATABASE_URL and prints its URL.
 fresh_database() {
     local name=$1 base=${DATABASE_URL%/*}
