@@ -589,6 +589,8 @@ async fn hostile_input_gets_structured_errors() {
     let v = raw(env, br#"{"id":3,"method":"campaign.create","params":{"name":"a","evil":1}}"#);
     assert_eq!((code(&v), v["error"]["field"].as_str()), ("invalid_params", Some("evil")));
     assert_eq!(code(&raw(env, &[0xff, 0xfe, b'{'])), "invalid_request");
+    let v = raw(env, br#"{"id":4,"method":"campaign.create","params":{"name":"a\u0000b"}}"#);
+    assert_eq!(code(&v), "invalid_params", "{v}");
 
     let huge = vec![b'a'; 2 * 1024 * 1024];
     assert_eq!(code(&raw(env, &huge)), "too_large");

@@ -460,8 +460,9 @@ impl AdminContext {
         creator_id: Option<i64>,
         campaigns: &mut HashMap<String, i64>,
     ) -> Result<NewOutreach, ErrorBody> {
-        let message_id = crate::mail::normalize_message_id(&r.message_id)
-            .ok_or_else(|| ErrorBody::field("invalid_params", "message_id", "must not be empty"))?;
+        let message_id = crate::mail::normalize_message_id(&r.message_id).ok_or_else(|| {
+            ErrorBody::field("invalid_params", "message_id", "empty, or holds control characters")
+        })?;
         let to = normalize_address(&r.to).ok_or_else(|| {
             ErrorBody::field("invalid_params", "to", format!("{:?} is not an address", r.to))
         })?;

@@ -227,6 +227,10 @@ async fn serve_connection(
                 serde_json::Value::Null,
                 ErrorBody::new("invalid_request", format!("not a JSON request: {e}")),
             ),
+            Ok(req) if holds_nul(&req.params) => Response::err(
+                req.id,
+                ErrorBody::new("invalid_params", "text must not contain NUL (U+0000)"),
+            ),
             Ok(req) => {
                 let id = req.id.clone();
                 match ctx.dispatch(req, &actor).await {
@@ -238,5 +242,17 @@ async fn serve_connection(
         if !send(&mut framed, response).await {
             return;
         }
+    }
+}
+
+/// Postgres text cannot hold NUL: such a request is refused here, with a clear error,
+/// rather than failing later as an internal database error.
+fn holds_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }

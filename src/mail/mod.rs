@@ -10,9 +10,13 @@ pub use parse::{ParsedMail, parse};
 pub use quote::strip_quoted;
 
 /// Normalises an address for exact lookups: trimmed, lower case, `+tag` removed from the
-/// local part. Returns `None` for anything without a local part and a domain.
+/// local part. Returns `None` for anything without a local part and a domain, and for
+/// control characters (a NUL would make Postgres refuse the whole batch).
 pub fn normalize_address(raw: &str) -> Option<String> {
     let raw = raw.trim().trim_start_matches('<').trim_end_matches('>');
+    if raw.contains(char::is_control) {
+        return None;
+    }
     let (local, domain) = raw.rsplit_once('@')?;
     let local = local.split('+').next().unwrap_or(local);
     if local.is_empty() || domain.is_empty() || domain.contains(char::is_whitespace) {
@@ -28,9 +32,11 @@ pub fn plus_tag(raw: &str) -> Option<&str> {
 }
 
 /// Normalises a Message-ID to the form stored in the database: no angle brackets, trimmed.
+/// `None` when empty or holding control characters, which no real Message-ID has (and a
+/// NUL would make Postgres refuse the whole batch).
 pub fn normalize_message_id(raw: &str) -> Option<String> {
     let id = raw.trim().trim_start_matches('<').trim_end_matches('>').trim();
-    (!id.is_empty()).then(|| id.to_owned())
+    (!id.is_empty() && !id.contains(char::is_control)).then(|| id.to_owned())
 }
 
 #[cfg(test)]
@@ -43,6 +49,7 @@ mod tests {
         assert_eq!(normalize_address("<ana@example.com>").as_deref(), Some("ana@example.com"));
         assert_eq!(normalize_address("no-at-sign"), None);
         assert_eq!(normalize_address("@example.com"), None);
+        assert_eq!(normalize_address("ana\0@example.com"), None);
         assert_eq!(plus_tag("partners+abc123@brand.example"), Some("abc123"));
         assert_eq!(plus_tag("partners@brand.example"), None);
     }
@@ -51,5 +58,6 @@ mod tests {
     fn message_ids_lose_brackets() {
         assert_eq!(normalize_message_id(" <a.b@c> ").as_deref(), Some("a.b@c"));
         assert_eq!(normalize_message_id("<>"), None);
+        assert_eq!(normalize_message_id("<a\0b@c>"), None);
     }
 }

@@ -54,7 +54,7 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
     let Some(msg) = MessageParser::default().parse(&*skimmed) else {
         return ParsedMail { dedupe_key: digest(), size: raw.len() as u64, ..Default::default() };
     };
-    let message_id = msg.message_id().and_then(normalize_message_id).map(clean);
+    let message_id = msg.message_id().and_then(normalize_message_id);
     let from = msg.from().and_then(|a| a.first());
     let text_body = clean(body_text(&msg));
     ParsedMail {
@@ -98,11 +98,7 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
         HeaderValue::TextList(l) => l.iter().map(|c| c.as_ref()).collect(),
         _ => Vec::new(),
     };
-    list.into_iter()
-        .flat_map(|s| s.split_whitespace())
-        .filter_map(normalize_message_id)
-        .map(clean)
-        .collect()
+    list.into_iter().flat_map(|s| s.split_whitespace()).filter_map(normalize_message_id).collect()
 }
 
 fn signals(msg: &Message<'_>) -> Signals {
