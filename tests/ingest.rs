@@ -280,3 +280,39 @@ async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
     let (status, took) = daemon.terminate();
     assert!(status.success() && took < Duration::from_secs(5), "{took:?}");
 }
+
+#[tokio::test]
+async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
+    use futures::TryStreamExt;
+    let (db, _seed, imap) = seeded_mailbox(1).await;
+    // Twelve 3 MiB messages: one batch, fetched in three groups of at most 16 MiB.
+    let big = |i: usize| {
+        let mut m = format!(
+            "From: x@spam.example\r\nTo: {BRAND}\r\nSubject: big {i}\r\nMessage-ID: <big{i}@spam.example>\r\n\r\n"
+        )
+        .into_bytes();
+        m.extend(std::iter::repeat_n(b"0123456789abcdef\r\n".as_slice(), 3 << 20 >> 4).flatten());
+        m
+    };
+    imap.append_all("INBOX", &(1..=12).map(big).collect::<Vec<_>>()).await;
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    // The first group's commit waits while the second group is fetched...
+    let lock = hold_inbound(&db).await;
+    let daemon = env.spawn();
+    wait_until_daemon_blocks(&db, &daemon).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // ...and another client deletes a message of the third group. Dovecot then answers
+    // its fetch with `UID 11 BODY[] NIL`, which once became an empty row.
+    let mut other = imap.session().await;
+    other.select("INBOX").await.unwrap();
+    let deleted = other.uid_store("11", "+FLAGS.SILENT (\\Deleted)").await.unwrap();
+    deleted.try_collect::<Vec<_>>().await.unwrap();
+    other.expunge().await.unwrap().try_collect::<Vec<_>>().await.unwrap();
+    lock.rollback().await.unwrap();
+
+    wait_for_rows(&db, "inbound_messages", 11, WAIT, &daemon).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(db.rows("inbound_messages").await, 11);
+    assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE uid = 11").await, 0);
+}

@@ -401,10 +401,15 @@ impl MailboxWorker {
             session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect::<Vec<_>>().await
         })
         .await?;
-        let mut sizes: Vec<(u32, u64)> =
-            fetches.iter().filter_map(|f| Some((f.uid?, u64::from(f.size.unwrap_or(0))))).collect();
-        sizes.sort_unstable();
-        Ok(sizes)
+        // A server may add unsolicited FETCH responses (flags another client changed) for
+        // any message: only the UIDs asked for count, each once, with the size it reported.
+        let mut sizes = std::collections::BTreeMap::new();
+        for f in &fetches {
+            let Some(uid) = f.uid.filter(|u| uids.binary_search(u).is_ok()) else { continue };
+            let size = sizes.entry(uid).or_insert(0);
+            *size = u64::from(f.size.unwrap_or(0)).max(*size);
+        }
+        Ok(sizes.into_iter().collect())
     }
 
     async fn fetch_group(
@@ -429,15 +434,25 @@ impl MailboxWorker {
             })
             .await?;
             for f in fetches {
-                let Some(uid) = f.uid else { continue };
-                let raw = if complete { f.body() } else { f.header() };
+                // Only the UIDs asked for, once each, and only a response that carries the
+                // mail: a flags-only one (another client's change) must never become a row.
+                let asked = |u: &u32| uids.binary_search_by_key(u, |(asked, _)| *asked).is_ok();
+                let Some(uid) = f.uid.filter(asked) else { continue };
+                let Some(raw) = (if complete { f.body() } else { f.header() }) else { continue };
                 out.push(Fetched {
                     uid,
                     size: u64::from(f.size.unwrap_or(0)),
-                    raw: raw.unwrap_or_default().to_vec(),
+                    raw: raw.to_vec(),
                     complete,
                 });
             }
+        }
+        out.sort_by_key(|f| f.uid);
+        out.dedup_by_key(|f| f.uid);
+        let missing = group.len() - out.len();
+        if missing > 0 {
+            // Expunged since SEARCH (by another client); nothing left to store.
+            debug!(missing, "messages gone before their bodies were fetched");
         }
         Ok(out)
     }
