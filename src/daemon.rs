@@ -308,9 +308,11 @@ async fn stop_all(workers: Vec<Running>) {
     for r in &workers {
         r.stop.cancel();
     }
+    // One grace period for all of them, not one each in turn.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     for r in workers {
         let abort = r.task.abort_handle();
-        if tokio::time::timeout(SHUTDOWN_GRACE, r.task).await.is_err() {
+        if tokio::time::timeout_at(deadline, r.task).await.is_err() {
             warn!(mailbox = %r.settings.name, "worker did not stop in time; aborting it");
             abort.abort();
         }

@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use nix::sys::signal::Signal;
 use sqlx::Row;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -285,16 +286,7 @@ async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
 async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
     use futures::TryStreamExt;
     let (db, _seed, imap) = seeded_mailbox(1).await;
-    // Twelve 3 MiB messages: one batch, fetched in three groups of at most 16 MiB.
-    let big = |i: usize| {
-        let mut m = format!(
-            "From: x@spam.example\r\nTo: {BRAND}\r\nSubject: big {i}\r\nMessage-ID: <big{i}@spam.example>\r\n\r\n"
-        )
-        .into_bytes();
-        m.extend(std::iter::repeat_n(b"0123456789abcdef\r\n".as_slice(), 3 << 20 >> 4).flatten());
-        m
-    };
-    imap.append_all("INBOX", &(1..=12).map(big).collect::<Vec<_>>()).await;
+    imap.append_all("INBOX", &twelve_big_messages()).await;
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "");
     // The first group's commit waits while the second group is fetched...
@@ -315,4 +307,40 @@ async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(db.rows("inbound_messages").await, 11);
     assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE uid = 11").await, 0);
+}
+
+/// Twelve messages of 3.4 MiB: one batch, fetched in three groups of four (16 MiB bound).
+fn twelve_big_messages() -> Vec<Vec<u8>> {
+    let big = |i: usize| {
+        let mut m = format!(
+            "From: x@spam.example\r\nTo: {BRAND}\r\nSubject: big {i}\r\nMessage-ID: <big{i}@spam.example>\r\n\r\n"
+        )
+        .into_bytes();
+        m.extend(std::iter::repeat_n(b"0123456789abcdef\r\n".as_slice(), 3 << 20 >> 4).flatten());
+        m
+    };
+    (1..=12).map(big).collect()
+}
+
+#[tokio::test]
+async fn sigterm_stops_between_the_groups_of_a_batch() {
+    let (db, _seed, imap) = seeded_mailbox(1).await;
+    imap.append_all("INBOX", &twelve_big_messages()).await;
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    // The first group's commit waits while the second group is fetched; then SIGTERM.
+    let lock = hold_inbound(&db).await;
+    let mut daemon = env.spawn();
+    wait_until_daemon_blocks(&db, &daemon).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    daemon.signal(Signal::SIGTERM);
+    lock.rollback().await.unwrap();
+    let status = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}\n{}", daemon.logs());
+    // What was fetched commits; the third group is left for the next start.
+    assert_eq!(db.rows("inbound_messages").await, 8, "{}", daemon.logs());
+
+    let daemon = env.spawn();
+    wait_for_rows(&db, "inbound_messages", 12, WAIT, &daemon).await;
+    assert_eq!(db.count("SELECT count(DISTINCT uid) FROM inbound_messages").await, 12);
 }

@@ -280,6 +280,10 @@ impl MailboxWorker {
                 }
             };
             for group in byte_bounded_groups(&sizes, self.max_message_size) {
+                // A chunk can hold hundreds of MiB: stop between groups, not after them all.
+                if self.shutdown.is_cancelled() {
+                    break 'chunks;
+                }
                 // fetch, parse and commit one bounded group
                 self.promise(limit * 3);
                 let fetched = self.fetch_group(session, group).await;
