@@ -282,20 +282,44 @@ async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
     assert!(status.success() && took < Duration::from_secs(5), "{took:?}");
 }
 
-#[tokio::test]
-async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
-    use futures::TryStreamExt;
+/// A daemon in the middle of one batch of twelve 3.4 MiB messages (three fetch groups of
+/// four, under the 16 MiB bound): the first group's commit waits on the returned lock
+/// while the second group has been fetched; the third is not fetched yet.
+struct MidBatch {
+    db: TestDb,
+    imap: Dovecot,
+    env: DaemonEnv,
+    daemon: DaemonProc,
+    lock: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+async fn mid_batch() -> MidBatch {
     let (db, _seed, imap) = seeded_mailbox(1).await;
-    imap.append_all("INBOX", &twelve_big_messages()).await;
+    let big = |i: usize| {
+        let mut m = format!(
+            "From: x@spam.example\r\nTo: {BRAND}\r\nSubject: big {i}\r\nMessage-ID: <big{i}@spam.example>\r\n\r\n"
+        )
+        .into_bytes();
+        m.extend(std::iter::repeat_n(b"0123456789abcdef\r\n".as_slice(), 3 << 20 >> 4).flatten());
+        m
+    };
+    imap.append_all("INBOX", &(1..=12).map(big).collect::<Vec<_>>()).await;
     let env = DaemonEnv::new(&db.url);
     env.write_config(&[env.mailbox("brand", imap.port)], "");
-    // The first group's commit waits while the second group is fetched...
     let lock = hold_inbound(&db).await;
     let daemon = env.spawn();
     wait_until_daemon_blocks(&db, &daemon).await;
+    // The second group's fetch (14 MiB from a local server) is well done by then.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // ...and another client deletes a message of the third group. Dovecot then answers
-    // its fetch with `UID 11 BODY[] NIL`, which once became an empty row.
+    MidBatch { db, imap, env, daemon, lock }
+}
+
+#[tokio::test]
+async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
+    use futures::TryStreamExt;
+    let MidBatch { db, imap, daemon, lock, env: _env } = mid_batch().await;
+    // Another client deletes a message of the third group. Dovecot then answers its
+    // fetch with `UID 11 BODY[] NIL`, which once became an empty row.
     let mut other = imap.session().await;
     other.select("INBOX").await.unwrap();
     let deleted = other.uid_store("11", "+FLAGS.SILENT (\\Deleted)").await.unwrap();
@@ -309,30 +333,9 @@ async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
     assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE uid = 11").await, 0);
 }
 
-/// Twelve messages of 3.4 MiB: one batch, fetched in three groups of four (16 MiB bound).
-fn twelve_big_messages() -> Vec<Vec<u8>> {
-    let big = |i: usize| {
-        let mut m = format!(
-            "From: x@spam.example\r\nTo: {BRAND}\r\nSubject: big {i}\r\nMessage-ID: <big{i}@spam.example>\r\n\r\n"
-        )
-        .into_bytes();
-        m.extend(std::iter::repeat_n(b"0123456789abcdef\r\n".as_slice(), 3 << 20 >> 4).flatten());
-        m
-    };
-    (1..=12).map(big).collect()
-}
-
 #[tokio::test]
 async fn sigterm_stops_between_the_groups_of_a_batch() {
-    let (db, _seed, imap) = seeded_mailbox(1).await;
-    imap.append_all("INBOX", &twelve_big_messages()).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    // The first group's commit waits while the second group is fetched; then SIGTERM.
-    let lock = hold_inbound(&db).await;
-    let mut daemon = env.spawn();
-    wait_until_daemon_blocks(&db, &daemon).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let MidBatch { db, env, mut daemon, lock, imap: _imap } = mid_batch().await;
     daemon.signal(Signal::SIGTERM);
     lock.rollback().await.unwrap();
     let status = daemon.wait(Duration::from_secs(15));
