@@ -438,8 +438,8 @@ impl MailboxWorker {
             })
             .await?;
             for f in fetches {
-                // Only the UIDs asked for, once each, and only a response that carries the
-                // mail: a flags-only one (another client's change) must never become a row.
+                // Only the UIDs asked for, and only a response that carries the mail: a
+                // flags-only one (another client's change) must never become a row.
                 let asked = |u: &u32| uids.binary_search_by_key(u, |(asked, _)| *asked).is_ok();
                 let Some(uid) = f.uid.filter(asked) else { continue };
                 let Some(raw) = (if complete { f.body() } else { f.header() }) else { continue };
@@ -451,13 +451,8 @@ impl MailboxWorker {
                 });
             }
         }
-        out.sort_by_key(|f| f.uid);
-        out.dedup_by_key(|f| f.uid);
-        let missing = group.len() - out.len();
-        if missing > 0 {
-            // Expunged since SEARCH (by another client); nothing left to store.
-            debug!(missing, "messages gone before their bodies were fetched");
-        }
+        // A UID answered twice is made one by `Ingestor::prepare`; one never answered with
+        // its body was expunged since SEARCH and has nothing left to store.
         Ok(out)
     }
 }
