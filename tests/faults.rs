@@ -253,17 +253,24 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
 }
 
 #[tokio::test]
-async fn committed_messages_can_be_flagged_or_moved() {
+async fn committed_messages_are_moved_even_when_the_first_move_failed() {
     let (db, seed, imap) = seeded_mailbox(2).await;
-    imap.create_folder("Processed").await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);
-    mb.extra = "post_process = \"move\"".into();
+    mb.extra = "post_process = \"move\"\nmax_backoff = \"2s\"".into();
     env.write_config(&[mb], "");
     let daemon = env.spawn();
     imap.append_all("INBOX", &[reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)])
         .await;
     wait_for_rows(&db, "collaborations", 2, WAIT, &daemon).await;
+    // The target folder is missing: the move fails after the commit...
+    assert!(
+        eventually(WAIT, || async { daemon.logs().contains("post-processing failed") }).await,
+        "{}",
+        daemon.logs()
+    );
+    // ...and once it exists, the next session moves what was committed.
+    imap.create_folder("Processed").await;
     let moved = eventually(WAIT, || async {
         let mut s = imap.session().await;
         let inbox = s.examine("INBOX").await.unwrap().exists;

@@ -174,6 +174,8 @@ impl MailboxWorker {
         let can_move = caps.has_str("MOVE");
         let uidplus = caps.has_str("UIDPLUS");
         drop(caps);
+        self.promise(limit * 3);
+        self.post_process_committed(&mut session, uidvalidity, can_move, uidplus).await?;
         loop {
             self.promise(limit * 3);
             self.catch_up(&mut session, uidvalidity, can_move, uidplus).await?;
@@ -238,9 +240,7 @@ impl MailboxWorker {
     ) -> Result<(), ImapError> {
         let store_state = self.ingestor.store().sync_state(&self.settings.name).await?;
         let last = match store_state {
-            Some(s) if s.uidvalidity == uidvalidity && s.folder == self.settings.folder => {
-                s.last_uid
-            }
+            Some(s) if s.last_uid_in(&self.settings.folder, uidvalidity).is_some() => s.last_uid,
             Some(s) => {
                 warn!(old = s.uidvalidity, new = uidvalidity, old_folder = %s.folder,
                     "UIDVALIDITY or folder changed: rescanning, Message-ID dedupe prevents reprocessing");
@@ -338,43 +338,73 @@ impl MailboxWorker {
             }
         });
         // Only after the commit: a failure here loses nothing.
-        if let Err(e) = self.post_process(session, &batch.uids, can_move, uidplus).await {
+        let set = uid_set(batch.uids.iter().copied());
+        if let Err(e) = self.post_process(session, &set, can_move, uidplus).await {
             warn!(error = %e, "post-processing failed; the messages are stored");
             return Err(e);
         }
         Ok(())
     }
 
+    /// Flags or moves, at the start of a session, whatever was committed but not yet
+    /// post-processed: a session that failed (or a daemon killed) between a commit and its
+    /// MOVE or STORE would otherwise leave those messages in place for good. Every UID up to
+    /// the committed one is done with, so the range is safe to repeat. Skipped where the
+    /// fallback cannot expunge (no MOVE, no UIDPLUS): copies would pile up.
+    async fn post_process_committed(
+        &self,
+        session: &mut Session,
+        uidvalidity: u32,
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<(), ImapError> {
+        let repeatable = match self.settings.post_process {
+            PostProcess::None => false,
+            PostProcess::Flag => true,
+            PostProcess::Move => can_move || uidplus,
+        };
+        if !repeatable {
+            return Ok(());
+        }
+        let state = self.ingestor.store().sync_state(&self.settings.name).await?;
+        let last = state.and_then(|s| s.last_uid_in(&self.settings.folder, uidvalidity));
+        match last {
+            Some(last) if last > 0 => {
+                self.post_process(session, &format!("1:{last}"), can_move, uidplus).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Flags or moves committed messages, as configured.
     async fn post_process(
         &self,
         session: &mut Session,
-        uids: &[u32],
+        set: &str,
         can_move: bool,
         uidplus: bool,
     ) -> Result<(), ImapError> {
         let limit = self.settings.timeout;
-        let set = uid_set(uids.iter().copied());
         match self.settings.post_process {
             PostProcess::None => {}
             PostProcess::Flag => {
                 let flags = format!("+FLAGS.SILENT ({})", self.settings.processed_flag);
                 timed(limit, "UID STORE", async {
-                    session.uid_store(&set, &flags).await?.try_collect::<Vec<_>>().await
+                    session.uid_store(set, &flags).await?.try_collect::<Vec<_>>().await
                 })
                 .await?;
             }
             PostProcess::Move if can_move => {
-                timed(limit, "UID MOVE", session.uid_mv(&set, &self.settings.processed_folder))
+                timed(limit, "UID MOVE", session.uid_mv(set, &self.settings.processed_folder))
                     .await?;
             }
             PostProcess::Move => {
                 // RFC 3501 fallback: COPY, mark deleted, expunge just these (UIDPLUS).
-                timed(limit, "UID COPY", session.uid_copy(&set, &self.settings.processed_folder))
+                timed(limit, "UID COPY", session.uid_copy(set, &self.settings.processed_folder))
                     .await?;
                 timed(limit, "UID STORE", async {
                     session
-                        .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                        .uid_store(set, "+FLAGS.SILENT (\\Deleted)")
                         .await?
                         .try_collect::<Vec<_>>()
                         .await
@@ -382,7 +412,7 @@ impl MailboxWorker {
                 .await?;
                 if uidplus {
                     timed(limit, "UID EXPUNGE", async {
-                        session.uid_expunge(&set).await?.try_collect::<Vec<_>>().await
+                        session.uid_expunge(set).await?.try_collect::<Vec<_>>().await
                     })
                     .await?;
                 } else {

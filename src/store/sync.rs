@@ -11,6 +11,14 @@ pub struct SyncState {
     pub processed: i64,
 }
 
+impl SyncState {
+    /// The last committed UID, when this state describes the same folder and UIDVALIDITY;
+    /// otherwise the UIDs on record mean nothing there.
+    pub fn last_uid_in(&self, folder: &str, uidvalidity: u32) -> Option<u32> {
+        (self.folder == folder && self.uidvalidity == uidvalidity).then_some(self.last_uid)
+    }
+}
+
 impl Store {
     /// The committed state of a mailbox, if it was ever synced.
     pub async fn sync_state(&self, mailbox: &str) -> Result<Option<SyncState>, StoreError> {
