@@ -53,6 +53,14 @@ impl MailboxHealth {
 /// supervisor; replaced entries on reload.
 pub type Registry = Arc<std::sync::RwLock<Vec<(String, Arc<Mutex<MailboxHealth>>)>>>;
 
+/// What the server said of the folder a session opened: what the sync state is checked
+/// against, and how committed messages can be moved.
+struct Opened {
+    uidvalidity: u32,
+    can_move: bool,
+    uidplus: bool,
+}
+
 /// A batch whose transaction is running while the next one is fetched.
 struct InFlight {
     task: tokio::task::JoinHandle<Result<BatchReport, StoreError>>,
@@ -171,14 +179,17 @@ impl MailboxWorker {
 
         let caps = timed(limit, "CAPABILITY", session.capabilities()).await?;
         let idle = self.settings.idle && caps.has_str("IDLE");
-        let can_move = caps.has_str("MOVE");
-        let uidplus = caps.has_str("UIDPLUS");
+        let opened = Opened {
+            uidvalidity,
+            can_move: caps.has_str("MOVE"),
+            uidplus: caps.has_str("UIDPLUS"),
+        };
         drop(caps);
         self.promise(limit * 3);
-        self.post_process_committed(&mut session, uidvalidity, can_move, uidplus).await?;
+        self.post_process_committed(&mut session, &opened).await?;
         loop {
             self.promise(limit * 3);
-            self.catch_up(&mut session, uidvalidity, can_move, uidplus).await?;
+            self.catch_up(&mut session, &opened).await?;
             if self.shutdown.is_cancelled() {
                 break;
             }
@@ -231,13 +242,8 @@ impl MailboxWorker {
     }
 
     /// Fetches and ingests every message above the committed UID, in bounded batches.
-    async fn catch_up(
-        &self,
-        session: &mut Session,
-        uidvalidity: u32,
-        can_move: bool,
-        uidplus: bool,
-    ) -> Result<(), ImapError> {
+    async fn catch_up(&self, session: &mut Session, opened: &Opened) -> Result<(), ImapError> {
+        let uidvalidity = opened.uidvalidity;
         let store_state = self.ingestor.store().sync_state(&self.settings.name).await?;
         let last = match store_state {
             Some(s) if s.last_uid_in(&self.settings.folder, uidvalidity).is_some() => s.last_uid,
@@ -294,7 +300,7 @@ impl MailboxWorker {
                         .then(|| tokio::task::spawn_blocking(move || ingestor.prepare(f)))
                 });
                 if let Some(prev) = in_flight.take() {
-                    self.finish(session, prev, can_move, uidplus).await?;
+                    self.finish(session, prev, opened).await?;
                 }
                 let parsing = match parsing {
                     Ok(p) => p,
@@ -314,7 +320,7 @@ impl MailboxWorker {
         }
         // The batch in flight always commits, even when fetching failed or we are stopping.
         if let Some(prev) = in_flight.take() {
-            self.finish(session, prev, can_move, uidplus).await?;
+            self.finish(session, prev, opened).await?;
         }
         outcome
     }
@@ -324,8 +330,7 @@ impl MailboxWorker {
         &self,
         session: &mut Session,
         batch: InFlight,
-        can_move: bool,
-        uidplus: bool,
+        opened: &Opened,
     ) -> Result<(), ImapError> {
         let report = batch.task.await.expect("ingest never panics")?;
         self.update(|h| {
@@ -339,7 +344,7 @@ impl MailboxWorker {
         });
         // Only after the commit: a failure here loses nothing.
         let set = uid_set(batch.uids.iter().copied());
-        if let Err(e) = self.post_process(session, &set, can_move, uidplus).await {
+        if let Err(e) = self.post_process(session, &set, opened).await {
             warn!(error = %e, "post-processing failed; the messages are stored");
             return Err(e);
         }
@@ -354,23 +359,21 @@ impl MailboxWorker {
     async fn post_process_committed(
         &self,
         session: &mut Session,
-        uidvalidity: u32,
-        can_move: bool,
-        uidplus: bool,
+        opened: &Opened,
     ) -> Result<(), ImapError> {
         let repeatable = match self.settings.post_process {
             PostProcess::None => false,
             PostProcess::Flag => true,
-            PostProcess::Move => can_move || uidplus,
+            PostProcess::Move => opened.can_move || opened.uidplus,
         };
         if !repeatable {
             return Ok(());
         }
         let state = self.ingestor.store().sync_state(&self.settings.name).await?;
-        let last = state.and_then(|s| s.last_uid_in(&self.settings.folder, uidvalidity));
+        let last = state.and_then(|s| s.last_uid_in(&self.settings.folder, opened.uidvalidity));
         match last {
             Some(last) if last > 0 => {
-                self.post_process(session, &format!("1:{last}"), can_move, uidplus).await
+                self.post_process(session, &format!("1:{last}"), opened).await
             }
             _ => Ok(()),
         }
@@ -381,8 +384,7 @@ impl MailboxWorker {
         &self,
         session: &mut Session,
         set: &str,
-        can_move: bool,
-        uidplus: bool,
+        opened: &Opened,
     ) -> Result<(), ImapError> {
         let limit = self.settings.timeout;
         match self.settings.post_process {
@@ -394,7 +396,7 @@ impl MailboxWorker {
                 })
                 .await?;
             }
-            PostProcess::Move if can_move => {
+            PostProcess::Move if opened.can_move => {
                 timed(limit, "UID MOVE", session.uid_mv(set, &self.settings.processed_folder))
                     .await?;
             }
@@ -410,7 +412,7 @@ impl MailboxWorker {
                         .await
                 })
                 .await?;
-                if uidplus {
+                if opened.uidplus {
                     timed(limit, "UID EXPUNGE", async {
                         session.uid_expunge(set).await?.try_collect::<Vec<_>>().await
                     })
