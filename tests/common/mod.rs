@@ -712,8 +712,10 @@ pub async fn hold_inbound(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Postg
 
 /// Waits until the daemon's insert is queued behind [`hold_inbound`].
 pub async fn wait_until_daemon_blocks(db: &TestDb, daemon: &DaemonProc) {
+    // This test's database only: other tests hold and wait on their own tables meanwhile.
     let waiting = "SELECT count(*) FROM pg_stat_activity \
-                   WHERE wait_event_type = 'Lock' AND query ILIKE '%inbound_messages%'";
+                   WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                     AND query ILIKE '%inbound_messages%'";
     assert!(
         eventually(Duration::from_secs(60), || async { db.count(waiting).await >= 1 }).await,
         "the daemon never reached the held table: {}",
