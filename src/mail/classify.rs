@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 use super::ParsedMail;
 
@@ -17,6 +17,8 @@ pub enum Kind {
     AutoReply,
     /// A delivery-status notification about an outreach message.
     Bounce,
+    /// A feedback-loop report (ARF): the recipient marked the outreach as spam.
+    Complaint,
     /// A human answer that says no.
     Decline,
     /// Newsletters and list mail.
@@ -36,6 +38,7 @@ impl Kind {
             Kind::Reply => "reply",
             Kind::AutoReply => "auto_reply",
             Kind::Bounce => "bounce",
+            Kind::Complaint => "complaint",
             Kind::Decline => "decline",
             Kind::Bulk => "bulk",
             Kind::Unmatched => "unmatched",
@@ -96,43 +99,6 @@ const AUTO_SUBJECT_PREFIXES: &[&str] = &[
     "automatisch antwoord:",
     "afwezig:",
 ];
-
-/// Phrases that ask for no more mail at all: a decline that is also a global opt-out.
-static OPT_OUT_PATTERNS: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([
-        r"(?i)\bremove\s+(?:me|us|my\s+(?:e-?mail|address))\b",
-        r"(?i)\bunsubscribe\b",
-        r"(?i)\bplease\s+(?:stop|don(?:'|’)?t)\s+(?:e-?mailing|contacting|writing)\b",
-        r"(?i)\bstop\s+(?:e-?mailing|contacting)\s+me\b",
-        r"(?i)\b(?:désinscri|desinscri|abmelden|austragen|darme\s+de\s+baja)",
-    ])
-    .expect("valid opt-out patterns")
-});
-
-/// Phrases that say "no" in the new text of a reply. A table: English first, then German,
-/// French, Spanish, Italian, Portuguese, Dutch.
-static DECLINE_PATTERNS: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([
-        r"(?i)\bnot\s+(?:really\s+)?interested\b",
-        r"(?i)\bno,?\s+thanks?\b",
-        r"(?i)\bno\s+thank\s+you\b",
-        r"(?i)\bi(?:'|’)?ll\s+(?:have\s+to\s+)?pass\b",
-        r"(?i)\bi\s+will\s+(?:have\s+to\s+)?pass\b",
-        r"(?i)\b(?:going\s+to|gonna|have\s+to|must|will)\s+decline\b",
-        r"(?i)\bnot\s+(?:a\s+)?(?:good\s+|great\s+|right\s+)?fit\b",
-        r"(?i)\bnot\s+(?:taking|accepting)\s+(?:on\s+)?(?:any\s+)?(?:new\s+)?(?:brand\s+)?(?:deals|collaborations|collabs|partnerships|sponsorships)\b",
-        r"(?i)\bkein\s+interesse\b",
-        r"(?i)\bnein,?\s+danke\b",
-        r"(?i)\bpas\s+intéressée?s?\b",
-        r"(?i)\bnon,?\s+merci\b",
-        r"(?i)\bno\s+(?:me\s+)?interesa\b",
-        r"(?i)\bno\s+estoy\s+interesad[oa]\b",
-        r"(?i)\bnon\s+(?:sono\s+)?interessat[oa]\b",
-        r"(?i)\bnão\s+(?:tenho\s+)?interess(?:e|ad[oa])\b",
-        r"(?i)\bgeen\s+interesse\b",
-    ])
-    .expect("valid decline patterns")
-});
 
 static MAILER_DAEMON: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon)@").expect("valid regex")
@@ -197,18 +163,8 @@ pub fn classify(mail: &ParsedMail, rules: &ClassifyRules) -> Classification {
         }
     }
 
-    if let Some(i) = OPT_OUT_PATTERNS.matches(&mail.reply_text).iter().next() {
-        return Classification {
-            kind: Kind::Decline,
-            reason: format!("new text asks to opt out: {:?}", OPT_OUT_PATTERNS.patterns()[i]),
-            opt_out: true,
-        };
-    }
-    if let Some(i) = DECLINE_PATTERNS.matches(&mail.reply_text).iter().next() {
-        return Classification::new(
-            Kind::Decline,
-            format!("new text matches decline pattern {:?}", DECLINE_PATTERNS.patterns()[i]),
-        );
+    if let Some(decline) = super::decline::read(&mail.reply_text, mail.reply_unsure.as_deref()) {
+        return decline;
     }
     Classification::new(Kind::Reply, "human message")
 }

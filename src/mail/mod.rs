@@ -2,12 +2,13 @@
 
 mod attachments;
 pub mod classify;
+mod decline;
 mod parse;
 mod quote;
 
 pub use classify::{Classification, ClassifyRules, Kind};
 pub use parse::{ParsedMail, parse};
-pub use quote::strip_quoted;
+pub use quote::{NewText, new_text, strip_quoted};
 
 /// Normalises an address for exact lookups: trimmed, lower case, `+tag` removed from the
 /// local part. Returns `None` for anything without a local part and a domain, and for

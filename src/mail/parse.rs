@@ -5,7 +5,7 @@ use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 use super::attachments::without_attachment_bodies;
-use super::{normalize_address, normalize_message_id, strip_quoted};
+use super::{new_text, normalize_address, normalize_message_id};
 
 /// What collabd keeps of a mail. Every string is free of NUL bytes (Postgres rejects them).
 #[derive(Debug, Clone, Default)]
@@ -25,6 +25,8 @@ pub struct ParsedMail {
     pub text_body: String,
     /// The new text only: quoted history and signature removed.
     pub reply_text: String,
+    /// Set when the stripper is not sure `reply_text` holds only new text; says why.
+    pub reply_unsure: Option<String>,
     pub size: u64,
     /// Header signals the classifier reads, gathered while the parsed message is alive.
     pub signals: Signals,
@@ -57,6 +59,7 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
     let message_id = msg.message_id().and_then(normalize_message_id);
     let from = msg.from().and_then(|a| a.first());
     let text_body = clean(body_text(&msg));
+    let new = new_text(&text_body);
     ParsedMail {
         dedupe_key: message_id.clone().unwrap_or_else(digest),
         message_id,
@@ -74,7 +77,8 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
             .collect(),
         subject: msg.subject().map(clean),
         date: msg.date().and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
-        reply_text: strip_quoted(&text_body),
+        reply_text: new.text,
+        reply_unsure: new.unsure,
         text_body,
         size: raw.len() as u64,
         signals: signals(&msg),

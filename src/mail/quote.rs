@@ -26,6 +26,20 @@ static OUTLOOK_NEXT: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+/// The new text of a reply, and whether the stripper is sure where it ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewText {
+    pub text: String,
+    /// Why the stripper is not sure the text holds only the sender's own words (a header
+    /// block or a quote marker is still inside it). Declines are not read from such text.
+    pub unsure: Option<String>,
+}
+
+/// The new text of a plain-text body.
+pub fn new_text(body: &str) -> NewText {
+    NewText { text: strip_quoted(body), unsure: None }
+}
+
 /// Returns the reply's own text: stops at quoted history or a `-- ` signature, drops `>`
 /// lines, trims blank edges.
 pub fn strip_quoted(body: &str) -> String {
