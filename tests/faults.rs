@@ -99,6 +99,26 @@ async fn sigkill_at_random_points_across_20_runs() {
 }
 
 #[tokio::test]
+async fn a_large_message_gets_through_a_slow_link() {
+    let (db, seed, imap) = seeded_mailbox(1).await;
+    // 1.2 MiB at 200 KB/s: about 6 s, three times the mailbox's 2 s timeout.
+    let mut reply = reply_to_outreach(&seed, 0, 1);
+    reply.extend(
+        std::iter::repeat_n(b"a slow but healthy line of text\r\n".as_slice(), 40_000).flatten(),
+    );
+    imap.append(reply).await;
+    let port = slow_link(imap.port, 200_000).await;
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", port);
+    mb.timeout = "2s".into();
+    mb.extra = "max_backoff = \"2s\"".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
+    assert!(!daemon.logs().contains("mailbox session failed"), "{}", daemon.logs());
+}
+
+#[tokio::test]
 async fn a_silent_server_times_out_and_the_other_mailbox_keeps_going() {
     let (db, seed, imap) = seeded_mailbox(1).await;
     // Accepts TCP, never says a word.

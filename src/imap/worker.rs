@@ -290,8 +290,6 @@ impl MailboxWorker {
                 if self.shutdown.is_cancelled() {
                     break 'chunks;
                 }
-                // fetch, parse and commit one bounded group
-                self.promise(limit * 3);
                 let fetched = self.fetch_group(session, group).await;
                 // Parsing runs while the previous batch commits.
                 let parsing = fetched.map(|f| {
@@ -453,10 +451,13 @@ impl MailboxWorker {
         session: &mut Session,
         group: &[(u32, u64)],
     ) -> Result<Vec<Fetched>, ImapError> {
-        let (big, small): (Vec<_>, Vec<_>) =
-            group.iter().partition(|(_, s)| *s > self.max_message_size);
-        let mut out = Vec::with_capacity(group.len());
+        let max = self.max_message_size;
+        let bytes = |part: &[&(u32, u64)]| part.iter().map(|(_, s)| fetch_cost(*s, max)).sum();
+        let (big, small): (Vec<_>, Vec<_>) = group.iter().partition(|(_, s)| *s > max);
         let limit = self.settings.timeout;
+        // Covers this fetch and the previous group's commit that follows it.
+        self.promise(limit * 3 + transfer_time(bytes(&small) + bytes(&big)));
+        let mut out = Vec::with_capacity(group.len());
         for (uids, query, complete) in [
             (small, "(UID RFC822.SIZE BODY.PEEK[])", true),
             (big, "(UID RFC822.SIZE BODY.PEEK[HEADER])", false),
@@ -465,7 +466,7 @@ impl MailboxWorker {
                 continue;
             }
             let set = uid_set(uids.iter().map(|(u, _)| *u));
-            let fetches = timed(limit, "UID FETCH", async {
+            let fetches = timed(limit + transfer_time(bytes(&uids)), "UID FETCH", async {
                 session.uid_fetch(&set, query).await?.try_collect::<Vec<_>>().await
             })
             .await?;
@@ -506,7 +507,7 @@ fn byte_bounded_groups(sizes: &[(u32, u64)], max_message_size: u64) -> Vec<&[(u3
     let mut groups = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
     for (i, (_, size)) in sizes.iter().enumerate() {
-        let cost = if *size > max_message_size { 8 * 1024 } else { *size };
+        let cost = fetch_cost(*size, max_message_size);
         if i > start && bytes + cost > MAX_BATCH_BYTES {
             groups.push(&sizes[start..i]);
             (start, bytes) = (i, 0);
@@ -517,6 +518,21 @@ fn byte_bounded_groups(sizes: &[(u32, u64)], max_message_size: u64) -> Vec<&[(u3
         groups.push(&sizes[start..]);
     }
     groups
+}
+
+/// The bytes a message costs to fetch: its size, or about a header's when over the limit.
+fn fetch_cost(size: u64, max_message_size: u64) -> u64 {
+    if size > max_message_size { 8 * 1024 } else { size }
+}
+
+/// The slowest transfer a FETCH may make before it counts as stuck. `timeout` alone would
+/// fail a 16 MiB group on any link under about 270 KB/s, and fail it again at every retry:
+/// a throttled server or a slow link would never get past that group.
+const MIN_FETCH_RATE: u64 = 64 * 1024;
+
+/// How long fetching `bytes` may take at `MIN_FETCH_RATE`, on top of `timeout`.
+fn transfer_time(bytes: u64) -> Duration {
+    Duration::from_secs(bytes / MIN_FETCH_RATE)
 }
 
 /// An IMAP sequence set for UIDs, with consecutive runs folded into ranges.

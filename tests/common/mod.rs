@@ -166,6 +166,36 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A TCP relay to `127.0.0.1:target` that sends the server's bytes on at most
+/// `bytes_per_sec`: a throttled IMAP server or a slow link, for as long as the test runs.
+/// Returns the port to dial.
+pub async fn slow_link(target: u16, bytes_per_sec: u64) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                continue;
+            };
+            let (mut client_rd, mut client_wr) = client.into_split();
+            let (mut server_rd, mut server_wr) = server.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut client_rd, &mut server_wr).await });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n @ 1..) = server_rd.read(&mut buf).await {
+                    if client_wr.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let pause = Duration::from_secs_f64(n as f64 / bytes_per_sec as f64);
+                    tokio::time::sleep(pause).await;
+                }
+            });
+        }
+    });
+    port
+}
+
 /// A private Dovecot IMAP server with its own maildir, for one test.
 pub struct Dovecot {
     pub dir: tempfile::TempDir,
