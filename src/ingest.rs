@@ -2,14 +2,15 @@
 //! rows, their matches and collaborations, and the mailbox's sync state commit together,
 //! so a crash anywhere neither loses a reply nor creates a second collaboration.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tracing::{debug, info, warn};
 
 use crate::mail::{self, Classification, ClassifyRules, Kind, ParsedMail};
-use crate::matching::{self, Match};
+use crate::matching::{self, Match, Rule};
 use crate::store::collabs::{self, CollabRef, Created, Declined, OpenTarget};
 use crate::store::inbound::{self, NewInbound};
+use crate::store::standing::{self, StandingChange};
 use crate::store::{Store, StoreError, Tx, creators, outreach, sync};
 
 /// The actor recorded on events the daemon itself causes.
@@ -228,8 +229,13 @@ async fn store_batch(
         .iter()
         .filter_map(|d| {
             let (c, m) = (d.collab.as_ref().filter(|c| c.created)?, d.found.as_ref()?);
+            let revived = if m.rule == Rule::SenderAfterBounce {
+                "; its outreach had bounced, and this reply revives the address"
+            } else {
+                ""
+            };
             let reason = format!(
-                "reply in mailbox {} (uid {}), matched by {}",
+                "reply in mailbox {} (uid {}), matched by {}{revived}",
                 src.mailbox,
                 d.p.uid,
                 m.rule.as_str()
@@ -248,39 +254,7 @@ async fn store_batch(
     collabs::record_created(tx, DAEMON_ACTOR, &created).await?;
     report.collaborations_created = created.len() as u32;
 
-    // Outreach status and opt-outs, a statement per kind of effect.
-    let stored: Vec<(&Decided<'_>, &Match, i64)> =
-        decided.iter().filter_map(|d| Some((d, d.found.as_ref()?, ids[&d.p.uid]))).collect();
-    let outreach_of = |kind: Kind| -> Vec<i64> {
-        let mut ids: Vec<i64> = stored
-            .iter()
-            .filter(|(d, _, _)| d.class.kind == kind)
-            .map(|(_, m, _)| m.outreach.id)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    };
-    outreach::mark_many(tx, &outreach_of(Kind::Reply), "replied").await?;
-    outreach::mark_many(tx, &outreach_of(Kind::Decline), "declined").await?;
-    outreach::mark_many(tx, &outreach_of(Kind::Bounce), "bounced").await?;
-    let declines: Vec<&(&Decided<'_>, &Match, i64)> =
-        stored.iter().filter(|(d, _, _)| d.class.kind == Kind::Decline).collect();
-    let opt_outs: Vec<(i64, Option<i64>)> = declines
-        .iter()
-        .map(|(d, m, _)| (m.creator_id(), (!d.class.opt_out).then(|| m.campaign_id())))
-        .collect();
-    creators::unsubscribe(tx, &opt_outs).await?;
-    let declined: Vec<Declined<'_>> = declines
-        .iter()
-        .map(|(d, m, inbound_id)| Declined {
-            creator_id: m.creator_id(),
-            campaign_id: m.campaign_id(),
-            reason: &d.class.reason,
-            inbound_id: *inbound_id,
-        })
-        .collect();
-    collabs::record_declined(tx, DAEMON_ACTOR, &declined).await?;
+    apply_effects(tx, &decided, &ids).await?;
 
     for d in &decided {
         let mail = &d.p.mail;
@@ -305,7 +279,13 @@ async fn store_batch(
                 info!(reason = %d.class.reason, opt_out = d.class.opt_out, "creator declined");
             }
             (Kind::Bounce, Some(m), _) => {
-                info!(outreach = m.outreach.id, "outreach bounced");
+                info!(outreach = m.outreach.id, reason = %d.class.reason, "outreach bounced");
+            }
+            (Kind::Complaint, Some(m), _) => {
+                warn!(
+                    outreach = m.outreach.id,
+                    "spam complaint: creator unsubscribed from the campaign"
+                );
             }
             (kind, _, _) => {
                 if kind == Kind::Skipped {
@@ -316,6 +296,61 @@ async fn store_batch(
         }
     }
     Ok(())
+}
+
+/// What a batch's messages do to outreach and to creators' standing, a statement per kind
+/// of effect: replies mark their outreach replied (and revive a bounced one), declines
+/// and complaints unsubscribe, hard bounces mark the outreach bounced. Every decline,
+/// opt-out, complaint and revival is recorded as a creator event an operator can undo.
+async fn apply_effects(
+    tx: &mut Tx,
+    decided: &[Decided<'_>],
+    ids: &HashMap<u32, i64>,
+) -> Result<(), StoreError> {
+    let stored: Vec<(&Decided<'_>, &Match, i64)> =
+        decided.iter().filter_map(|d| Some((d, d.found.as_ref()?, ids[&d.p.uid]))).collect();
+    let outreach_of = |keep: &dyn Fn(&Classification) -> bool| -> Vec<i64> {
+        let mut ids: Vec<i64> = stored
+            .iter()
+            .filter(|(d, _, _)| keep(&d.class))
+            .map(|(_, m, _)| m.outreach.id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let replied = outreach_of(&|c| c.kind == Kind::Reply);
+    let revived = outreach::revive_bounced(tx, &replied).await?;
+    outreach::mark_many(tx, &replied, "replied").await?;
+    outreach::mark_many(tx, &outreach_of(&|c| c.kind == Kind::Decline), "declined").await?;
+    outreach::mark_many(tx, &outreach_of(&Classification::is_hard_bounce), "bounced").await?;
+
+    let mut changes = Vec::new();
+    let mut opt_outs: Vec<(i64, Option<i64>)> = Vec::new();
+    let mut declined = Vec::new();
+    for &(d, m, inbound_id) in &stored {
+        let (creator_id, campaign_id) = (m.creator_id(), m.campaign_id());
+        let kind = match d.class.kind {
+            Kind::Decline if d.class.opt_out => "opted_out",
+            Kind::Decline => "declined",
+            Kind::Complaint => "complained",
+            Kind::Reply if revived.contains(&m.outreach.id) => "revived",
+            _ => continue,
+        };
+        let reason = d.class.reason.as_str();
+        changes.push(StandingChange { creator_id, campaign_id, inbound_id, kind, reason });
+        match d.class.kind {
+            Kind::Decline => {
+                opt_outs.push((creator_id, (!d.class.opt_out).then_some(campaign_id)));
+                declined.push(Declined { creator_id, campaign_id, reason, inbound_id });
+            }
+            Kind::Complaint => opt_outs.push((creator_id, Some(campaign_id))),
+            _ => {}
+        }
+    }
+    creators::unsubscribe(tx, &opt_outs).await?;
+    collabs::record_declined(tx, DAEMON_ACTOR, &declined).await?;
+    standing::record(tx, DAEMON_ACTOR, &changes).await
 }
 
 fn row<'a>(src: &'a Source, d: &'a Decided<'_>) -> NewInbound<'a> {

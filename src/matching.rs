@@ -18,6 +18,9 @@ pub enum Rule {
     ReplyToken,
     /// The sender is in the Creator Pool; their most recent open outreach is the thread.
     SenderAddress,
+    /// The sender is in the Creator Pool and none of their outreach is open, but one
+    /// bounced: the message proves the address works, so it answers that outreach.
+    SenderAfterBounce,
     /// A bounce quotes the original's Message-ID.
     ReportedMessageId,
     /// A bounce names the failed recipient only.
@@ -32,6 +35,7 @@ impl Rule {
             Rule::References => "references",
             Rule::ReplyToken => "reply_token",
             Rule::SenderAddress => "sender_address",
+            Rule::SenderAfterBounce => "sender_after_bounce",
             Rule::ReportedMessageId => "reported_message_id",
             Rule::FinalRecipient => "final_recipient",
         }
@@ -100,7 +104,8 @@ impl Lookups {
     }
 }
 
-/// Finds the outreach a message is about. Bounces are matched by what they report;
+/// Finds the outreach a message is about. Bounces and complaints are matched by what they
+/// report;
 /// everything else by threading headers, then reply token, then sender address.
 pub async fn resolve(
     tx: &mut Tx,
@@ -109,7 +114,7 @@ pub async fn resolve(
     lookups: &Lookups,
 ) -> Result<Option<Match>, StoreError> {
     let found = |rule| move |o: Option<OutreachRef>| o.map(|outreach| Match { outreach, rule });
-    if kind == Kind::Bounce {
+    if matches!(kind, Kind::Bounce | Kind::Complaint) {
         if let Some(m) =
             found(Rule::ReportedMessageId)(lookups.first(&mail.signals.reported_message_ids))
         {
@@ -137,8 +142,16 @@ pub async fn resolve(
     if let Some(creator) =
         mail.from_address.as_ref().and_then(|f| lookups.creators_by_address.get(f))
     {
-        let latest = outreach::latest_open_for_creator(tx, *creator).await?;
-        return Ok(found(Rule::SenderAddress)(latest));
+        if let Some(m) =
+            found(Rule::SenderAddress)(outreach::latest_open_for_creator(tx, *creator).await?)
+        {
+            return Ok(Some(m));
+        }
+        // Only human messages get here: an auto-reply proves nothing about the address.
+        if kind.is_human() {
+            let bounced = outreach::latest_bounced_for_creator(tx, *creator).await?;
+            return Ok(found(Rule::SenderAfterBounce)(bounced));
+        }
     }
     Ok(None)
 }

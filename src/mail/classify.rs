@@ -63,6 +63,11 @@ pub struct Classification {
 }
 
 impl Classification {
+    /// A bounce that says the address does not work; only these mark outreach bounced.
+    pub fn is_hard_bounce(&self) -> bool {
+        self.kind == Kind::Bounce // TODO(bounce branch): severity
+    }
+
     /// A classification that is not an opt-out.
     pub fn new(kind: Kind, reason: impl Into<String>) -> Self {
         Classification { kind, reason: reason.into(), opt_out: false }

@@ -6,6 +6,7 @@ pub mod collabs;
 pub mod creators;
 pub mod inbound;
 pub mod outreach;
+pub mod standing;
 pub mod sync;
 
 use std::time::Duration;

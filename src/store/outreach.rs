@@ -41,6 +41,40 @@ pub async fn latest_open_for_creator(
     Ok(row)
 }
 
+/// The creator's most recent outreach that bounced, for a human message from a pool
+/// address when no outreach of theirs is open: the message proves the address works.
+pub async fn latest_bounced_for_creator(
+    tx: &mut Tx,
+    creator_id: i64,
+) -> Result<Option<OutreachRef>, StoreError> {
+    let row = sqlx::query_as!(
+        OutreachRef,
+        r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
+           WHERE creator_id = $1 AND status = 'bounced'
+           ORDER BY sent_at DESC, id DESC
+           LIMIT 1"#,
+        creator_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row)
+}
+
+/// Marks bounced outreach `replied`: a human answer came from the address after all.
+/// Returns the ids it changed.
+pub async fn revive_bounced(tx: &mut Tx, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let revived = sqlx::query_scalar!(
+        "UPDATE outreach_messages SET status = 'replied' WHERE id = ANY($1) AND status = 'bounced' RETURNING id",
+        ids
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(revived)
+}
+
 /// The most recent outreach sent to an address (normalised), for bounces that quote only
 /// the failed recipient.
 pub async fn latest_to_address(
