@@ -684,3 +684,82 @@ async fn two_hundred_concurrent_clients_and_garbage_while_ingesting() {
     wait_for_rows(&s.db, "inbound_messages", 300, Duration::from_secs(60), &s.daemon).await;
     assert_eq!(s.db.rows("collaborations").await, 50);
 }
+
+#[tokio::test]
+async fn a_decline_and_its_opt_out_can_be_undone() {
+    let s = setup("").await;
+    collabctl_json(&s.env, &["campaign", "create", "Winter Glow"]);
+    collabctl_json(
+        &s.env,
+        &[
+            "creator",
+            "add",
+            "--name",
+            "Ana",
+            "--platform",
+            "tiktok",
+            "--handle",
+            "ana.makes",
+            "--email",
+            "ana@creators.example",
+        ],
+    );
+    collabctl_json(
+        &s.env,
+        &[
+            "outreach",
+            "record",
+            "--message-id",
+            "<o-ana@brand.example>",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "ana.makes",
+            "--to",
+            "ana@creators.example",
+            "--subject",
+            "Winter Glow x Ana",
+            "--sent-at",
+            "2026-11-20T10:00:00Z",
+        ],
+    );
+    s.imap
+        .append(reply(
+            "ana@creators.example",
+            "ana-no@creators.example",
+            Some("o-ana@brand.example"),
+            &[],
+            "Please remove me from your list.",
+        ))
+        .await;
+    wait_for_rows(&s.db, "inbound_messages", 1, Duration::from_secs(20), &s.daemon).await;
+    let ana = collabctl_json(&s.env, &["creator", "show", "ana.makes"]);
+    assert!(!ana["unsubscribed_at"].is_null(), "the decline opted Ana out: {ana}");
+    let msg: i64 = s.db.count("SELECT id FROM inbound_messages WHERE kind = 'decline'").await;
+
+    let (ok, _, err) =
+        collabctl(&s.env, &["inbox", "undecline", &msg.to_string(), "--reason", " "]);
+    assert!(!ok && err.contains("invalid_params"), "{err}");
+    let collab = collabctl_json(
+        &s.env,
+        &["inbox", "undecline", &msg.to_string(), "--reason", "she said yes on the phone"],
+    );
+    assert_eq!(collab["status"], "pending");
+    assert_eq!(collab["messages"][0]["id"], msg);
+    let ana = collabctl_json(&s.env, &["creator", "show", "ana.makes"]);
+    assert!(ana["unsubscribed_at"].is_null(), "Ana is subscribed again: {ana}");
+    assert_eq!(
+        s.db.count("SELECT count(*) FROM outreach_messages WHERE status = 'replied'").await,
+        1
+    );
+    let events: Vec<(String, String)> =
+        sqlx::query_as("SELECT kind, actor FROM creator_events ORDER BY id")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(events[0], ("opted_out".to_string(), "collabd".to_string()));
+    assert_eq!(events[1].0, "undeclined");
+    let (ok, _, err) =
+        collabctl(&s.env, &["inbox", "undecline", &msg.to_string(), "--reason", "again"]);
+    assert!(!ok && err.contains("not_found"), "{err}");
+}

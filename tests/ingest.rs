@@ -347,3 +347,121 @@ async fn sigterm_stops_between_the_groups_of_a_batch() {
     wait_for_rows(&db, "inbound_messages", 12, WAIT, &daemon).await;
     assert_eq!(db.count("SELECT count(DISTINCT uid) FROM inbound_messages").await, 12);
 }
+
+/// A Postfix-shaped delivery-status report about `outreach_id` sent to `rcpt`.
+fn dsn(outreach_id: &str, rcpt: &str, status: &str, diagnostic: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.brand.example (Mail Delivery System)\r\n\
+         To: {BRAND}\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <dsn-{status}-{rcpt}>\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
+         <{rcpt}>: host mx.mail.example said: {diagnostic}\r\n\r\n\
+         --b1\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; mx.brand.example\r\n\r\nFinal-Recipient: rfc822; {rcpt}\r\n\
+         Action: failed\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {diagnostic}\r\n\r\n\
+         --b1\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: {BRAND}\r\nTo: {rcpt}\r\n\
+         Subject: Winter Glow x you\r\nMessage-ID: <{outreach_id}>\r\n\r\n--b1--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Ingests `messages` as UIDs 1, 2, … of one mailbox, each batch of one committed in turn.
+async fn ingest_in_order(db: &TestDb, messages: Vec<Vec<u8>>) {
+    use collabd::ingest::{Fetched, Ingestor, Source};
+    let rules = collabd::mail::ClassifyRules { own_addresses: vec![BRAND.into()] };
+    let ingestor = Ingestor::new(db.store.clone(), rules);
+    let src = Source { mailbox: "brand".into(), folder: "INBOX".into(), uidvalidity: 1 };
+    for (i, raw) in messages.into_iter().enumerate() {
+        let fetched = Fetched { uid: i as u32 + 1, size: raw.len() as u64, raw, complete: true };
+        ingestor.commit(&src, ingestor.prepare(vec![fetched])).await.unwrap();
+    }
+}
+
+async fn outreach_status(db: &TestDb, message_id: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM outreach_messages WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_human_message_after_a_hard_bounce_revives_the_address() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 1).await;
+    let c = &seed.creators[0];
+    let bounce = dsn(&c.outreach_message_id, &c.email, "5.1.1", "550 5.1.1 user unknown");
+    // Written from the pool address, with no thread headers at all.
+    let fresh =
+        reply(&c.email, "fresh-1@mail.example", None, &[], "Hi! Saw your pitch late, I'm in.");
+    ingest_in_order(&db, vec![bounce, fresh]).await;
+
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT kind, match_rule FROM inbound_messages ORDER BY uid")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("bounce".into(), Some("reported_message_id".into())),
+            ("reply".into(), Some("sender_after_bounce".into()))
+        ]
+    );
+    assert_eq!(outreach_status(&db, &c.outreach_message_id).await, "replied");
+    assert_eq!(db.count("SELECT count(*) FROM collaborations WHERE status = 'pending'").await, 1);
+    let reason: String =
+        sqlx::query_scalar("SELECT reason FROM collaboration_events WHERE kind = 'created'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(reason.contains("had bounced"), "{reason}");
+    assert_eq!(db.count("SELECT count(*) FROM creator_events WHERE kind = 'revived'").await, 1);
+}
+
+#[tokio::test]
+async fn a_soft_bounce_leaves_the_outreach_open() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 2).await;
+    let (full, gone) = (&seed.creators[0], &seed.creators[1]);
+    let soft = dsn(&full.outreach_message_id, &full.email, "5.2.2", "552 5.2.2 mailbox full");
+    let hard = dsn(&gone.outreach_message_id, &gone.email, "5.1.1", "550 5.1.1 no such user");
+    ingest_in_order(&db, vec![soft, hard]).await;
+    assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE kind = 'bounce'").await, 2);
+    assert_eq!(outreach_status(&db, &full.outreach_message_id).await, "sent");
+    assert_eq!(outreach_status(&db, &gone.outreach_message_id).await, "bounced");
+}
+
+#[tokio::test]
+async fn a_spam_complaint_unsubscribes_from_the_campaign_only() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 1).await;
+    let c = &seed.creators[0];
+    let arf = format!(
+        "From: Feedback Loop <fbl@mail.example>\r\nTo: {BRAND}\r\nSubject: Complaint\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <fbl-1@mail.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"f\"\r\n\r\n\
+         --f\r\nContent-Type: text/plain\r\n\r\nA user marked this message as spam.\r\n\r\n\
+         --f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n\
+         User-Agent: ExampleFBL/1.0\r\nVersion: 1\r\nOriginal-Rcpt-To: {}\r\n\r\n\
+         --f\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: {BRAND}\r\nTo: {}\r\n\
+         Message-ID: <{}>\r\n\r\n--f--\r\n",
+        c.email, c.email, c.outreach_message_id
+    );
+    ingest_in_order(&db, vec![arf.into_bytes()]).await;
+    let (kind, rule): (String, Option<String>) =
+        sqlx::query_as("SELECT kind, match_rule FROM inbound_messages")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((kind.as_str(), rule.as_deref()), ("complaint", Some("reported_message_id")));
+    assert_eq!(db.count("SELECT count(*) FROM campaign_unsubscribes").await, 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM creators WHERE unsubscribed_at IS NOT NULL").await,
+        0
+    );
+    assert_eq!(db.count("SELECT count(*) FROM creator_events WHERE kind = 'complained'").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM collaborations").await, 0);
+}

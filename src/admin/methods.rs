@@ -205,6 +205,13 @@ struct AssignParams {
     campaign: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UndeclineParams {
+    message: i64,
+    reason: String,
+}
+
 /// Methods that change data; each is logged with the caller.
 const MUTATING: &[&str] = &[
     "campaign.create",
@@ -219,6 +226,7 @@ const MUTATING: &[&str] = &[
     "collab.advance",
     "collab.cancel",
     "inbox.assign",
+    "inbox.undecline",
 ];
 
 impl AdminContext {
@@ -332,6 +340,24 @@ impl AdminContext {
                     .await
                     .map_err(internal)?
                     .ok_or_else(|| not_found("message", &format!("{} (unmatched)", a.message)))?;
+                self.collab_show(collab.id).await
+            }
+            "inbox.undecline" => {
+                let u: UndeclineParams = params(p)?;
+                if u.reason.trim().is_empty() {
+                    return Err(ErrorBody::field("invalid_params", "reason", "must not be empty"));
+                }
+                let collab = self
+                    .store
+                    .undecline(u.message, actor, u.reason.trim())
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| {
+                        not_found(
+                            "message",
+                            &format!("{} (a matched decline or complaint)", u.message),
+                        )
+                    })?;
                 self.collab_show(collab.id).await
             }
             other => Err(ErrorBody::field(

@@ -205,6 +205,13 @@ enum InboxCmd {
         #[arg(long)]
         campaign: String,
     },
+    /// Undo a decline, opt-out or complaint: subscribe the creator again and open the
+    /// collaboration the message would have opened as a reply.
+    Undecline {
+        message: i64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// A connection to the daemon.
@@ -357,6 +364,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     "inbox.assign",
                     json!({ "message": message, "creator": creator, "campaign": campaign }),
                 )?,
+                View::Collab,
+            ),
+            InboxCmd::Undecline { message, reason } => (
+                c.call("inbox.undecline", json!({ "message": message, "reason": reason }))?,
                 View::Collab,
             ),
         },
