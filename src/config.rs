@@ -38,6 +38,218 @@ pub struct Settings {
     pub mailboxes: Vec<MailboxSettings>,
     /// Outgoing mail for `outreach send`; absent means sending is disabled.
     pub smtp: Option<SmtpSettings>,
+    #[serde(default)]
+    pub secrets: SecretsSettings,
+}
+
+/// Keys collabd keeps secrets with.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// 32 random bytes as 64 hex digits (`openssl rand -hex 32`), resolved like
+    /// `password_file`: encrypts the OAuth2 refresh tokens stored in Postgres. Required
+    /// when anything logs in with OAuth2.
+    pub key_file: Option<PathBuf>,
+}
+
+/// How collabd logs in to a mailbox or to the SMTP server.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// LOGIN / AUTH PLAIN with `password_file` or `password_env`.
+    #[default]
+    Password,
+    /// SASL XOAUTH2 with an OAuth2 access token (Gmail, Microsoft 365).
+    Xoauth2,
+    /// SASL OAUTHBEARER (RFC 7628) with an OAuth2 access token.
+    Oauthbearer,
+}
+
+impl AuthMethod {
+    /// Whether this method needs an `oauth2` table.
+    pub fn is_oauth(self) -> bool {
+        self != AuthMethod::Password
+    }
+}
+
+/// Who issues the OAuth2 tokens; the presets fill in the endpoints and scope.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthProvider {
+    Google,
+    Microsoft,
+    Custom,
+}
+
+/// An OAuth2 client: where tokens come from and with which grant.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Settings {
+    pub provider: OAuthProvider,
+    /// The token endpoint; required for `custom`, overrides a preset otherwise.
+    pub token_url: Option<String>,
+    /// The authorization endpoint, for `collabctl mailbox authorize --flow code`.
+    pub auth_url: Option<String>,
+    /// The device authorization endpoint (RFC 8628), for `--flow device`.
+    pub device_url: Option<String>,
+    /// Microsoft's tenant in the preset URLs: `common` (default), `organizations` or an id.
+    pub tenant: Option<String>,
+    pub client_id: String,
+    pub client_secret_file: Option<PathBuf>,
+    pub client_secret_env: Option<String>,
+    /// The first refresh token; a newer one stored by collabd (after a rotation or
+    /// `collabctl mailbox authorize`) is preferred over it.
+    pub refresh_token_file: Option<PathBuf>,
+    pub refresh_token_env: Option<String>,
+    /// Space-separated scopes; the preset's when absent.
+    pub scope: Option<String>,
+}
+
+/// What a login is for: the presets' scopes differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthPurpose {
+    Imap,
+    Smtp,
+}
+
+/// An OAuth2 client's endpoints and scope, presets applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthEndpoints {
+    pub token_url: String,
+    pub auth_url: Option<String>,
+    pub device_url: Option<String>,
+    pub scope: String,
+}
+
+impl OAuth2Settings {
+    /// Endpoints and scope with the provider's preset filled in; `section` names the key
+    /// at fault (`mailboxes[0].oauth2`).
+    pub fn endpoints(
+        &self,
+        section: &str,
+        purpose: OAuthPurpose,
+    ) -> Result<OAuthEndpoints, ConfigError> {
+        let ms = |path: &str| {
+            let tenant = self.tenant.as_deref().unwrap_or("common");
+            format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/{path}")
+        };
+        let (token, auth, device, scope) = match (self.provider, purpose) {
+            (OAuthProvider::Google, _) => (
+                Some("https://oauth2.googleapis.com/token".to_owned()),
+                Some("https://accounts.google.com/o/oauth2/v2/auth".to_owned()),
+                // Google's device flow does not grant the mail scope.
+                None,
+                "https://mail.google.com/",
+            ),
+            (OAuthProvider::Microsoft, purpose) => (
+                Some(ms("token")),
+                Some(ms("authorize")),
+                Some(ms("devicecode")),
+                match purpose {
+                    OAuthPurpose::Imap => {
+                        "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"
+                    }
+                    OAuthPurpose::Smtp => "https://outlook.office.com/SMTP.Send offline_access",
+                },
+            ),
+            (OAuthProvider::Custom, _) => (None, None, None, ""),
+        };
+        let token_url = self.token_url.clone().or(token).ok_or_else(|| {
+            ConfigError::invalid(
+                format!("{section}.token_url"),
+                "required with provider = \"custom\"",
+            )
+        })?;
+        let endpoints = OAuthEndpoints {
+            token_url,
+            auth_url: self.auth_url.clone().or(auth),
+            device_url: self.device_url.clone().or(device),
+            scope: self.scope.clone().unwrap_or_else(|| scope.to_owned()),
+        };
+        for (key, value) in [
+            ("token_url", Some(&endpoints.token_url)),
+            ("auth_url", endpoints.auth_url.as_ref()),
+            ("device_url", endpoints.device_url.as_ref()),
+        ] {
+            if let Some(v) = value {
+                url::Url::parse(v).map_err(|e| {
+                    ConfigError::invalid(format!("{section}.{key}"), format!("{v:?}: {e}"))
+                })?;
+            }
+        }
+        Ok(endpoints)
+    }
+
+    /// The client secret, read now; `None` for public clients.
+    pub fn client_secret(&self, section: &str) -> Result<Option<String>, ConfigError> {
+        read_named_secret(
+            section,
+            ("client_secret_file", self.client_secret_file.as_deref()),
+            ("client_secret_env", self.client_secret_env.as_deref()),
+            false,
+        )
+    }
+
+    /// The refresh token from the file or variable, read now; `None` when neither is set
+    /// (the token then comes from `collabctl mailbox authorize`).
+    pub fn refresh_token(&self, section: &str) -> Result<Option<String>, ConfigError> {
+        read_named_secret(
+            section,
+            ("refresh_token_file", self.refresh_token_file.as_deref()),
+            ("refresh_token_env", self.refresh_token_env.as_deref()),
+            false,
+        )
+    }
+
+    fn validate(&self, section: &str, purpose: OAuthPurpose) -> Result<(), ConfigError> {
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::invalid(format!("{section}.client_id"), "must not be empty"));
+        }
+        if self.tenant.is_some() && self.provider != OAuthProvider::Microsoft {
+            return Err(ConfigError::invalid(
+                format!("{section}.tenant"),
+                "only used with provider = \"microsoft\"",
+            ));
+        }
+        self.endpoints(section, purpose)?;
+        self.client_secret(section)?;
+        self.refresh_token(section)?;
+        Ok(())
+    }
+}
+
+/// Checks that a login's `auth`, password and `oauth2` keys fit together.
+fn validate_login(
+    section: &str,
+    auth: AuthMethod,
+    has_password: bool,
+    oauth2: Option<&OAuth2Settings>,
+    purpose: OAuthPurpose,
+) -> Result<(), ConfigError> {
+    match (auth.is_oauth(), oauth2) {
+        (false, Some(_)) => Err(ConfigError::invalid(
+            format!("{section}.oauth2"),
+            "set only with auth = \"xoauth2\" or \"oauthbearer\"",
+        )),
+        (true, None) => Err(ConfigError::invalid(
+            format!("{section}.oauth2"),
+            format!("required with auth = \"{}\"", auth_name(auth)),
+        )),
+        (true, Some(_)) if has_password => Err(ConfigError::invalid(
+            format!("{section}.password_file"),
+            format!("not used with auth = \"{}\": the login uses OAuth2 tokens", auth_name(auth)),
+        )),
+        (true, Some(o)) => o.validate(&format!("{section}.oauth2"), purpose),
+        (false, None) => Ok(()),
+    }
+}
+
+fn auth_name(auth: AuthMethod) -> &'static str {
+    match auth {
+        AuthMethod::Password => "password",
+        AuthMethod::Xoauth2 => "xoauth2",
+        AuthMethod::Oauthbearer => "oauthbearer",
+    }
 }
 
 /// The SMTP server outreach is sent through.
@@ -49,8 +261,12 @@ pub struct SmtpSettings {
     #[serde(default)]
     pub tls: TlsMode,
     pub username: Option<String>,
+    #[serde(default)]
+    pub auth: AuthMethod,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+    /// The OAuth2 client, with `auth = "xoauth2"`.
+    pub oauth2: Option<OAuth2Settings>,
     /// The From address, e.g. `"Brand Partnerships <partners@brand.example>"`.
     pub from: String,
     /// Replies go here, with a per-thread `+token` added to the local part.
@@ -187,6 +403,11 @@ pub struct MailboxSettings {
     #[serde(default)]
     pub tls: TlsMode,
     pub username: String,
+    /// `password`, `xoauth2` or `oauthbearer`.
+    #[serde(default)]
+    pub auth: AuthMethod,
+    /// The OAuth2 client, with `auth = "xoauth2"` or `"oauthbearer"`.
+    pub oauth2: Option<OAuth2Settings>,
     /// File holding the password; relative paths are looked up in `$CREDENTIALS_DIRECTORY`.
     pub password_file: Option<PathBuf>,
     /// Environment variable holding the password.
@@ -258,11 +479,21 @@ impl MailboxSettings {
     }
 }
 
-/// Reads a secret from a file or an environment variable, naming the key on failure.
+/// Reads a password from a file or an environment variable, naming the key on failure.
 fn read_secret(
     section: &str,
     file: Option<&Path>,
     env: Option<&str>,
+    required: bool,
+) -> Result<Option<String>, ConfigError> {
+    read_named_secret(section, ("password_file", file), ("password_env", env), required)
+}
+
+/// Reads a secret from the file or the environment variable of a `(key, value)` pair.
+fn read_named_secret(
+    section: &str,
+    (file_key, file): (&str, Option<&Path>),
+    (env_key, env): (&str, Option<&str>),
     required: bool,
 ) -> Result<Option<String>, ConfigError> {
     let key = |k: &str| format!("{section}.{k}");
@@ -270,20 +501,20 @@ fn read_secret(
         (Some(file), None) => {
             let path = credential_path(file);
             let raw = std::fs::read_to_string(&path).map_err(|e| {
-                ConfigError::invalid(key("password_file"), format!("{}: {e}", path.display()))
+                ConfigError::invalid(key(file_key), format!("{}: {e}", path.display()))
             })?;
             Ok(Some(raw.trim_end_matches(['\r', '\n']).to_owned()))
         }
-        (None, Some(var)) => std::env::var(var).map(Some).map_err(|_| {
-            ConfigError::invalid(key("password_env"), format!("variable {var} is not set"))
-        }),
+        (None, Some(var)) => std::env::var(var)
+            .map(Some)
+            .map_err(|_| ConfigError::invalid(key(env_key), format!("variable {var} is not set"))),
         (Some(_), Some(_)) => Err(ConfigError::invalid(
-            key("password_file"),
-            "set either password_file or password_env, not both",
+            key(file_key),
+            format!("set either {file_key} or {env_key}, not both"),
         )),
         (None, None) if required => Err(ConfigError::invalid(
-            key("password_file"),
-            "one of password_file or password_env is required",
+            key(file_key),
+            format!("one of {file_key} or {env_key} is required"),
         )),
         (None, None) => Ok(None),
     }
@@ -343,10 +574,43 @@ impl Settings {
                     "durations must be above zero",
                 ));
             }
-            mb.password(i)?;
+            let section = format!("mailboxes[{i}]");
+            let has_password = mb.password_file.is_some() || mb.password_env.is_some();
+            validate_login(
+                &section,
+                mb.auth,
+                has_password,
+                mb.oauth2.as_ref(),
+                OAuthPurpose::Imap,
+            )?;
+            if !mb.auth.is_oauth() {
+                mb.password(i)?;
+            }
         }
         if let Some(smtp) = &self.smtp {
-            smtp.password()?;
+            let has_password = smtp.password_file.is_some() || smtp.password_env.is_some();
+            if smtp.auth == AuthMethod::Oauthbearer {
+                return Err(ConfigError::invalid(
+                    "smtp.auth",
+                    "the SMTP client speaks XOAUTH2 (which Gmail and Microsoft 365 accept), not OAUTHBEARER",
+                ));
+            }
+            validate_login(
+                "smtp",
+                smtp.auth,
+                has_password,
+                smtp.oauth2.as_ref(),
+                OAuthPurpose::Smtp,
+            )?;
+            if smtp.auth.is_oauth() && smtp.username.is_none() {
+                return Err(ConfigError::invalid(
+                    "smtp.username",
+                    "required with auth = \"xoauth2\"",
+                ));
+            }
+            if !smtp.auth.is_oauth() {
+                smtp.password()?;
+            }
             crate::outreach::parse_mailbox(&smtp.from)
                 .map_err(|e| ConfigError::invalid("smtp.from", e.to_string()))?;
             if let Some(r) = &smtp.reply_to {
@@ -354,7 +618,25 @@ impl Settings {
                     .map_err(|e| ConfigError::invalid("smtp.reply_to", e.to_string()))?;
             }
         }
+        match (&self.secrets.key_file, self.uses_oauth()) {
+            (None, true) => {
+                return Err(ConfigError::invalid(
+                    "secrets.key_file",
+                    "required when a mailbox or [smtp] uses OAuth2: it encrypts the stored refresh tokens",
+                ));
+            }
+            (Some(file), _) => {
+                crate::oauth::SecretKey::load(file)?;
+            }
+            (None, false) => {}
+        }
         Ok(())
+    }
+
+    /// Whether any login uses OAuth2 (and so needs `[secrets] key_file`).
+    pub fn uses_oauth(&self) -> bool {
+        self.mailboxes.iter().any(|m| m.auth.is_oauth())
+            || self.smtp.as_ref().is_some_and(|s| s.auth.is_oauth())
     }
 
     /// The database URL; `validate` guarantees it is there.

@@ -12,6 +12,7 @@ pub mod imap;
 pub mod ingest;
 pub mod mail;
 pub mod matching;
+pub mod oauth;
 pub mod outreach;
 pub mod store;
 pub mod telemetry;

@@ -9,7 +9,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
 
 use super::{ImapError, timed};
-use crate::config::{MailboxSettings, TlsMode};
+use crate::config::{AuthMethod, MailboxSettings, TlsMode};
 
 /// Any byte stream an IMAP session can run on (plain TCP or TLS).
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -18,9 +18,51 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
 /// An authenticated session, whatever the transport.
 pub type Session = async_imap::Session<Box<dyn ImapStream>>;
 
+/// What a session logs in with.
+pub enum Credential {
+    /// LOGIN with the mailbox's password.
+    Password(String),
+    /// AUTHENTICATE XOAUTH2 or OAUTHBEARER with an OAuth2 access token.
+    Bearer { method: AuthMethod, token: String },
+}
+
+impl Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Password(_) => f.write_str("Password(…)"),
+            Credential::Bearer { method, .. } => write!(f, "Bearer({method:?}, …)"),
+        }
+    }
+}
+
+/// The SASL exchange of XOAUTH2 and OAUTHBEARER: the initial response carries the token;
+/// a challenge after it is the server's error report, answered with an empty line so the
+/// server can end the exchange with its NO.
+struct BearerSasl {
+    initial: Option<String>,
+}
+
+impl async_imap::Authenticator for BearerSasl {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.initial.take().unwrap_or_default()
+    }
+}
+
+/// The initial client response of `method` (XOAUTH2: Google's format; OAUTHBEARER: RFC 7628).
+fn bearer_response(method: AuthMethod, user: &str, host: &str, port: u16, token: &str) -> String {
+    match method {
+        AuthMethod::Oauthbearer => {
+            format!("n,a={user},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01")
+        }
+        _ => format!("user={user}\x01auth=Bearer {token}\x01\x01"),
+    }
+}
+
 /// Connects, negotiates TLS as configured, reads the greeting and logs in, each step
 /// bounded by the mailbox timeout.
-pub async fn connect(mb: &MailboxSettings, password: &str) -> Result<Session, ImapError> {
+pub async fn connect(mb: &MailboxSettings, credential: &Credential) -> Result<Session, ImapError> {
     let port = mb.effective_port();
     let limit = mb.timeout;
     let tcp = tokio::time::timeout(limit, TcpStream::connect((mb.host.as_str(), port)))
@@ -44,7 +86,18 @@ pub async fn connect(mb: &MailboxSettings, password: &str) -> Result<Session, Im
     if mb.tls != TlsMode::Starttls {
         greeting(&mut client, limit).await?;
     }
-    match tokio::time::timeout(limit, client.login(&mb.username, password)).await {
+    let login = async {
+        match credential {
+            Credential::Password(password) => client.login(&mb.username, password).await,
+            Credential::Bearer { method, token } => {
+                let mechanism =
+                    if *method == AuthMethod::Oauthbearer { "OAUTHBEARER" } else { "XOAUTH2" };
+                let initial = bearer_response(*method, &mb.username, &mb.host, port, token);
+                client.authenticate(mechanism, BearerSasl { initial: Some(initial) }).await
+            }
+        }
+    };
+    match tokio::time::timeout(limit, login).await {
         Err(_) => Err(ImapError::Timeout { op: "login", secs: limit.as_secs() }),
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(message), _)))
@@ -103,4 +156,30 @@ fn tls_config() -> Arc<ClientConfig> {
             Arc::new(config)
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_responses_follow_their_specs() {
+        assert_eq!(
+            bearer_response(AuthMethod::Xoauth2, "a@b.example", "imap.b.example", 993, "T0k"),
+            "user=a@b.example\x01auth=Bearer T0k\x01\x01"
+        );
+        assert_eq!(
+            bearer_response(AuthMethod::Oauthbearer, "a@b.example", "imap.b.example", 993, "T0k"),
+            "n,a=a@b.example,\x01host=imap.b.example\x01port=993\x01auth=Bearer T0k\x01\x01"
+        );
+        let mut sasl = BearerSasl { initial: Some("first".into()) };
+        use async_imap::Authenticator;
+        assert_eq!(sasl.process(b""), "first");
+        assert_eq!(
+            sasl.process(b"{\"status\":\"401\"}"),
+            "",
+            "an error challenge gets an empty answer"
+        );
+        assert_eq!(format!("{:?}", Credential::Password("secret".into())), "Password(…)");
+    }
 }

@@ -3,7 +3,7 @@
 mod connect;
 mod worker;
 
-pub use connect::{Session, connect};
+pub use connect::{Credential, Session, connect};
 pub use worker::{MailboxHealth, MailboxWorker, Registry};
 
 use crate::config::ConfigError;

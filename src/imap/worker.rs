@@ -157,11 +157,12 @@ impl MailboxWorker {
         let password = self.settings.password(self.index)?;
         // connect + TLS + greeting + login, each bounded by the timeout
         self.promise(self.settings.timeout * 4);
+        let credential = super::Credential::Password(password);
         let mut session = tokio::select! {
-            s = connect(&self.settings, &password) => s?,
+            s = connect(&self.settings, &credential) => s?,
             _ = self.shutdown.cancelled() => return Ok(()),
         };
-        drop(password);
+        drop(credential);
         let limit = self.settings.timeout;
         self.promise(limit * 3);
         // Read-only unless post-processing has to change the mailbox.

@@ -8,6 +8,7 @@ pub mod inbound;
 pub mod outreach;
 pub mod standing;
 pub mod sync;
+pub mod tokens;
 
 use std::time::Duration;
 

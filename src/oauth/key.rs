@@ -1,0 +1,84 @@
+//! The key refresh tokens are sealed with before they reach Postgres.
+
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+
+use crate::config::{ConfigError, credential_path};
+use crate::store::tokens::SealedToken;
+
+/// A 256-bit ChaCha20-Poly1305 key from `[secrets] key_file`.
+pub struct SecretKey(Key);
+
+impl SecretKey {
+    /// Reads the key: 64 hex digits (`openssl rand -hex 32`), surrounding whitespace
+    /// ignored. Relative paths resolve in `$CREDENTIALS_DIRECTORY`.
+    pub fn load(file: &Path) -> Result<SecretKey, ConfigError> {
+        let bad = |reason: String| ConfigError::Invalid { key: "secrets.key_file".into(), reason };
+        let path = credential_path(file);
+        let raw =
+            std::fs::read_to_string(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let bytes = hex::decode(raw.trim()).map_err(|_| {
+            bad(format!("{}: not hex (write 64 hex digits: openssl rand -hex 32)", path.display()))
+        })?;
+        if bytes.len() != 32 {
+            return Err(bad(format!(
+                "{}: {} bytes, want 32 (64 hex digits)",
+                path.display(),
+                bytes.len()
+            )));
+        }
+        Ok(SecretKey(*Key::from_slice(&bytes)))
+    }
+
+    /// Encrypts a token under a fresh random nonce.
+    pub fn seal(&self, plain: &str) -> SealedToken {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let ciphertext = ChaCha20Poly1305::new(&self.0)
+            .encrypt(&nonce, plain.as_bytes())
+            .expect("encryption of a short token cannot fail");
+        SealedToken { nonce: nonce.to_vec(), ciphertext }
+    }
+
+    /// Decrypts a stored token; `None` when it was sealed with another key or altered.
+    pub fn open(&self, sealed: &SealedToken) -> Option<String> {
+        if sealed.nonce.len() != 12 {
+            return None;
+        }
+        let plain = ChaCha20Poly1305::new(&self.0)
+            .decrypt(Nonce::from_slice(&sealed.nonce), sealed.ciphertext.as_slice())
+            .ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_other_keys_cannot_open_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, format!("{}\n", "11".repeat(32))).unwrap();
+        std::fs::write(&b, "22".repeat(32)).unwrap();
+        let (ka, kb) = (SecretKey::load(&a).unwrap(), SecretKey::load(&b).unwrap());
+        let sealed = ka.seal("1//refresh-token");
+        assert!(!sealed.ciphertext.windows(7).any(|w| w == b"refresh"));
+        assert_eq!(ka.open(&sealed).as_deref(), Some("1//refresh-token"));
+        assert_eq!(kb.open(&sealed), None);
+        assert_ne!(ka.seal("x").nonce, ka.seal("x").nonce);
+    }
+
+    #[test]
+    fn a_bad_key_file_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, "abcd").unwrap();
+        let e = SecretKey::load(&short).err().unwrap().to_string();
+        assert!(e.contains("secrets.key_file") && e.contains("want 32"), "{e}");
+        let e = SecretKey::load(&dir.path().join("missing")).err().unwrap().to_string();
+        assert!(e.contains("secrets.key_file"), "{e}");
+    }
+}
