@@ -211,6 +211,11 @@ impl Dovecot {
     /// Starts Dovecot with extra lines in its configuration.
     pub fn start_with(extra_conf: &str) -> Dovecot {
         let dir = tempfile::Builder::new().prefix("collabd-dovecot").tempdir().unwrap();
+        Dovecot::start_in(dir, extra_conf)
+    }
+
+    /// Starts Dovecot in `dir`, which may already hold files `extra_conf` names.
+    fn start_in(dir: tempfile::TempDir, extra_conf: &str) -> Dovecot {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let port = free_port();
         let d = Dovecot { dir, port };
@@ -579,6 +584,7 @@ pub struct SmtpSink {
     pub mbox: PathBuf,
     child: Child,
     _dir: tempfile::TempDir,
+    auth_log: PathBuf,
 }
 
 impl SmtpSink {
@@ -599,7 +605,8 @@ impl SmtpSink {
             assert!(Instant::now() < deadline, "aiosmtpd did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
-        SmtpSink { port, mbox, child, _dir: dir }
+        let auth_log = dir.path().join("auth.log");
+        SmtpSink { port, mbox, child, _dir: dir, auth_log }
     }
 
     /// Every message received so far, concatenated.
@@ -761,4 +768,412 @@ pub async fn loaded_mailbox(creators: usize, messages: usize) -> (TestDb, Seed, 
         (0..messages).map(|k| reply_to_outreach(&seed, k % creators, k as u32)).collect();
     imap.append_all("INBOX", &all).await;
     (db, seed, imap)
+}
+
+// ---------------------------------------------------------------------------------------
+// OAuth2: the fake token server (tests/support/oauth_server.py), Dovecot checking bearer
+// tokens against it, and an SMTP sink that takes AUTH XOAUTH2.
+
+/// The client the fake token server knows.
+pub const OAUTH_CLIENT_ID: &str = "collabd-test";
+pub const OAUTH_CLIENT_SECRET: &str = "test-secret";
+
+/// A script under `tests/support/`.
+pub fn support_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(name)
+}
+
+/// Starts a support script that prints `PORT n` as its first line; returns it and `n`.
+/// Its stderr goes to `log`.
+fn spawn_reporting_port(cmd: &mut Command, log: &Path) -> (Child, u16) {
+    let err = std::fs::File::create(log).unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .expect("python3 (3.11) with aiosmtpd");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout);
+        let mut first = String::new();
+        let _ = lines.read_line(&mut first);
+        let _ = tx.send(first);
+        // Keep draining so that a later print never fails on a closed pipe.
+        let _ = std::io::copy(&mut lines, &mut std::io::sink());
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+    let Some(port) = first.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} did not report its port (got {first:?}):\n{}", read(log));
+    };
+    (child, port)
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A blocking HTTP/1.1 request to `127.0.0.1:port`, one connection per request.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpReply {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes()).unwrap();
+    tcp.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP header");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok());
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpReply { status: status.expect("an HTTP status"), headers, body: raw[split + 4..].to_vec() }
+}
+
+/// `application/x-www-form-urlencoded`.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+/// Standard base64 with padding (HTTP Basic auth, SASL payloads).
+pub fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The fake OAuth2 token server: refresh, device and PKCE code grants, introspection,
+/// and `/control/*` endpoints for tests. Killed on drop.
+pub struct OAuthServer {
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl OAuthServer {
+    /// Starts the server with its defaults: access tokens live an hour, refresh tokens
+    /// do not rotate, device and code grants belong to [`BRAND`].
+    pub fn start() -> OAuthServer {
+        let dir = tempfile::Builder::new().prefix("collabd-oauth").tempdir().unwrap();
+        let (child, port) = spawn_reporting_port(
+            Command::new("python3").arg(support_script("oauth_server.py")).args([
+                "--port",
+                "0",
+                "--verbose",
+                "--default-user",
+                BRAND,
+            ]),
+            &dir.path().join("oauth.log"),
+        );
+        OAuthServer { port, child, dir }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The server's request log (paths and statuses, no tokens).
+    pub fn logs(&self) -> String {
+        read(&self.dir.path().join("oauth.log"))
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpReply {
+        http_request(self.port, method, path, headers, body)
+    }
+
+    /// POSTs a form, without client credentials unless `form` carries them.
+    pub fn post_form(&self, path: &str, form: &[(&str, &str)]) -> HttpReply {
+        let ct = ("Content-Type", "application/x-www-form-urlencoded");
+        self.request("POST", path, &[ct], form_encode(form).as_bytes())
+    }
+
+    /// POSTs a form to `/token` with the client's credentials as HTTP Basic auth, as the
+    /// `oauth2` crate does.
+    pub fn token_request(&self, form: &[(&str, &str)]) -> HttpReply {
+        let basic = format!(
+            "Basic {}",
+            base64(format!("{OAUTH_CLIENT_ID}:{OAUTH_CLIENT_SECRET}").as_bytes())
+        );
+        let headers =
+            [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", &basic)];
+        self.request("POST", "/token", &headers, form_encode(form).as_bytes())
+    }
+
+    /// A `/control/*` call that must succeed.
+    pub fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let reply = self.request(
+            "POST",
+            &format!("/control/{path}"),
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "/control/{path}: {}", reply.text());
+        reply.json()
+    }
+
+    /// A new grant for `user`; returns its refresh token.
+    pub fn grant(&self, user: &str) -> String {
+        let v = self.control("grant", serde_json::json!({ "username": user }));
+        v["refresh_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new grant for `user` with a refresh token the test chose.
+    pub fn grant_with(&self, user: &str, refresh_token: &str) {
+        self.control(
+            "grant",
+            serde_json::json!({ "username": user, "refresh_token": refresh_token }),
+        );
+    }
+
+    /// Redeems a refresh token; the token answer, which must be a success.
+    pub fn refresh(&self, refresh_token: &str) -> serde_json::Value {
+        let reply = self
+            .token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]);
+        assert_eq!(reply.status, 200, "refresh: {}", reply.text());
+        reply.json()
+    }
+
+    /// A live access token for `user` (a new grant, refreshed once).
+    pub fn access_token(&self, user: &str) -> String {
+        let grant = self.grant(user);
+        self.refresh(&grant)["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Approves a pending device authorization, as the user would in a browser.
+    pub fn approve(&self, user_code: &str) {
+        self.control("approve", serde_json::json!({ "user_code": user_code }));
+    }
+
+    /// Revokes every refresh and access token of `user`.
+    pub fn revoke(&self, user: &str) {
+        self.control("revoke", serde_json::json!({ "username": user }));
+    }
+
+    /// Ends the life of `user`'s access tokens now; refresh tokens keep working.
+    pub fn expire(&self, user: &str) {
+        self.control("expire", serde_json::json!({ "username": user }));
+    }
+
+    /// Lifetime of access tokens issued from now on, and whether a refresh replaces the
+    /// refresh token (Microsoft) or keeps it (Google).
+    pub fn config(&self, access_ttl_secs: u64, rotate: bool) {
+        self.control(
+            "config",
+            serde_json::json!({ "access_ttl": access_ttl_secs, "rotate": rotate }),
+        );
+    }
+
+    /// Counters and live refresh tokens: `refreshes`, `failed_refreshes`,
+    /// `introspections`, `device_polls`, `code_exchanges`, `token_requests`,
+    /// `live_refresh_tokens` {user: [token]}, `live_access_tokens` {user: n}, `config`.
+    pub fn stats(&self) -> serde_json::Value {
+        let reply = self.request("GET", "/control/stats", &[], b"");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+}
+
+impl Drop for OAuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SASL XOAUTH2's client response (before base64).
+pub fn xoauth2_payload(user: &str, token: &str) -> String {
+    format!("user={user}\x01auth=Bearer {token}\x01\x01")
+}
+
+/// SASL OAUTHBEARER's client response (RFC 7628, before base64).
+pub fn oauthbearer_payload(user: &str, host: &str, port: u16, token: &str) -> String {
+    format!("n,a={user},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01")
+}
+
+/// Answers the first continuation with the SASL response and any later one (a server's
+/// error challenge) with an empty line, which ends the exchange.
+pub struct SaslResponse(pub Option<String>);
+
+impl async_imap::Authenticator for SaslResponse {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Dovecot {
+    /// Dovecot that also takes SASL XOAUTH2 and OAUTHBEARER, checking each bearer token
+    /// with `oauth`'s /introspect at login (PLAIN with [`PASSWORD`] keeps working).
+    /// Failed logins are answered at once: no failure delay, no per-IP penalty.
+    pub fn start_oauth(oauth: &OAuthServer) -> Dovecot {
+        let dir = tempfile::Builder::new().prefix("collabd-dovecot").tempdir().unwrap();
+        let args = dir.path().join("oauth2.conf");
+        std::fs::write(
+            &args,
+            format!(
+                "introspection_url = {}\nintrospection_mode = post\nforce_introspection = yes\n\
+                 username_attribute = username\nactive_attribute = active\nactive_value = true\n",
+                oauth.url("/introspect")
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&args, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let extra = format!(
+            r#"auth_mechanisms = plain xoauth2 oauthbearer
+auth_failure_delay = 0
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"#,
+            args.display()
+        );
+        Dovecot::start_in(dir, &extra)
+    }
+
+    /// Ends every IMAP session of `user` (`doveadm kick`), as a server does when it
+    /// re-checks a token; the client must log in again.
+    pub fn kick(&self, user: &str) {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.path("dovecot.conf"))
+            .args(["kick", user])
+            .output()
+            .expect("doveadm");
+        // doveadm exits non-zero when there was no session to kick: that is fine here.
+        assert!(
+            out.status.success() || out.status.code() == Some(68),
+            "doveadm kick {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Logs in with SASL `mechanism` ("XOAUTH2" or "OAUTHBEARER") and a bearer token.
+    pub async fn oauth_session(
+        &self,
+        mechanism: &str,
+        user: &str,
+        token: &str,
+    ) -> Result<async_imap::Session<tokio::net::TcpStream>, async_imap::error::Error> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await.unwrap().unwrap();
+        let payload = match mechanism {
+            "XOAUTH2" => xoauth2_payload(user, token),
+            "OAUTHBEARER" => oauthbearer_payload(user, "127.0.0.1", self.port, token),
+            other => panic!("no SASL mechanism {other}"),
+        };
+        client.authenticate(mechanism, SaslResponse(Some(payload))).await.map_err(|(e, _)| e)
+    }
+}
+
+impl SmtpSink {
+    /// An SMTP sink that requires AUTH: XOAUTH2 with a token `oauth` calls active for
+    /// that user, or PLAIN as [`BRAND`] / [`PASSWORD`]. Each attempt is a line of
+    /// [`SmtpSink::auth_log`]; messages carry `X-Auth-User`.
+    pub fn start_oauth(oauth: &OAuthServer) -> SmtpSink {
+        SmtpSink::start_oauth_with(oauth, &[])
+    }
+
+    /// As [`SmtpSink::start_oauth`], with more flags for the script:
+    /// `--google-errors` (a 334 JSON challenge before the 535, as Gmail does) or
+    /// `--no-require-auth`.
+    pub fn start_oauth_with(oauth: &OAuthServer, flags: &[&str]) -> SmtpSink {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("maildir");
+        let auth_log = dir.path().join("auth.log");
+        let (child, port) = spawn_reporting_port(
+            Command::new("python3")
+                .arg(support_script("smtp_auth_sink.py"))
+                .args(["--port", "0", "--maildir"])
+                .arg(&mbox)
+                .arg("--auth-log")
+                .arg(&auth_log)
+                .args(["--introspect", &oauth.url("/introspect")])
+                .args(["--user", BRAND, "--password", PASSWORD])
+                .args(flags),
+            &dir.path().join("smtp.log"),
+        );
+        SmtpSink { port, mbox, child, _dir: dir, auth_log }
+    }
+
+    /// One line per AUTH attempt: `XOAUTH2 user=U accepted` or
+    /// `PLAIN user=U rejected: REASON`.
+    pub fn auth_log(&self) -> String {
+        read(&self.auth_log)
+    }
 }
