@@ -19,6 +19,7 @@ use crate::config::{MailboxSettings, Settings};
 use crate::imap::{MailboxHealth, MailboxWorker, Registry};
 use crate::ingest::Ingestor;
 use crate::mail::ClassifyRules;
+use crate::oauth::Logins;
 use crate::outreach::{Mailer, OutreachError};
 use crate::store::{Store, StoreError};
 
@@ -34,6 +35,8 @@ pub enum DaemonError {
     Admin(#[from] ServerError),
     #[error(transparent)]
     Smtp(#[from] OutreachError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("stopped by a signal before start-up finished")]
@@ -97,11 +100,15 @@ impl Daemon {
         info!("database ready, migrations applied");
         let shutdown = CancellationToken::new();
         let registry: Registry = Arc::default();
-        let mailer = settings.smtp.as_ref().map(Mailer::new).transpose()?;
+        let logins = Arc::new(Logins::default());
+        logins.configure(&settings, &store)?;
+        let smtp_tokens = logins.get(Logins::SMTP_KEY);
+        let mailer = settings.smtp.as_ref().map(|s| Mailer::new(s, smtp_tokens)).transpose()?;
         let ctx = AdminContext {
             store: store.clone(),
             mailboxes: registry.clone(),
             mailer,
+            logins: logins.clone(),
             started: Instant::now(),
         };
         let admin = AdminServer::bind(&settings.admin, ctx).await?;

@@ -3,11 +3,14 @@
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
-use lettre::transport::smtp::authentication::Credentials;
+use std::sync::Arc;
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::config::{ConfigError, SmtpSettings, TlsMode};
+use crate::oauth::{OAuthError, TokenSource};
 
 /// Why a message could not be built or sent.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +23,8 @@ pub enum OutreachError {
     Smtp(#[from] lettre::transport::smtp::Error),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("SMTP login: {0}")]
+    OAuth(#[from] OAuthError),
 }
 
 /// Parses `"Name <addr>"` or a bare address.
@@ -42,28 +47,55 @@ impl Draft {
     }
 }
 
+/// How the mailer logs in.
+#[derive(Clone)]
+enum Login {
+    /// A fixed transport: no login, or a password read at start.
+    Fixed(AsyncSmtpTransport<Tokio1Executor>),
+    /// AUTH XOAUTH2 with a current access token: a transport per message.
+    OAuth { settings: Box<SmtpSettings>, user: String, tokens: Arc<TokenSource> },
+}
+
 /// The configured SMTP transport.
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    login: Login,
     from: Mailbox,
     reply_to: Option<Mailbox>,
 }
 
+fn transport_builder(
+    s: &SmtpSettings,
+) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, OutreachError> {
+    let builder = match s.tls {
+        TlsMode::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)?,
+        TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)?,
+        TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+    };
+    Ok(builder.port(s.effective_port()).timeout(Some(s.timeout)))
+}
+
 impl Mailer {
-    /// Builds the transport; reads the SMTP password now.
-    pub fn new(s: &SmtpSettings) -> Result<Mailer, OutreachError> {
-        let builder = match s.tls {
-            TlsMode::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)?,
-            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)?,
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+    /// Builds the transport; reads the SMTP password now. `tokens` is the SMTP login's
+    /// token source when `auth = "xoauth2"`.
+    pub fn new(
+        s: &SmtpSettings,
+        tokens: Option<Arc<TokenSource>>,
+    ) -> Result<Mailer, OutreachError> {
+        let login = match (tokens, &s.username) {
+            (Some(tokens), Some(user)) => {
+                Login::OAuth { settings: Box::new(s.clone()), user: user.clone(), tokens }
+            }
+            _ => {
+                let mut builder = transport_builder(s)?;
+                if let (Some(user), Some(password)) = (&s.username, s.password()?) {
+                    builder = builder.credentials(Credentials::new(user.clone(), password));
+                }
+                Login::Fixed(builder.build())
+            }
         };
-        let mut builder = builder.port(s.effective_port()).timeout(Some(s.timeout));
-        if let (Some(user), Some(password)) = (&s.username, s.password()?) {
-            builder = builder.credentials(Credentials::new(user.clone(), password));
-        }
         Ok(Mailer {
-            transport: builder.build(),
+            login,
             from: parse_mailbox(&s.from)?,
             reply_to: s.reply_to.as_deref().map(parse_mailbox).transpose()?,
         })
@@ -95,9 +127,37 @@ impl Mailer {
         Ok(Draft { message_id, token, reply_to: reply_to.map(|r| r.email.to_string()), message })
     }
 
-    /// Hands the message to the SMTP server; Ok means the server accepted it.
+    /// Hands the message to the SMTP server; Ok means the server accepted it. With OAuth2,
+    /// a refused login is retried once with a freshly refreshed token.
     pub async fn send(&self, message: Message) -> Result<(), OutreachError> {
-        self.transport.send(message).await?;
+        let (settings, user, tokens) = match &self.login {
+            Login::Fixed(transport) => {
+                transport.send(message).await?;
+                return Ok(());
+            }
+            Login::OAuth { settings, user, tokens } => (settings, user, tokens),
+        };
+        let with_token = |token: String| -> Result<_, OutreachError> {
+            Ok(transport_builder(settings)?
+                .credentials(Credentials::new(user.clone(), token))
+                .authentication(vec![Mechanism::Xoauth2])
+                .build())
+        };
+        match with_token(tokens.access_token().await?)?.send(message.clone()).await {
+            Err(e) if is_auth_refusal(&e) => {
+                tracing::warn!("SMTP refused the access token; refreshing it once");
+                with_token(tokens.refreshed().await?)?.send(message).await?;
+            }
+            other => {
+                other?;
+            }
+        }
         Ok(())
     }
+}
+
+/// Whether the server refused the login (535 and other 5xx on AUTH), as opposed to the
+/// message or the connection.
+fn is_auth_refusal(e: &lettre::transport::smtp::Error) -> bool {
+    e.status().is_some_and(|c| c.to_string() == "535" || c.to_string() == "534")
 }

@@ -24,6 +24,8 @@ pub struct AdminContext {
     pub store: Store,
     pub mailboxes: Registry,
     pub mailer: Option<Mailer>,
+    /// OAuth2 logins, for `mailbox.authorize`.
+    pub logins: std::sync::Arc<crate::oauth::Logins>,
     pub started: Instant,
 }
 
@@ -212,6 +214,48 @@ struct UndeclineParams {
     reason: String,
 }
 
+/// Which login an authorization is for: a mailbox, or the SMTP identity.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginParams {
+    mailbox: Option<String>,
+    #[serde(default)]
+    smtp: bool,
+}
+
+/// The flows of `mailbox.authorize`; `auto` is the device flow where the provider offers
+/// it, the code flow otherwise.
+#[derive(Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Flow {
+    #[default]
+    Auto,
+    Device,
+    Code,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeParams {
+    mailbox: Option<String>,
+    #[serde(default)]
+    smtp: bool,
+    #[serde(default)]
+    flow: Flow,
+    /// Where the provider sends the browser back (collabctl's loopback listener).
+    redirect_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeFinishParams {
+    mailbox: Option<String>,
+    #[serde(default)]
+    smtp: bool,
+    code: String,
+    state: String,
+}
+
 /// Methods that change data; each is logged with the caller.
 const MUTATING: &[&str] = &[
     "campaign.create",
@@ -227,6 +271,8 @@ const MUTATING: &[&str] = &[
     "collab.cancel",
     "inbox.assign",
     "inbox.undecline",
+    "mailbox.authorize",
+    "mailbox.authorize_finish",
 ];
 
 impl AdminContext {
@@ -360,12 +406,119 @@ impl AdminContext {
                     })?;
                 self.collab_show(collab.id).await
             }
+            "mailbox.authorize" => self.authorize(params(p)?).await,
+            "mailbox.authorize_finish" => {
+                let f: AuthorizeFinishParams = params(p)?;
+                let (key, source) =
+                    self.login(&LoginParams { mailbox: f.mailbox, smtp: f.smtp })?;
+                let start = self.logins.take_code(&key).ok_or_else(|| {
+                    ErrorBody::new(
+                        "not_found",
+                        "no code flow in progress for this login: start it again",
+                    )
+                })?;
+                let result = source.finish_code(start, &f.code, &f.state).await;
+                self.authorize_result(&key, result)?;
+                to_value(json!({ "state": "authorized" }))
+            }
+            "mailbox.authorize_status" => {
+                let login: LoginParams = params(p)?;
+                let (key, _) = self.login(&login)?;
+                let state = self.logins.state(&key).ok_or_else(|| {
+                    ErrorBody::new("not_found", "no authorization was started for this login")
+                })?;
+                to_value(state)
+            }
             other => Err(ErrorBody::field(
                 "unknown_method",
                 "method",
                 format!("unknown method {other:?}; see docs/admin-protocol.md"),
             )),
         }
+    }
+
+    /// The token source of a login named by `mailbox` or `smtp`.
+    fn login(
+        &self,
+        p: &LoginParams,
+    ) -> Result<(String, std::sync::Arc<crate::oauth::TokenSource>), ErrorBody> {
+        let key = match (&p.mailbox, p.smtp) {
+            (Some(name), false) => crate::oauth::Logins::mailbox_key(name),
+            (None, true) => crate::oauth::Logins::SMTP_KEY.to_owned(),
+            _ => {
+                return Err(ErrorBody::field(
+                    "invalid_params",
+                    "mailbox",
+                    "name a mailbox, or set smtp, not both",
+                ));
+            }
+        };
+        let source = self.logins.get(&key).ok_or_else(|| {
+            ErrorBody::field(
+                "not_found",
+                "mailbox",
+                format!("{key:?} is not configured with auth = \"xoauth2\" or \"oauthbearer\""),
+            )
+        })?;
+        Ok((key, source))
+    }
+
+    /// Records how an authorization ended, as the admin answer and for the status call.
+    fn authorize_result(
+        &self,
+        key: &str,
+        result: Result<(), crate::oauth::OAuthError>,
+    ) -> Result<(), ErrorBody> {
+        use crate::oauth::AuthorizeState;
+        match result {
+            Ok(()) => {
+                self.logins.set_state(key, AuthorizeState::Authorized);
+                Ok(())
+            }
+            Err(e) => {
+                self.logins.set_state(key, AuthorizeState::Failed { error: e.to_string() });
+                Err(ErrorBody::new("oauth", e.to_string()))
+            }
+        }
+    }
+
+    /// Starts the device flow (polled to its end in the background) or the code flow.
+    async fn authorize(&self, p: AuthorizeParams) -> Outcome {
+        use crate::oauth::AuthorizeState;
+        let (key, source) = self.login(&LoginParams { mailbox: p.mailbox, smtp: p.smtp })?;
+        let device = match p.flow {
+            Flow::Device => true,
+            Flow::Code => false,
+            Flow::Auto => source.has_device_flow(),
+        };
+        if device {
+            let (start, pending) =
+                source.start_device().await.map_err(|e| ErrorBody::new("oauth", e.to_string()))?;
+            self.logins.set_state(&key, AuthorizeState::Pending);
+            let logins = self.logins.clone();
+            tokio::spawn(async move {
+                let state = match source.finish_device(pending).await {
+                    Ok(()) => AuthorizeState::Authorized,
+                    Err(e) => {
+                        tracing::warn!(login = %key, error = %e, "device authorization failed");
+                        AuthorizeState::Failed { error: e.to_string() }
+                    }
+                };
+                logins.set_state(&key, state);
+            });
+            let mut answer = serde_json::to_value(start).map_err(internal)?;
+            answer["flow"] = json!("device");
+            return Ok(answer);
+        }
+        let redirect = p.redirect_uri.ok_or_else(|| {
+            ErrorBody::field("invalid_params", "redirect_uri", "required by the code flow")
+        })?;
+        let start =
+            source.start_code(&redirect).map_err(|e| ErrorBody::new("oauth", e.to_string()))?;
+        let url = start.authorize_url.clone();
+        self.logins.hold_code(&key, start);
+        self.logins.set_state(&key, AuthorizeState::Pending);
+        Ok(json!({ "flow": "code", "authorize_url": url }))
     }
 
     async fn status(&self) -> Outcome {

@@ -43,6 +43,35 @@ enum Command {
     /// Messages no rule could match.
     #[command(subcommand)]
     Inbox(InboxCmd),
+    /// Mailboxes' logins.
+    #[command(subcommand)]
+    Mailbox(MailboxCmd),
+}
+
+#[derive(Subcommand)]
+enum MailboxCmd {
+    /// Get an OAuth2 grant for a mailbox (or, with --smtp, for sending): the device-code
+    /// flow where the provider offers it (Microsoft), else authorization code + PKCE with a
+    /// redirect to this machine (Google). The daemon stores the refresh token and retries
+    /// the mailbox at once.
+    Authorize {
+        /// The mailbox's name in the configuration.
+        #[arg(required_unless_present = "smtp")]
+        name: Option<String>,
+        /// Authorize the [smtp] login instead of a mailbox.
+        #[arg(long, conflicts_with = "name")]
+        smtp: bool,
+        /// `auto`, `device` or `code`.
+        #[arg(long, default_value = "auto")]
+        flow: String,
+        /// Port of the loopback redirect for the code flow (0: any free one). Over SSH,
+        /// pick one and forward it: `ssh -L PORT:127.0.0.1:PORT host`.
+        #[arg(long, default_value_t = 0)]
+        redirect_port: u16,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        wait: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -270,6 +299,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Command::Mailbox(MailboxCmd::Authorize { name, smtp, flow, redirect_port, wait }) =
+        &cli.command
+    {
+        let login = json!({ "mailbox": name, "smtp": smtp });
+        return authorize(cli, login, flow, *redirect_port, Duration::from_secs(*wait));
+    }
     let mut c = Client::connect(&cli.socket)?;
     let (result, view) = match &cli.command {
         Command::Status => (c.call("status", json!({}))?, View::Status),
@@ -357,6 +392,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 (c.call("collab.cancel", json!({ "id": id, "reason": reason }))?, View::Collab)
             }
         },
+        Command::Mailbox(_) => unreachable!("handled above"),
         Command::Inbox(cmd) => match cmd {
             InboxCmd::Unmatched => (c.call("inbox.unmatched", json!({}))?, View::Inbox),
             InboxCmd::Assign { message, creator, campaign } => (
@@ -709,4 +745,105 @@ fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
         out += &line(r);
     }
     out
+}
+
+/// Runs an OAuth2 authorization with the daemon: shows the operator where to go, then waits
+/// for the device approval or for the browser's redirect to a loopback listener.
+fn authorize(
+    cli: &Cli,
+    mut login: Value,
+    flow: &str,
+    redirect_port: u16,
+    wait: Duration,
+) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", redirect_port))
+        .context("cannot listen for the redirect on 127.0.0.1")?;
+    let redirect_uri = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
+    let mut params = login.clone();
+    params["flow"] = json!(flow);
+    params["redirect_uri"] = json!(redirect_uri);
+    let mut c = Client::connect(&cli.socket)?;
+    let start = c.call("mailbox.authorize", params)?;
+    let deadline = std::time::Instant::now() + wait;
+    if start["flow"] == "device" {
+        println!(
+            "To authorize, open {} and enter the code {}",
+            start["verification_uri"].as_str().unwrap_or_default(),
+            start["user_code"].as_str().unwrap_or_default()
+        );
+        std::io::stdout().flush()?;
+        let interval = Duration::from_secs(start["interval"].as_u64().unwrap_or(5).max(1));
+        loop {
+            std::thread::sleep(interval);
+            let state = c.call("mailbox.authorize_status", login.clone())?;
+            match state["state"].as_str() {
+                Some("authorized") => break,
+                Some("failed") => bail!("authorization failed: {}", state["error"]),
+                _ if std::time::Instant::now() > deadline => bail!("gave up waiting"),
+                _ => {}
+            }
+        }
+    } else {
+        drop(c);
+        println!(
+            "To authorize, open this address in a browser:\n{}",
+            start["authorize_url"].as_str().unwrap_or_default()
+        );
+        std::io::stdout().flush()?;
+        let (code, state) = await_redirect(&listener, deadline)?;
+        login["code"] = json!(code);
+        login["state"] = json!(state);
+        Client::connect(&cli.socket)?.call("mailbox.authorize_finish", login)?;
+    }
+    println!("authorized: the refresh token is stored and the login retried");
+    Ok(())
+}
+
+/// Accepts the browser's redirect and reads `code` and `state` from it.
+fn await_redirect(
+    listener: &std::net::TcpListener,
+    deadline: std::time::Instant,
+) -> anyhow::Result<(String, String)> {
+    listener.set_nonblocking(true)?;
+    loop {
+        let (mut stream, _) = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() > deadline {
+                    bail!("gave up waiting for the redirect");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut first = String::new();
+        BufReader::new(&stream).read_line(&mut first)?;
+        // "GET /?code=…&state=… HTTP/1.1"
+        let target = first.split_whitespace().nth(1).unwrap_or_default();
+        let url = url::Url::parse(&format!("http://127.0.0.1{target}"))?;
+        let get = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+        let (body, found) = match (get("code"), get("state"), get("error")) {
+            (Some(code), Some(state), _) => {
+                ("collabd: authorized. You may close this tab.", Some((code, state)))
+            }
+            (_, _, Some(error)) => {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\ncollabd: {error}"
+                );
+                bail!("the provider refused: {error}");
+            }
+            _ => ("collabd: waiting for the authorization redirect.", None),
+        };
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}"
+        );
+        if let Some(found) = found {
+            return Ok(found);
+        }
+    }
 }

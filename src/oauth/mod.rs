@@ -127,6 +127,11 @@ impl TokenSource {
         &self.name
     }
 
+    /// Whether the provider offers the device-code flow (RFC 8628) for this login.
+    pub fn has_device_flow(&self) -> bool {
+        self.endpoints.device_url.is_some()
+    }
+
     /// Token refreshes made so far (for tests and status).
     pub fn refreshes(&self) -> u64 {
         self.refreshes.load(std::sync::atomic::Ordering::Relaxed)
@@ -281,7 +286,8 @@ impl TokenSource {
         let (_, cached) = self.accept(response, None).await?;
         *self.cache.lock().await = Some(cached);
         info!(login = %self.label, "authorized: refresh token stored");
-        self.changed.notify_waiters();
+        // A permit, not a broadcast: a worker between attempts still sees it.
+        self.changed.notify_one();
         Ok(())
     }
 
@@ -310,5 +316,122 @@ fn describe<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>
         RequestTokenError::Request(e) => format!("request failed: {e}"),
         RequestTokenError::Parse(e, _) => format!("unreadable answer: {e}"),
         RequestTokenError::Other(e) => e.clone(),
+    }
+}
+
+/// Where an operator's authorization of a login stands (`mailbox.authorize_status`).
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AuthorizeState {
+    /// Waiting for the operator (device flow) or for the redirect (code flow).
+    Pending,
+    /// A refresh token is stored; the login's worker was woken.
+    Authorized,
+    Failed {
+        error: String,
+    },
+}
+
+/// Every OAuth2 login's token source, shared by the mailbox workers, the mailer and the
+/// admin methods, with the authorizations in progress. Keyed by `TokenSource::name`.
+#[derive(Default)]
+pub struct Logins {
+    sources: std::sync::RwLock<std::collections::HashMap<String, Arc<TokenSource>>>,
+    codes: std::sync::Mutex<std::collections::HashMap<String, CodeStart>>,
+    states: std::sync::Mutex<std::collections::HashMap<String, AuthorizeState>>,
+}
+
+impl Logins {
+    /// The storage key of a mailbox's login.
+    pub fn mailbox_key(name: &str) -> String {
+        format!("mailbox:{name}")
+    }
+
+    /// The storage key of the SMTP login.
+    pub const SMTP_KEY: &'static str = "smtp";
+
+    /// The source of `key`, if that login uses OAuth2.
+    pub fn get(&self, key: &str) -> Option<Arc<TokenSource>> {
+        self.sources.read().expect("logins lock").get(key).cloned()
+    }
+
+    /// Replaces the set of sources, keeping an existing one (and its cached token) where
+    /// `keep` says its settings did not change.
+    pub fn set(&self, sources: Vec<Arc<TokenSource>>) {
+        let mut map = self.sources.write().expect("logins lock");
+        *map = sources.into_iter().map(|s| (s.name.clone(), s)).collect();
+    }
+
+    /// The source for `key` with these settings: the running one when nothing changed, so
+    /// its cached access token survives a reload.
+    pub fn reuse(&self, key: &str, settings: &OAuth2Settings) -> Option<Arc<TokenSource>> {
+        self.get(key).filter(|s| s.settings == *settings)
+    }
+
+    /// Records where an authorization stands.
+    pub fn set_state(&self, key: &str, state: AuthorizeState) {
+        self.states.lock().expect("logins lock").insert(key.to_owned(), state);
+    }
+
+    /// Where the last authorization of `key` stands, if one was started.
+    pub fn state(&self, key: &str) -> Option<AuthorizeState> {
+        self.states.lock().expect("logins lock").get(key).cloned()
+    }
+
+    /// Keeps a code flow until its redirect comes back.
+    pub fn hold_code(&self, key: &str, start: CodeStart) {
+        self.codes.lock().expect("logins lock").insert(key.to_owned(), start);
+    }
+
+    /// The code flow waiting for `key`'s redirect (taken: a code is used once).
+    pub fn take_code(&self, key: &str) -> Option<CodeStart> {
+        self.codes.lock().expect("logins lock").remove(key)
+    }
+}
+
+impl Logins {
+    /// Builds a token source for every login in `settings` that uses OAuth2, reusing the
+    /// running ones whose settings did not change.
+    pub fn configure(
+        &self,
+        settings: &crate::config::Settings,
+        store: &Store,
+    ) -> Result<(), ConfigError> {
+        let Some(key_file) = settings.secrets.key_file.as_deref().filter(|_| settings.uses_oauth())
+        else {
+            self.set(Vec::new());
+            return Ok(());
+        };
+        let key = Arc::new(SecretKey::load(key_file)?);
+        let mut sources = Vec::new();
+        let mut add = |name: String, label: &str, section: String, o: &OAuth2Settings, purpose| {
+            let source = match self.reuse(&name, o) {
+                Some(s) => s,
+                None => Arc::new(TokenSource::new(
+                    name,
+                    label.to_owned(),
+                    section,
+                    o.clone(),
+                    purpose,
+                    key.clone(),
+                    store.clone(),
+                )?),
+            };
+            sources.push(source);
+            Ok::<_, ConfigError>(())
+        };
+        for (i, mb) in settings.mailboxes.iter().enumerate() {
+            if let Some(o) = mb.oauth2.as_ref().filter(|_| mb.auth.is_oauth()) {
+                let name = Logins::mailbox_key(&mb.name);
+                add(name, &mb.name, format!("mailboxes[{i}].oauth2"), o, OAuthPurpose::Imap)?;
+            }
+        }
+        if let Some(s) = settings.smtp.as_ref().filter(|s| s.auth.is_oauth())
+            && let Some(o) = &s.oauth2
+        {
+            add(Logins::SMTP_KEY.into(), "--smtp", "smtp.oauth2".into(), o, OAuthPurpose::Smtp)?;
+        }
+        self.set(sources);
+        Ok(())
     }
 }
