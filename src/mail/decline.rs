@@ -55,6 +55,7 @@ pub fn read(text: &str, unsure: Option<&str>) -> Option<Classification> {
             kind: Kind::Decline,
             reason: format!("new text asks to opt out: {:?}", OPT_OUT_PATTERNS.patterns()[i]),
             opt_out: true,
+            bounce: None,
         });
     }
     let i = DECLINE_PATTERNS.matches(text).iter().next()?;
