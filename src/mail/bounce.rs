@@ -291,6 +291,11 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
         )
         .chain(g.original_from.iter().cloned())
         .collect();
+    let own_domains: Vec<&str> = exclude
+        .iter()
+        .filter(|a| from_addr.as_ref() != Some(*a))
+        .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d))
+        .collect();
 
     // Complaints: ARF, or a feedback loop's own shape with the original attached.
     let arf = report_type == Some("feedback-report") || !g.feedback.is_empty();
@@ -305,7 +310,7 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
             .filter_map(|v| normalize_address(v.rsplit(';').next().unwrap_or(v)))
             .collect();
         rcpts.extend(g.original_to.iter().cloned());
-        push_recipients(s, rcpts, &exclude);
+        push_recipients(s, rcpts, &exclude, &own_domains);
         let feedback_type = field("Feedback-Type")
             .next()
             .map(|v| v.trim().to_ascii_lowercase())
@@ -365,7 +370,7 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
     }
     rcpts.extend(notice_recipients(&g.notice));
     rcpts.extend(g.original_to.iter().cloned());
-    push_recipients(s, rcpts, &exclude);
+    push_recipients(s, rcpts, &exclude, &own_domains);
 
     Some(Verdict::Bounce { severity, status, style })
 }
@@ -397,8 +402,14 @@ fn address_list(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
         .collect()
 }
 
-fn push_recipients(s: &mut Signals, found: Vec<String>, exclude: &[String]) {
+/// Adds failed recipients, leaving out delivery systems, the addresses in `exclude` and
+/// every address at the brand's own domains (the bounce's addressee's and the original's
+/// sender's): a bounce reports where the brand's mail failed, never the brand.
+fn push_recipients(s: &mut Signals, found: Vec<String>, exclude: &[String], own: &[&str]) {
     for r in found {
+        if r.rsplit_once('@').is_some_and(|(_, d)| own.contains(&d)) {
+            continue;
+        }
         if s.reported_recipients.len() >= MAX_RECIPIENTS {
             break;
         }
@@ -736,23 +747,67 @@ fn soft_is_specific(words: &str) -> bool {
     [0, 1, 2, 3, 4, 5, 6, 9].iter().any(|&i| m.matched(i))
 }
 
-/// The report style, for the reason. A table of telltales, first match wins.
+/// Telltales of report styles, looked for in the sender, the X-Mailer and the headers'
+/// names, then in the notice (all lower case). First match wins; for the reason only.
+const STYLES: &[(&str, &str)] = &[
+    ("amazonses", "amazon ses"),
+    ("sendgrid", "sendgrid"),
+    ("mailgun", "mailgun"),
+    ("postmark", "postmark"),
+    ("x-zohomail", "zoho"),
+    ("zoho", "zoho"),
+    ("barracuda", "barracuda"),
+    ("mcafee", "mcafee"),
+    ("m-filter", "m-filter"),
+    ("groupwise", "groupwise"),
+    ("domino", "domino"),
+    ("lotus notes", "domino"),
+    ("apache james", "apache james"),
+    ("dragonfly", "dragonfly mail agent"),
+    ("opensmtpd", "opensmtpd"),
+    ("courier", "courier"),
+    ("x-mlserver", "fml"),
+    ("docomo.ne.jp", "docomo"),
+    ("ezweb.ne.jp", "kddi"),
+    ("au.com", "kddi"),
+    ("vtext.com", "verizon"),
+    ("vzwpix.com", "verizon"),
+    ("verizon", "verizon"),
+    ("yahoo.com", "yahoo"),
+    ("x-yahoo", "yahoo"),
+    ("googlemail.com", "gmail"),
+    ("google.com", "gmail"),
+    ("outlook.com", "outlook.com"),
+    ("hotmail.com", "outlook.com"),
+];
+
+/// The report style, for the reason.
 fn style(msg: &Message<'_>, s: &Signals, g: &Gathered, formal: bool) -> &'static str {
     let notice = g.notice.as_str();
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address.as_deref())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
     let has = |needle: &str| notice.contains(needle);
     if s.header("X-MS-Exchange-Message-Is-Ndr").is_some()
         || has("Diagnostic information for administrators")
     {
         return "exchange ndr";
     }
-    if from.ends_with("google.com") || from.ends_with("googlemail.com") {
-        return "gmail";
+    let from = msg.from().and_then(|a| a.first());
+    let mut sender = [
+        from.and_then(|a| a.name.as_deref()).unwrap_or_default(),
+        from.and_then(|a| a.address.as_deref()).unwrap_or_default(),
+        s.header("X-Mailer").unwrap_or_default(),
+    ]
+    .join(" ");
+    for (name, _) in s.headers.iter().filter(|(n, _)| n.starts_with(['X', 'x'])) {
+        sender.push(' ');
+        sender.push_str(name);
+    }
+    let sender = sender.to_lowercase();
+    if let Some((_, name)) = STYLES.iter().find(|(needle, _)| sender.contains(needle)) {
+        return name;
+    }
+    let head = notice[..floor_char(notice, 4096)].to_lowercase();
+    if let Some((_, name)) = STYLES.iter().take(17).find(|(needle, _)| head.contains(needle)) {
+        return name;
     }
     if s.header("X-Failed-Recipients").is_some()
         || has("This message was created automatically by mail delivery software")
@@ -775,6 +830,15 @@ fn style(msg: &Message<'_>, s: &Signals, g: &Gathered, formal: bool) -> &'static
         return "delivery-status report";
     }
     "delivery notice"
+}
+
+/// The largest char boundary at or below `at`.
+fn floor_char(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// Text of an HTML notice, cheaply: tags dropped, line breaks kept.
@@ -800,4 +864,301 @@ fn strip_tags(html: &str) -> String {
         }
     });
     text.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Severity::{self, Hard, Soft};
+    use crate::mail::{ClassifyRules, Kind, classify::classify, parse};
+
+    fn rules() -> ClassifyRules {
+        ClassifyRules { own_addresses: vec!["partners@brand.example".into()] }
+    }
+
+    /// Kind, severity, reported ids and recipients of a message written with `\n` endings.
+    fn read(raw: &str) -> (Kind, Option<Severity>, Vec<String>, Vec<String>) {
+        let mail = parse(raw.replace('\n', "\r\n").as_bytes());
+        let c = classify(&mail, &rules());
+        assert_eq!(c.kind == Kind::Bounce, c.bounce.is_some(), "{}", c.reason);
+        let s = mail.signals;
+        (c.kind, c.bounce, s.reported_message_ids, s.reported_recipients)
+    }
+
+    const ORIGINAL: &str = "From: Brand <partners@brand.example>
+To: kim@shop.example
+Subject: Hello Kim
+Message-ID: <pitch-17@brand.example>
+Date: Mon, 2 Nov 2026 09:00:00 +0000
+
+Hi Kim, a short pitch.
+";
+
+    fn dsn(status: &str, action: &str, diagnostic: &str) -> String {
+        format!(
+            "Return-Path: <>
+From: Mail Delivery System <MAILER-DAEMON@mx.shop.example>
+To: partners@brand.example
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn-1@mx.shop.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"
+
+--b1
+Content-Type: text/plain
+
+We were not able to hand your mail to one of its recipients.
+
+--b1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.shop.example
+
+Final-Recipient: rfc822; Kim@Shop.example
+Action: {action}
+Status: {status}
+Diagnostic-Code: smtp; {diagnostic}
+
+--b1
+Content-Type: message/rfc822
+
+{ORIGINAL}
+--b1--
+"
+        )
+    }
+
+    #[test]
+    fn rfc3464_reports_per_recipient() {
+        let ids = vec!["pitch-17@brand.example".to_owned()];
+        let kim = vec!["kim@shop.example".to_owned()];
+        let r = read(&dsn("5.1.1", "failed", "550 5.1.1 <kim@shop.example>: unknown user"));
+        assert_eq!(r, (Kind::Bounce, Some(Hard), ids.clone(), kim.clone()));
+        // Generic status, the diagnostic decides.
+        let r = read(&dsn("5.0.0", "failed", "550 sorry, that account has been disabled"));
+        assert_eq!(r.1, Some(Hard));
+        let r = read(&dsn("4.4.1", "delayed", "connect to mx.shop.example: timed out"));
+        assert_eq!((r.0, r.1), (Kind::Bounce, Some(Soft)));
+        let r = read(&dsn("5.2.2", "failed", "552 5.2.2 mailbox full"));
+        assert_eq!(r.1, Some(Soft));
+        let r =
+            read(&dsn("5.0.0", "failed", "552 user is over quota, user unknown is not the case"));
+        assert_eq!(r.1, Some(Soft));
+        let r = read(&dsn("5.7.1", "failed", "554 5.7.1 listed at a block list"));
+        assert_eq!(r.1, Some(Soft));
+        let r = read(&dsn("5.4.4", "failed", "Host or domain name not found"));
+        assert_eq!(r, (Kind::Bounce, Some(Hard), ids, kim));
+    }
+
+    #[test]
+    fn rfc6533_global_report_with_global_headers() {
+        let raw = "From: postmaster@mx.example.jp
+To: partners@brand.example
+Subject: Delivery Status Notification (Failure)
+Content-Type: multipart/report; report-type=delivery-status; boundary=g
+
+--g
+Content-Type: text/plain; charset=utf-8
+
+配信できませんでした。
+
+--g
+Content-Type: message/global-delivery-status
+
+Reporting-MTA: dns; mx.example.jp
+
+Original-Recipient: utf-8; ユキ@example.jp
+Final-Recipient: utf-8; yuki@example.jp
+Action: failed
+Status: 5.1.1
+
+--g
+Content-Type: message/global-headers
+
+From: partners@brand.example
+To: yuki@example.jp
+Message-ID: <pitch-jp@brand.example>
+
+--g--
+";
+        let (kind, sev, ids, rcpts) = read(raw);
+        assert_eq!((kind, sev), (Kind::Bounce, Some(Hard)));
+        assert_eq!(ids, ["pitch-jp@brand.example"]);
+        assert_eq!(rcpts[0], "yuki@example.jp");
+        assert!(!rcpts.iter().any(|r| r.contains("brand.example")));
+    }
+
+    #[test]
+    fn exim_text_with_inline_copy() {
+        let raw = format!(
+            "Return-path: <>
+X-Failed-Recipients: kim@shop.example
+Auto-Submitted: auto-replied
+From: Mail Delivery System <Mailer-Daemon@relay.example>
+To: partners@brand.example
+Subject: Mail delivery failed: returning message to sender
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  kim@shop.example
+    host mx.shop.example said: 550 No such user here
+
+------ This is a copy of the message, including all the headers. ------
+
+{ORIGINAL}"
+        );
+        let (kind, sev, ids, rcpts) = read(&raw);
+        assert_eq!((kind, sev), (Kind::Bounce, Some(Hard)));
+        assert_eq!(ids, ["pitch-17@brand.example"]);
+        assert_eq!(rcpts, ["kim@shop.example"]);
+    }
+
+    #[test]
+    fn qmail_and_exchange_notices() {
+        let qmail = "From: MAILER-DAEMON@mail.shop.example
+To: partners@brand.example
+Subject: failure notice
+
+Hi. This is the qmail-send program at mail.shop.example.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+
+<kim@shop.example>:
+Remote host said: 552 sorry, mailbox is over its storage limit
+";
+        let (kind, sev, _, rcpts) = read(qmail);
+        assert_eq!((kind, sev), (Kind::Bounce, Some(Soft)));
+        assert_eq!(rcpts, ["kim@shop.example"]);
+
+        let exchange = "From: Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@shop.example>
+To: partners@brand.example
+Subject: Undeliverable: Hello Kim
+Auto-Submitted: auto-replied
+
+Delivery has failed to these recipients or groups:
+
+kim@shop.example
+The e-mail address you entered couldn't be found.
+
+Diagnostic information for administrators:
+
+Generating server: EX01.shop.example
+kim@shop.example
+Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found'
+";
+        let (kind, sev, _, rcpts) = read(exchange);
+        assert_eq!((kind, sev), (Kind::Bounce, Some(Hard)));
+        assert_eq!(rcpts, ["kim@shop.example"]);
+    }
+
+    #[test]
+    fn japanese_carrier_wording_without_a_code() {
+        let raw = "From: MAILER-DAEMON@ezweb.example
+To: partners@brand.example
+Subject: 送信エラー
+Content-Type: text/plain; charset=utf-8
+
+次の宛先は存在しないため、お届けできませんでした。
+  宛先: <taro@ezweb.example>
+";
+        let (kind, sev, _, rcpts) = read(raw);
+        assert_eq!((kind, sev), (Kind::Bounce, Some(Hard)));
+        assert_eq!(rcpts, ["taro@ezweb.example"]);
+        let full = raw.replace("存在しないため", "メールボックスの容量がいっぱいのため");
+        assert_eq!(read(&full).1, Some(Soft));
+    }
+
+    #[test]
+    fn arf_is_a_complaint() {
+        let raw = format!(
+            "From: feedback@fbl.mailbox.example
+To: partners@brand.example
+Subject: Abuse report
+Content-Type: multipart/report; report-type=feedback-report; boundary=f
+
+--f
+Content-Type: text/plain
+
+A user marked this message as spam.
+
+--f
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: FBL/1.0
+Version: 1
+Original-Rcpt-To: <kim@shop.example>
+
+--f
+Content-Type: message/rfc822
+
+{ORIGINAL}
+--f--
+"
+        );
+        let (kind, sev, ids, rcpts) = read(&raw);
+        assert_eq!((kind, sev), (Kind::Complaint, None));
+        assert_eq!(ids, ["pitch-17@brand.example"]);
+        assert_eq!(rcpts, ["kim@shop.example"]);
+    }
+
+    #[test]
+    fn vacations_with_a_null_return_path_are_auto_replies() {
+        let sieve = "Return-Path: <>
+From: Kim <kim@shop.example>
+To: partners@brand.example
+Subject: Away
+In-Reply-To: <pitch-17@brand.example>
+Auto-Submitted: auto-replied (vacation)
+
+I am away until the 9th; mail will not be delivered to my phone and
+cannot be delivered to my assistant either. Back soon.
+";
+        assert_eq!(read(sieve).0, Kind::AutoReply);
+        // No thread, a subject that names a failure, a vendor header: still a vacation.
+        let vendor = "Return-Path: <>
+From: kim@shop.example
+To: partners@brand.example
+Subject: Automatic reply: Hello Kim
+Auto-Submitted: auto-replied
+X-Auto-Response-Suppress: All
+
+Thanks for your message. I could not reply in person: I am out of office
+and your mail could not be delivered to my team while I am away.
+";
+        assert_eq!(read(vendor).0, Kind::AutoReply);
+    }
+
+    #[test]
+    fn a_person_quoting_a_bounce_is_a_reply() {
+        let pasted = "From: Kim <kim@shop.example>
+To: partners@brand.example
+Subject: Re: Hello Kim
+In-Reply-To: <pitch-17@brand.example>
+
+Your first mail did not reach my old address, here is what I got back:
+
+> Delivery to the following recipient failed permanently:
+>     kim@old.example
+> 550 5.1.1 The email account that you tried to reach does not exist.
+
+Anyway, I am interested!
+";
+        assert_eq!(read(pasted).0, Kind::Reply);
+        let forwarded = "From: Kim <kim@shop.example>
+To: partners@brand.example
+Subject: Fwd: Undelivered Mail Returned to Sender
+
+FYI, see below.
+
+---------- Forwarded message ---------
+From: MAILER-DAEMON@mx.shop.example
+Subject: Undelivered Mail Returned to Sender
+
+This is the mail system at host mx.shop.example.
+<kim@old.example>: host said: 550 5.1.1 user unknown
+";
+        assert_eq!(read(forwarded).0, Kind::Reply);
+    }
 }
