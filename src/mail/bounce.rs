@@ -261,7 +261,6 @@ struct Gathered {
 /// Reads report facts into `s` and decides whether the message is a bounce or complaint.
 /// Fills `s.reported_recipients`; `s.reported_message_ids` is filled by the caller.
 pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
-    let g = gather(msg);
     let from = msg.from().and_then(|a| a.first());
     let from_addr = from.and_then(|a| a.address.as_deref()).and_then(normalize_address);
     let from_name = from.and_then(|a| a.name.as_deref()).unwrap_or_default();
@@ -279,22 +278,55 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
     let reply_subject = REPLY_SUBJECT.is_match(subject);
     let bounce_subject = !reply_subject && BOUNCE_SUBJECT.is_match(subject.trim());
     let ndr_header = header("X-MS-Exchange-Message-Is-Ndr").is_some();
-    let exclude: Vec<String> = from_addr
+    let ml_server = ["X-MLServer", "X-ML-Server"]
         .iter()
-        .cloned()
-        .chain(address_list(msg.to()))
+        .any(|h| header(h).is_some_and(|v| v.to_ascii_lowercase().contains("fml")));
+    let automatic_sender = daemon_sender
+        || daemon_name
+        || null_rp
+        || x_failed.is_some()
+        || ndr_header
+        || ml_server
+        || auto_sub.as_deref().is_some_and(|v| !v.starts_with("auto-replied"));
+    // A person answering on a thread, or forwarding: what they paste is not their bounce.
+    let human = reply_subject
+        || (!automatic_sender && (!msg.in_reply_to().is_empty() || !msg.references().is_empty()));
+
+    // Most mail is neither: only the part types and headers are looked at for it.
+    let (status_part, feedback_part) = report_parts(msg);
+    let candidate = report_type.is_some()
+        || feedback_part
+        || (!human
+            && (status_part
+                || automatic_sender
+                || auto_sub.is_some()
+                || bounce_subject
+                || COMPLAINT_SUBJECT.is_match(subject)));
+    if !candidate {
+        return None;
+    }
+    let g = gather(msg);
+
+    // The brand's side: the bounce's addressees and the original's sender. Their domains
+    // are the brand's, never where its mail failed.
+    let own: Vec<String> = address_list(msg.to())
+        .into_iter()
         .chain(address_list(msg.cc()))
         .chain(
-            ["Delivered-To", "Return-Path", "X-Original-To"]
+            ["Delivered-To", "X-Original-To"]
                 .iter()
                 .filter_map(|h| header(h).and_then(|v| normalize_address(&v))),
         )
         .chain(g.original_from.iter().cloned())
+        .filter(|a| from_addr.as_ref() != Some(a))
         .collect();
-    let own_domains: Vec<&str> = exclude
+    let own_domains: Vec<&str> =
+        own.iter().filter_map(|a| a.rsplit_once('@').map(|(_, d)| d)).collect();
+    let exclude: Vec<String> = from_addr
         .iter()
-        .filter(|a| from_addr.as_ref() != Some(*a))
-        .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d))
+        .cloned()
+        .chain(header("Return-Path").and_then(|v| normalize_address(&v)))
+        .chain(own.iter().cloned())
         .collect();
 
     // Complaints: ARF, or a feedback loop's own shape with the original attached.
@@ -318,19 +350,6 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
         return Some(Verdict::Complaint { feedback_type: clean_token(&feedback_type) });
     }
 
-    let ml_server = ["X-MLServer", "X-ML-Server"]
-        .iter()
-        .any(|h| header(h).is_some_and(|v| v.to_ascii_lowercase().contains("fml")));
-    let automatic_sender = daemon_sender
-        || daemon_name
-        || null_rp
-        || x_failed.is_some()
-        || ndr_header
-        || ml_server
-        || auto_sub.as_deref().is_some_and(|v| !v.starts_with("auto-replied"));
-    // A person answering on a thread, or forwarding: what they paste is not their bounce.
-    let human = reply_subject
-        || (!automatic_sender && (!msg.in_reply_to().is_empty() || !msg.references().is_empty()));
     let formal = report_type == Some("delivery-status") || (g.status_part.is_some() && !human);
     // An RFC 3834 answer (a vacation) may have a null Return-Path too: it takes a bounce
     // subject or a status code beside its words to be a bounce.
@@ -423,6 +442,22 @@ fn push_recipients(s: &mut Signals, found: Vec<String>, exclude: &[String], own:
 /// Letters, digits and a few marks only: reasons are shown and stored.
 fn clean_token(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(40).collect()
+}
+
+/// Whether the first parts hold a delivery-status and a feedback-report part.
+fn report_parts(msg: &Message<'_>) -> (bool, bool) {
+    let (mut status, mut feedback) = (false, false);
+    for part in msg.parts.iter().take(MAX_PARTS) {
+        let Some(ct) = part.content_type() else { continue };
+        if !ct.ctype().eq_ignore_ascii_case("message") {
+            continue;
+        }
+        let sub = ct.subtype().unwrap_or_default();
+        status |= sub.eq_ignore_ascii_case("delivery-status")
+            || sub.eq_ignore_ascii_case("global-delivery-status");
+        feedback |= sub.eq_ignore_ascii_case("feedback-report");
+    }
+    (status, feedback)
 }
 
 /// Walks the first parts once: report fields, notice text, the original's headers.
