@@ -289,7 +289,11 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
         || ml_server
         || auto_sub.as_deref().is_some_and(|v| !v.starts_with("auto-replied"));
     // A person answering on a thread, or forwarding: what they paste is not their bounce.
-    let human = reply_subject
+    let mailer_daemon = from_addr.as_deref().is_some_and(|a| {
+        let a = a.to_ascii_lowercase();
+        a.starts_with("mailer-daemon@") || a.starts_with("mailer_daemon@")
+    });
+    let human = (reply_subject && !mailer_daemon)
         || (!automatic_sender && (!msg.in_reply_to().is_empty() || !msg.references().is_empty()));
 
     // Most mail is neither: only the part types and headers are looked at for it.
@@ -357,6 +361,7 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
         && !daemon_sender
         && x_failed.is_none()
         && !ndr_header;
+    let listed = header("List-Id").is_some() || header("List-Unsubscribe").is_some();
     let words = NOTICE_WORDS.is_match(&g.notice);
     let structure = has_status_structure(&g.notice);
 
@@ -366,8 +371,12 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
                 true
             } else if vacation {
                 bounce_subject || (structure && words)
+            } else if listed {
+                // Newsletters and platform mail ("your parcel could not be delivered").
+                false
             } else {
-                (automatic_sender || bounce_subject) && (bounce_subject || words || structure)
+                (automatic_sender || bounce_subject)
+                    && (bounce_subject || (words && (structure || daemon_name || ml_server)))
             });
     if !is_bounce {
         return None;
@@ -1195,5 +1204,25 @@ This is the mail system at host mx.shop.example.
 <kim@old.example>: host said: 550 5.1.1 user unknown
 ";
         assert_eq!(read(forwarded).0, Kind::Reply);
+    }
+
+    #[test]
+    fn automatic_mail_that_is_no_report() {
+        let parcel = "From: Parcels <noreply@parcels.example>
+To: partners@brand.example
+Subject: Your parcel is on its way
+Auto-Submitted: auto-generated
+
+We tried today, but your parcel could not be delivered. We will retry tomorrow.
+";
+        assert_eq!(read(parcel).0, Kind::AutoReply);
+        let digest = "From: Platform <noreply@platform.example>
+To: partners@brand.example
+Subject: Delivery report for your campaign
+List-Unsubscribe: <mailto:unsub@platform.example>
+
+3 messages could not be delivered this week: 550 5.1.1 for one address.
+";
+        assert_eq!(read(digest).0, Kind::Bulk);
     }
 }
