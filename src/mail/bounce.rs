@@ -114,6 +114,7 @@ static BOUNCE_SUBJECT: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)^\W*non recapitabile",
         r"(?i)^\W*onbestelbaar",
         r"(?i)^\W*(?:não é possível entregar|nao e possivel entregar|não entregue)",
+        r"(?i)^\W*(?:olevererbart|kan ikke leveres|ikke leveret|toimittamaton|niedostarczalne|nedoručitelné|nedoručiteľné|kézbesíthetetlen|teslim edilemedi|недоставляем|не доставлено|無法傳遞|无法投递|전달되지 않음|배달되지 않음)",
         r"^\W*(?:配信不能|配信エラー|配送エラー|不達|未配達|送信エラー|返送|エラーメール|メール(?:配信|送信|配送)(?:エラー|失敗|不能)|メールを配信できません|送信できませんでした|宛先不明)",
     ])
     .expect("valid bounce subjects")
@@ -738,7 +739,7 @@ fn severity(g: &Gathered, delayed_subject: bool) -> (Severity, String) {
     }
     let mut best: Option<(Severity, String)> = None;
     for (status, diagnostic, delayed) in texts {
-        let words = if diagnostic.trim().is_empty() { g.notice.as_str() } else { &diagnostic };
+        let words = [diagnostic.as_str(), g.notice.as_str()];
         let mut codes = enhanced_codes(&status);
         codes.extend(enhanced_codes(&diagnostic));
         if codes.is_empty() || diagnostic.is_empty() {
@@ -748,7 +749,7 @@ fn severity(g: &Gathered, delayed_subject: bool) -> (Severity, String) {
         let one = judge(
             &codes,
             basic.as_deref(),
-            words,
+            &words,
             delayed || (codes.is_empty() && delayed_subject),
         );
         match (&best, one.0) {
@@ -759,7 +760,12 @@ fn severity(g: &Gathered, delayed_subject: bool) -> (Severity, String) {
     best.unwrap_or((Severity::Soft, String::new()))
 }
 
-fn judge(codes: &[String], basic: Option<&str>, words: &str, delayed: bool) -> (Severity, String) {
+fn judge(
+    codes: &[String],
+    basic: Option<&str>,
+    words: &[&str],
+    delayed: bool,
+) -> (Severity, String) {
     let first = codes.iter().find(|c| !c.starts_with('2')).or(codes.first()).cloned();
     let label = first.clone().or(basic.map(str::to_owned)).unwrap_or_default();
     if delayed
@@ -774,13 +780,19 @@ fn judge(codes: &[String], basic: Option<&str>, words: &str, delayed: bool) -> (
     if basic.is_some_and(|b| b.starts_with('4') || b == "552") {
         return (Severity::Soft, label);
     }
-    let soft = SOFT_WORDS.is_match(words);
-    let hard = HARD_WORDS.is_match(words);
-    if hard && !(soft && soft_is_specific(words)) {
-        return (Severity::Hard, label);
-    }
-    if !soft && WEAK_HARD_WORDS.is_match(words) {
-        return (Severity::Hard, label);
+    // The diagnostic's words first; when they say nothing either way, the notice's.
+    for text in words {
+        let soft = SOFT_WORDS.is_match(text);
+        let hard = HARD_WORDS.is_match(text);
+        if hard && !(soft && soft_is_specific(text)) {
+            return (Severity::Hard, label);
+        }
+        if !soft && WEAK_HARD_WORDS.is_match(text) {
+            return (Severity::Hard, label);
+        }
+        if soft {
+            break;
+        }
     }
     (Severity::Soft, label)
 }
