@@ -7,6 +7,7 @@
 //! reported recipients and Message-IDs matching uses; `classify` turns its verdict into a
 //! `Classification`. The work is bounded: the first parts, the first KBs of each.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use mail_parser::{Message, MessagePart, MimeHeaders};
@@ -67,6 +68,17 @@ const MAX_PARTS: usize = 50;
 /// Addresses reported; matching looks each one up.
 const MAX_RECIPIENTS: usize = 10;
 
+/// Word boundaries in ASCII: a Unicode `\b` keeps the regex engine off its fast path on
+/// any non-ASCII text (a Japanese notice, a name with accents), at several times the cost.
+/// The phrases bounded are all ASCII.
+fn ascii_word(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)")
+}
+
+fn ascii_words(patterns: &[&str]) -> Vec<String> {
+    patterns.iter().map(|p| ascii_word(p)).collect()
+}
+
 /// Senders that are delivery systems by their local part.
 static DAEMON_LOCAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -77,16 +89,16 @@ static DAEMON_LOCAL: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Display names delivery systems and gateways use.
 static DAEMON_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
+    Regex::new(&ascii_word(
         r"(?i)\b(?:mail(?:er)?[- ]?daemon|mail delivery (?:system|subsystem|service|agent)|mail administrator|mail system|postmaster|microsoft outlook|delivery status notification|mail ?gateway|mailer)\b|メール配信|システム管理者",
-    )
+    ))
     .expect("valid regex")
 });
 
 /// Subjects of bounces, anchored at the start (after optional brackets), in the languages
 /// the MTAs and carriers use. A table: add a line for a new style.
 static BOUNCE_SUBJECT: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([
+    RegexSet::new(ascii_words(&[
         r"(?i)^\W*undeliver(?:able|ed)\b",
         r"(?i)^\W*undelivered mail\b",
         r"(?i)^\W*returned mail\b",
@@ -106,7 +118,7 @@ static BOUNCE_SUBJECT: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)^\W*dsn\b",
         r"(?i)^\W*bounced? (?:e-?mail|mail|message)",
         r"(?i)^\W*(?:hard|soft) bounce\b",
-        r"(?i)^\W*your (?:message|mail|e-?mail) to .{1,200}? (?:was not|wasn't|could not be|couldn't be|has not been) delivered",
+        r"(?i)^\W*your (?:message|mail|e-?mail) to [ -~]{1,200}? (?:was not|wasn't|could not be|couldn't be|has not been) delivered",
         r"(?i)^\W*fml (?:system error|status report)",
         r"(?i)^\W*(?:unzustellbar|nicht zustellbar)",
         r"(?i)^\W*non remis\b",
@@ -116,7 +128,7 @@ static BOUNCE_SUBJECT: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)^\W*(?:não é possível entregar|nao e possivel entregar|não entregue)",
         r"(?i)^\W*(?:olevererbart|kan ikke leveres|ikke leveret|toimittamaton|niedostarczalne|nedoručitelné|nedoručiteľné|kézbesíthetetlen|teslim edilemedi|недоставляем|не доставлено|無法傳遞|无法投递|전달되지 않음|배달되지 않음)",
         r"^\W*(?:配信不能|配信エラー|配送エラー|不達|未配達|送信エラー|返送|エラーメール|メール(?:配信|送信|配送)(?:エラー|失敗|不能)|メールを配信できません|送信できませんでした|宛先不明)",
-    ])
+    ]))
     .expect("valid bounce subjects")
 });
 
@@ -135,11 +147,11 @@ static COMPLAINT_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
 /// Wording of delivery notices: any one, with an automatic sender or a bounce subject,
 /// makes a bounce.
 static NOTICE_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([
+    RegexSet::new(ascii_words(&[
         r"(?i)\b(?:could ?n[o']t|was ?n[o']t|can ?n[o']t|has ?n[o']t|cannot|not) (?:yet )?be(?:en)? delivered\b",
         r"(?i)\b(?:couldn't|could not|was not|wasn't) (?:be )?deliver",
         r"(?i)\bundeliverable\b",
-        r"(?i)\bdelivery (?:has |to .{1,200}? )?(?:failed|been delayed)\b",
+        r"(?i)\bdelivery (?:has |to [ -~]{1,200}? )?(?:failed|been delayed)\b",
         r"(?i)\bdelivery to the following recipients? (?:failed|has been delayed)",
         r"(?i)\bpermanent(?:ly)? (?:error|fatal|failure|failed)",
         r"(?i)\btranscript of (?:the )?session follows",
@@ -155,7 +167,7 @@ static NOTICE_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)\b(?:will (?:be )?retr(?:y|ied)|still (?:trying|being retried))\b",
         r"(?i)\bnot yet been delivered\b",
         r"(?i)\b(?:message|mail) (?:was|has been) (?:rejected|blocked|returned|bounced|not distributed)\b",
-        r"(?i)\b(?:message|mail|e-?mail)(?: you sent)?(?: [\w ,.()\x22-]{0,80})? bounced\b",
+        r"(?i)\b(?:message|mail|e-?mail)(?: you sent)?(?: [A-Za-z0-9_ ,.()\x22-]{0,80})? bounced\b",
         r"(?i)\breturned to sender\b",
         r"(?i)\b(?:konnte nicht zugestellt|nicht zugestellt werden)",
         r"(?i)\bn'a pas pu être (?:remis|distribué)",
@@ -163,13 +175,13 @@ static NOTICE_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)\bnon è stato (?:possibile )?recapitat",
         r"(?i)\bnão (?:pôde|foi possível) (?:ser )?entreg",
         r"配信(?:でき|され)(?:ません|なかった)|送信(?:でき|され)(?:ません|なかった)|届(?:きません|けられません|かなかった)|配送(?:でき|され)(?:ません|なかった)|宛先不明|エラーにより",
-    ])
+    ]))
     .expect("valid notice words")
 });
 
 /// Words saying the address itself is dead. Strong: they decide against a generic status.
 static HARD_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([
+    RegexSet::new(ascii_words(&[
         r"(?i)\b(?:user|recipient|mailbox|address|account|addressee)(?: name)? (?:is )?(?:unknown|not found|not known|invalid|does ?n[o']t exist|doesn't exist|not exist)",
         r"(?i)\bunknown (?:user|recipient|mailbox|address|account|local[- ]part|e-?mail)",
         r"(?i)\bno such (?:user|recipient|mailbox|address|account|person|local user|domain|host)",
@@ -199,19 +211,19 @@ static HARD_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)\bno longer accepts?\b",
         r"(?i)\bfollowing recipients did not receive this message\b",
         r"存在しない|存在しません|見つかりません|見つかりませんでした|見つからなかった|宛先不明|宛先(?:が|の)?(?:誤り|間違)|該当(?:する)?(?:ユーザ|アドレス)(?:ー)?(?:が|は)?(?:ありません|いません|存在)|無効(?:な|の)?(?:アドレス|アカウント|ユーザ)|(?:アカウント|アドレス)(?:は|が)?(?:無効|停止|削除|廃止|解約)|登録されていません",
-    ])
+    ]))
     .expect("valid hard words")
 });
 
 /// "mailbox unavailable" is hard only beside a 550 (a 450 says it is busy).
 static WEAK_HARD_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b550\b.{0,120}?\bmailbox (?:is )?unavailable|\bmailbox (?:is )?unavailable\b.{0,40}?\b550\b")
+    Regex::new(&ascii_word(r"(?i)\b550\b[ -~]{0,120}?\bmailbox (?:is )?unavailable|\bmailbox (?:is )?unavailable\b[ -~]{0,40}?\b550\b"))
         .expect("valid regex")
 });
 
 /// Words of passing or policy failures: a full mailbox, a size limit, a block.
 static SOFT_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([
+    RegexSet::new(ascii_words(&[
         r"(?i)\b(?:mailbox|inbox|mail ?box|account|storage|disk|user)(?: is)? (?:full|over quota|overquota)",
         r"(?i)\b(?:over|exceeded|exceeds|exceeding) (?:the |their |his |her |its )?(?:storage |disk |mailbox |mail )?(?:quota|storage|allocation|size limit)",
         r"(?i)\bquota\b",
@@ -222,14 +234,15 @@ static SOFT_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)\bgrey ?list|\bgray ?list|\btry (?:again )?later\b|\btemporar(?:y|ily)\b|\bdeferred\b|\bdelayed\b",
         r"(?i)\btime(?:d)? ?out\b|\bconnection (?:refused|reset|lost)\b|\brate limit|\btoo many\b",
         r"容量|いっぱい|一杯|満杯|サイズ(?:が|を)?(?:超|制限)|迷惑メール|拒否",
-    ])
+    ]))
     .expect("valid soft words")
 });
 
 static ENHANCED_STATUS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[245]\.\d{1,3}\.\d{1,3}").expect("valid regex"));
-static REPLY_CODE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:^|[^\w.#-])([245][0-5]\d)(?:[ -]|$)").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}").expect("valid regex"));
+static REPLY_CODE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^A-Za-z0-9_.#-])[245][0-5][0-9](?:[ -]|$)").expect("valid regex")
+});
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z0-9][A-Za-z0-9._%+=&'-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
         .expect("valid regex")
@@ -363,21 +376,21 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
         && x_failed.is_none()
         && !ndr_header;
     let listed = header("List-Id").is_some() || header("List-Unsubscribe").is_some();
-    let words = NOTICE_WORDS.is_match(&g.notice);
-    let structure = has_status_structure(&g.notice);
+    let words = || NOTICE_WORDS.is_match(&g.notice);
+    let structure = || has_status_structure(&g.notice);
 
     let is_bounce = formal
         || (!human
             && if daemon_sender || x_failed.is_some() || ndr_header {
                 true
             } else if vacation {
-                bounce_subject || (structure && words)
+                bounce_subject || (structure() && words())
             } else if listed {
                 // Newsletters and platform mail ("your parcel could not be delivered").
                 false
             } else {
                 (automatic_sender || bounce_subject)
-                    && (bounce_subject || (words && (structure || daemon_name || ml_server)))
+                    && (bounce_subject || (words() && (daemon_name || ml_server || structure())))
             });
     if !is_bounce {
         return None;
@@ -397,9 +410,13 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
     if let Some(v) = &x_failed {
         rcpts.extend(v.split(',').filter_map(normalize_address));
     }
-    rcpts.extend(notice_recipients(&g.notice));
-    rcpts.extend(g.original_to.iter().cloned());
     push_recipients(s, rcpts, &exclude, &own_domains);
+    // The notice's addresses only when the report's fields named none.
+    if s.reported_recipients.is_empty() {
+        let mut rcpts = notice_recipients(&g.notice);
+        rcpts.extend(g.original_to.iter().cloned());
+        push_recipients(s, rcpts, &exclude, &own_domains);
+    }
 
     Some(Verdict::Bounce { severity, status, style })
 }
@@ -524,16 +541,32 @@ fn gather(msg: &Message<'_>) -> Gathered {
     g
 }
 
-/// The first REPORT bytes of a part, as text.
-fn head(part: &MessagePart<'_>) -> String {
-    let c = part.contents();
-    String::from_utf8_lossy(&c[..c.len().min(NOTICE_BYTES * 4)]).into_owned()
+/// The first bytes of a part, as text; borrowed when the part is text already.
+fn head<'a>(part: &'a MessagePart<'_>) -> Cow<'a, str> {
+    const PART_BYTES: usize = NOTICE_BYTES * 4;
+    match part.text_contents() {
+        Some(text) => Cow::Borrowed(&text[..floor_char(text, PART_BYTES)]),
+        None => {
+            let c = part.contents();
+            String::from_utf8_lossy(&c[..c.len().min(PART_BYTES)])
+        }
+    }
 }
 
 /// Adds text to the notice up to the first inline copy of the original's headers, whose
 /// To and From are kept.
 fn add_notice(g: &mut Gathered, text: &str) {
-    let lines: Vec<&str> = text.lines().take(2000).collect();
+    // Only lines the notice can still take, and a few beyond for a header block.
+    let mut budget = (NOTICE_BYTES + 4096).saturating_sub(g.notice.len());
+    let lines: Vec<&str> = text
+        .lines()
+        .take(2000)
+        .take_while(|l| {
+            let keep = budget > 0;
+            budget = budget.saturating_sub(l.len() + 1);
+            keep
+        })
+        .collect();
     let mut cut = lines.len();
     let mut i = 0;
     while i < lines.len() {
@@ -691,7 +724,11 @@ fn enhanced_codes(text: &str) -> Vec<String> {
 }
 
 fn reply_code(text: &str) -> Option<String> {
-    REPLY_CODE.captures_iter(text).map(|c| c[1].to_owned()).find(|c| !c.starts_with('2'))
+    // Matches, not captures: captures take the slow engine on a long notice.
+    REPLY_CODE
+        .find_iter(text)
+        .map(|m| m.as_str().trim_matches(|c: char| !c.is_ascii_digit()).to_owned())
+        .find(|c| !c.starts_with('2'))
 }
 
 /// What a status says by itself: `Some(hard)` / `Some(soft)` when it is specific, `None`
@@ -900,7 +937,7 @@ fn floor_char(s: &str, at: usize) -> usize {
 /// Text of an HTML notice, cheaply: tags dropped, line breaks kept.
 fn strip_tags(html: &str) -> String {
     static TAG: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?is)<(?:script|style)[^>]*>.*?</(?:script|style)>|<br\s*/?>|</?(?:p|div|tr|li|h\d)\b[^>]*>|<[^>]*>").expect("valid regex")
+        Regex::new(&ascii_word(r"(?is)<(?:script|style)[^>]*>.*?</(?:script|style)>|<br\s*/?>|</?(?:p|div|tr|li|h\d)\b[^>]*>|<[^>]*>")).expect("valid regex")
     });
     let text = TAG.replace_all(html, |c: &regex::Captures<'_>| {
         let t = c[0].to_ascii_lowercase();
