@@ -21,6 +21,7 @@ fn main() {
         println!("== {path}");
         println!("kind:        {} ({})", class.kind.as_str(), class.reason);
         println!("opt_out:     {}", class.opt_out);
+        println!("bounce:      {:?}", class.bounce);
         println!("from:        {:?}", mail.from_address);
         println!("subject:     {:?}", mail.subject);
         println!("message_id:  {:?}", mail.message_id);

@@ -1,5 +1,6 @@
 //! Checks the real-mail corpus without a database: for every file in
-//! `tests/fixtures/corpus/*/expected.csv`, the kind parse + classify give and the reply text.
+//! `tests/fixtures/corpus/*/expected.csv`, the kind parse + classify give, the bounce
+//! severity (hard/soft) and the reply text.
 //! Matching needs the database and is checked by `tests/fixtures.rs`.
 //! `cargo run --example corpus_check [-- FOLDER...]`; prints each mismatch and the figures.
 
@@ -12,6 +13,9 @@ use collabd::mail::{ClassifyRules, classify::classify, parse};
 struct Row {
     file: String,
     kind: String,
+    match_rule: String,
+    creator: String,
+    campaign: String,
     bounce: String,
     source: String,
     reply_text: String,
@@ -88,6 +92,78 @@ fn check(dir: &Path, row: &Row, rules: &ClassifyRules) -> Vec<String> {
             norm(&mail.reply_text)
         ));
     }
-    let _ = &row.bounce; // checked once bounces carry a severity
+    problems.extend(report_problems(row, &mail));
+    let got_bounce = class.bounce.map(|b| b.as_str()).unwrap_or_default();
+    if got_bounce != row.bounce {
+        problems
+            .push(format!("bounce: want {:?} got {:?} ({})", row.bounce, got_bounce, class.reason));
+    }
+    problems
+}
+
+/// The fixture world's outreach Message-IDs and pool addresses (see the corpus README).
+const OUTREACH: &[(&str, &str, &str)] = &[
+    ("ana.makes", "C1", "outreach-ana-c1@brand.example"),
+    ("benbuilds", "C1", "outreach-ben-c1@brand.example"),
+    ("chloe.m", "C1", "outreach-chloe-c1@brand.example"),
+    ("danw", "C1", "outreach-dan-c1@brand.example"),
+    ("danw", "C2", "outreach-dan-c2@brand.example"),
+];
+const POOL: &[(&str, &str)] = &[
+    ("ana.makes", "ana@creators.example"),
+    ("ana.makes", "mgr@talentco.example"),
+    ("benbuilds", "ben.okafor@gmail.example"),
+    ("chloe.m", "chloe@yahoo.example"),
+    ("danw", "dan@outlook.example"),
+    ("evecooks", "eve@icloud.example"),
+];
+
+/// What matching will need from a bounce or complaint: the outreach's Message-ID for
+/// `reported_message_id`; the failed pool address and no outreach Message-ID for
+/// `final_recipient`.
+fn report_problems(row: &Row, mail: &collabd::mail::ParsedMail) -> Vec<String> {
+    let s = &mail.signals;
+    let ids = &s.reported_message_ids;
+    let outreach_ids: Vec<&str> = OUTREACH.iter().map(|o| o.2).collect();
+    let mut problems = Vec::new();
+    match row.match_rule.as_str() {
+        "reported_message_id" => {
+            let want = OUTREACH
+                .iter()
+                .find(|o| o.0 == row.creator && o.1 == row.campaign)
+                .map(|o| o.2)
+                .unwrap_or_default();
+            let first = ids.iter().find(|i| outreach_ids.contains(&i.as_str()));
+            if first.map(String::as_str) != Some(want) {
+                problems.push(format!("reported ids: want {want} first, got {ids:?}"));
+            }
+        }
+        "final_recipient" => {
+            if ids.iter().any(|i| outreach_ids.contains(&i.as_str())) {
+                problems.push(format!("reported ids name an outreach: {ids:?}"));
+            }
+            let pool: Vec<&str> = POOL.iter().filter(|p| p.0 == row.creator).map(|p| p.1).collect();
+            if !s.reported_recipients.iter().any(|r| pool.contains(&r.as_str())) {
+                problems.push(format!(
+                    "reported recipients: want one of {pool:?}, got {:?}",
+                    s.reported_recipients
+                ));
+            }
+        }
+        "" if matches!(row.kind.as_str(), "bounce" | "complaint") => {
+            let pool: Vec<&str> = POOL.iter().map(|p| p.1).collect();
+            // Complaints are matched by the reported Message-ID only.
+            if ids.iter().any(|i| outreach_ids.contains(&i.as_str()))
+                || (row.kind == "bounce"
+                    && s.reported_recipients.iter().any(|r| pool.contains(&r.as_str())))
+            {
+                problems.push(format!(
+                    "matches although it should not: {ids:?} {:?}",
+                    s.reported_recipients
+                ));
+            }
+        }
+        _ => {}
+    }
     problems
 }

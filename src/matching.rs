@@ -120,6 +120,11 @@ pub async fn resolve(
         {
             return Ok(Some(m));
         }
+        // A complaint is about one message: its recipient alone (often redacted) could name
+        // an outreach the complaint is not about, and it unsubscribes.
+        if kind == Kind::Complaint {
+            return Ok(None);
+        }
         for addr in &mail.signals.reported_recipients {
             let to = outreach::latest_to_address(tx, addr).await?;
             if let Some(m) = found(Rule::FinalRecipient)(to) {

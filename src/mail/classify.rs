@@ -1,11 +1,8 @@
 //! Tells human answers apart from automatic mail. Every decision carries its reason, so an
 //! operator can see why a message did or did not become a collaboration.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
 use super::ParsedMail;
+use super::bounce::{self, Severity};
 
 /// What an inbound message is. Stored as text in `inbound_messages.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -60,17 +57,19 @@ pub struct Classification {
     pub reason: String,
     /// A decline that asks for no more mail at all ("remove me", "unsubscribe").
     pub opt_out: bool,
+    /// How dead the address is; set for every `Kind::Bounce` and only for it.
+    pub bounce: Option<Severity>,
 }
 
 impl Classification {
     /// A bounce that says the address does not work; only these mark outreach bounced.
     pub fn is_hard_bounce(&self) -> bool {
-        self.kind == Kind::Bounce // TODO(bounce branch): severity
+        self.kind == Kind::Bounce && self.bounce == Some(Severity::Hard)
     }
 
     /// A classification that is not an opt-out.
     pub fn new(kind: Kind, reason: impl Into<String>) -> Self {
-        Classification { kind, reason: reason.into(), opt_out: false }
+        Classification { kind, reason: reason.into(), opt_out: false, bounce: None }
     }
 }
 
@@ -105,10 +104,6 @@ const AUTO_SUBJECT_PREFIXES: &[&str] = &[
     "afwezig:",
 ];
 
-static MAILER_DAEMON: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon)@").expect("valid regex")
-});
-
 /// Classifies a parsed mail. `Unmatched` is decided later, by matching; a human message
 /// comes out of here as `Reply` or `Decline`.
 pub fn classify(mail: &ParsedMail, rules: &ClassifyRules) -> Classification {
@@ -119,23 +114,20 @@ pub fn classify(mail: &ParsedMail, rules: &ClassifyRules) -> Classification {
         return Classification::new(Kind::Own, format!("sent from the brand's own address {from}"));
     }
 
-    // Bounces first: a DSN may also carry Auto-Submitted.
-    if s.report_type.as_deref() == Some("delivery-status") {
-        return Classification::new(Kind::Bounce, "multipart/report; report-type=delivery-status");
-    }
-    if let Some(from) = &mail.from_address
-        && MAILER_DAEMON.is_match(from)
-    {
-        return Classification::new(Kind::Bounce, format!("sender {from}"));
-    }
-    if s.header("Return-Path").is_some_and(|v| v.trim() == "<>")
-        && s.header("Auto-Submitted").is_some()
-    {
-        return Classification::new(Kind::Bounce, "null Return-Path <> with Auto-Submitted");
+    // Bounces and complaints first: a DSN may also carry Auto-Submitted. `bounce::read`
+    // decided while parsing; a vacation with a null Return-Path is not one.
+    if let Some(verdict) = &s.verdict {
+        return bounce::classification(verdict);
     }
 
+    // A list's or platform's own automatic mail (auto-generated, with list headers) is bulk;
+    // an answer to the brand's mail (auto-replied) is an auto reply even when sent as bulk.
+    let listed = s.header("List-Id").is_some()
+        || s.header("List-Unsubscribe").is_some()
+        || s.header("Precedence").is_some_and(|p| p.trim().eq_ignore_ascii_case("list"));
     if let Some(v) = s.header("Auto-Submitted")
         && !v.trim().eq_ignore_ascii_case("no")
+        && (!listed || v.trim().to_ascii_lowercase().starts_with("auto-replied"))
     {
         return Classification::new(Kind::AutoReply, format!("Auto-Submitted: {v}"));
     }

@@ -158,6 +158,7 @@ pub fn read(text: &str, unsure: Option<&str>) -> Option<Classification> {
                 kind: Kind::Decline,
                 reason: format!("new text asks to opt out: {pattern:?}"),
                 opt_out: true,
+                bounce: None,
             });
         }
         return Some(Classification::new(

@@ -1,11 +1,13 @@
 //! Mail understanding: parse raw RFC 5322 bytes, classify them, keep the new text only.
 
 mod attachments;
+pub mod bounce;
 pub mod classify;
 mod decline;
 mod parse;
 mod quote;
 
+pub use bounce::Severity;
 pub use classify::{Classification, ClassifyRules, Kind};
 pub use parse::{ParsedMail, parse};
 pub use quote::{NewText, new_text, strip_quoted};

@@ -5,6 +5,7 @@ use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 use super::attachments::without_attachment_bodies;
+use super::bounce::{self, Verdict};
 use super::{new_text, normalize_address, normalize_message_id};
 
 /// What collabd keeps of a mail. Every string is free of NUL bytes (Postgres rejects them).
@@ -40,6 +41,8 @@ pub struct Signals {
     /// Message-IDs and recipients quoted inside a delivery-status report.
     pub reported_message_ids: Vec<String>,
     pub reported_recipients: Vec<String>,
+    /// Set when the message is a bounce or a complaint; see `bounce::read`.
+    pub verdict: Option<Verdict>,
 }
 
 impl Signals {
@@ -119,6 +122,12 @@ fn signals(msg: &Message<'_>) -> Signals {
     let mut s = Signals { headers, report_type, ..Default::default() };
     // Not only formal DSNs: MAILER-DAEMON notices in multipart/mixed quote the original too.
     collect_report(msg, &mut s);
+    s.verdict = bounce::read(msg, &mut s);
+    if s.verdict.is_some()
+        && let Some(own) = msg.message_id().and_then(normalize_message_id)
+    {
+        s.reported_message_ids.retain(|id| *id != own);
+    }
     s
 }
 
@@ -126,11 +135,13 @@ fn signals(msg: &Message<'_>) -> Signals {
 /// small, and reading whole attachments cost more than the rest of parsing.
 const REPORT_SCAN_BYTES: usize = 64 * 1024;
 
-/// Reads a delivery-status report: `Final-Recipient` lines and the original's Message-ID.
+/// Reads the original's Message-ID from a report: an attached message, a headers part,
+/// or an inline copy of its headers in the text. Recipients are `bounce::read`'s.
 fn collect_report(msg: &Message<'_>, s: &mut Signals) {
     for part in msg.parts.iter().take(50) {
         if let Some(inner) = part.message() {
             s.reported_message_ids.extend(inner.message_id().and_then(normalize_message_id));
+            continue;
         }
         // Attachments (PDFs, images) cannot hold report fields; message/delivery-status is
         // binary to mail-parser, so it is let through by its type.
@@ -141,19 +152,21 @@ fn collect_report(msg: &Message<'_>, s: &mut Signals) {
         }
         let contents = part.contents();
         let text = String::from_utf8_lossy(&contents[..contents.len().min(REPORT_SCAN_BYTES)]);
-        for line in text.lines().take(2000) {
+        let mut lines = text.lines().take(2000).peekable();
+        while let Some(line) = lines.next() {
             let Some((name, value)) = line.split_once(':') else { continue };
-            let name = name.trim();
-            if name.eq_ignore_ascii_case("final-recipient")
-                || name.eq_ignore_ascii_case("original-recipient")
-            {
-                let addr = value.rsplit(';').next().unwrap_or(value);
-                s.reported_recipients.extend(normalize_address(addr));
-            } else if name.eq_ignore_ascii_case("message-id") {
-                s.reported_message_ids.extend(normalize_message_id(value));
+            if !name.trim().eq_ignore_ascii_case("message-id") {
+                continue;
             }
+            // A folded header puts the id on the next line.
+            let value = match value.trim() {
+                "" => lines.peek().filter(|l| l.starts_with([' ', '\t'])).copied().unwrap_or(""),
+                v => v,
+            };
+            s.reported_message_ids.extend(normalize_message_id(value));
         }
     }
+    s.reported_message_ids.dedup();
 }
 
 /// Postgres text cannot hold NUL; everything else is kept.
