@@ -28,34 +28,34 @@ const MAX_SHAPE_LEN: usize = 400;
 static REPLY_HEADER: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSet::new([
         // en: On Mon, 16 Nov 2026 at 10:00, Brand <p@b> wrote:
-        r"(?i)^on\s.{1,300}\s(?:wrote|writes|said)\s*[:：]$",
+        r"(?i)^on\s.+\s(?:wrote|writes|said)\s*[:：]$",
         // de: Am 16.11.2026 um 10:00 schrieb Brand <p@b>:  / Google Inbox: Brand <p@b> schrieb am …:
-        r"(?i)^am\s.{1,300}\sschrieb\s.{0,300}[:：]$",
-        r"(?i)^.{1,300}\sschrieb\s+am\s.{1,300}[:：]$",
-        r"(?i)^.{1,300}\sschrieb\s*[:：]$",
+        r"(?i)^am\s.+\sschrieb\s.*[:：]$",
+        r"(?i)^.+\sschrieb\s+am\s.+[:：]$",
+        r"(?i)^.+\sschrieb\s*[:：]$",
         // fr: Le lun. 16 nov. 2026 à 10:00, Brand <p@b> a écrit :
-        r"(?i)^.{1,300}\sa\s+écrit\s*[:：]$",
+        r"(?i)^.+\sa\s+écrit\s*[:：]$",
         // es, it, pt, nl
-        r"(?i)^.{1,300}\sescribió\s*[:：]$",
-        r"(?i)^.{1,300}\sha\s+scritto\s*[:：]$",
-        r"(?i)^.{1,300}\sescreveu\s*[:：]$",
-        r"(?i)^.{1,300}\sschreef\b.{0,300}[:：]$",
+        r"(?i)^.+\sescribió\s*[:：]$",
+        r"(?i)^.+\sha\s+scritto\s*[:：]$",
+        r"(?i)^.+\sescreveu\s*[:：]$",
+        r"(?i)^.+\sschreef(?-u:\b).*[:：]$",
         // sv, no, da: Den mån 16 nov. 2026 kl. 10:00 skrev Brand <p@b>:
-        r"(?i)^.{1,300}\sskrev\b.{0,300}[:：]$",
+        r"(?i)^.+\sskrev(?-u:\b).*[:：]$",
         // pl: W dniu 16.11.2026 o 10:00, Brand <p@b> pisze: / … napisał(a):
-        r"(?i)^.{1,300}\s(?:pisze|napisał|napisała|napisał\(a\))\s*[:：]$",
+        r"(?i)^.+\s(?:pisze|napisał|napisała|napisał\(a\))\s*[:：]$",
         // ru: … пользователь Brand <p@b> написал: / Brand написал(а):
-        r"(?i)^.{1,300}\sнаписал(?:а|\(а\))?\s*[:：]$",
+        r"(?i)^.+\sнаписал(?:а|\(а\))?\s*[:：]$",
         // ja: … さんは書きました:
-        r"^.{1,300}書きました\s*[:：]$",
+        r"^.+書きました\s*[:：]$",
         // zh: 在 2026年11月16日 10:00，Brand <p@b> 写道：
-        r"^.{1,300}(?:写道|寫道)\s*[:：]$",
+        r"^.+(?:写道|寫道)\s*[:：]$",
         // date first, then a name and address: 2016-03-03 17:21 GMT+01:00 Some One <a@b>:
         // 2013/7/20 Someone <a@b>, 2026年11月16日(月) 10:00 Brand <a@b>:,
         // 16.11.2026, 10:00, "Brand" <a@b>:
-        r"^\s*\d{1,4}(?:[-/.]\d{1,2}[-/.]\d{1,4}|年\d{1,2}月\d{1,2}日)\S*\s.{0,300}<?[^\s<>@]+@[^\s<>@]+>?\s*[:：]?$",
+        r"^\s*\d{1,4}(?:[-/.]\d{1,2}[-/.]\d{1,4}|年\d{1,2}月\d{1,2}日)\S*\s.*<?[^\s<>@]+@[^\s<>@]+>?\s*[:：]?$",
         // weekday first (Gmail ru, pl, ja without "On"): пн, 16 нояб. 2026 г. в 10:00, Brand <a@b>:
-        r"(?i)^\s*\p{L}{2,4}\.?,\s+\d{1,2}\.?\s+\p{L}{3,10}\.?\s+\d{4}.{0,300}<[^\s<>@]+@[^\s<>@]+>\s*[:：]$",
+        r"(?i)^\s*\p{L}{2,4}\.?,\s+\d{1,2}\.?\s+\p{L}{3,10}\.?\s+\d{4}.*<[^\s<>@]+@[^\s<>@]+>\s*[:：]$",
     ])
     .expect("valid reply header patterns")
 });
@@ -64,7 +64,7 @@ static REPLY_HEADER: LazyLock<RegexSet> = LazyLock::new(|| {
 /// colon that names an address and is followed by quoted lines, or that names a reply verb.
 static REPLY_HEADER_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(?:[^\s<>@]+@[^\s<>@]+.{0,40}|\b(?:wrote|schrieb|écrit|escribió|scritto|escreveu|schreef|skrev|pisze|napisał|написал)|写道|書きました)\s*[:：]$",
+        r"(?i)(?:[^\s<>@]+@[^\s<>@]+.*|(?-u:\b)(?:wrote|schrieb|écrit|escribió|scritto|escreveu|schreef|skrev|pisze|napisał|написал)|写道|書きました)\s*[:：]$",
     )
     .expect("valid regex")
 });
@@ -97,8 +97,8 @@ static DELIMITER: LazyLock<Regex> = LazyLock::new(|| {
         r"(?xi)^[\s*_>]*(?:
             --\s*
           | _{8,}
-          | -{2,}\s*[\p{L}\s'’]{0,40}?\s*(?:original\smessage|ursprüngliche\snachricht|message\sd['’]origine|mensaje\soriginal|messaggio\soriginale|mensagem\soriginal|oorspronkelijk\sbericht|originalmeddelande|opprinnelig\smelding|oprindelig\smeddelelse|original\smeddelelse|oryginalna\swiadomość|ursprungligt\smeddelande|ursprüngliche\smail|mail\soriginal|wiadomość\soryginalna|исходное\sсообщение|元のメッセージ|原始邮件|原始郵件|forwarded\smessage|weitergeleitete\snachricht|message\stransféré|mensaje\sreenviado|messaggio\sinoltrato|mensagem\sencaminhada|doorgestuurd\sbericht|пересылаемое\sсообщение|转发邮件)\s*-{2,}
-          | -{4,}\s*[^-\s][^-]{0,40}?\s*-{4,}
+          | -{2,}\s*[\p{L}\s'’]*?\s*(?:original\smessage|ursprüngliche\snachricht|message\sd['’]origine|mensaje\soriginal|messaggio\soriginale|mensagem\soriginal|oorspronkelijk\sbericht|originalmeddelande|opprinnelig\smelding|oprindelig\smeddelelse|original\smeddelelse|oryginalna\swiadomość|ursprungligt\smeddelande|ursprüngliche\smail|mail\soriginal|wiadomość\soryginalna|исходное\sсообщение|元のメッセージ|原始邮件|原始郵件|forwarded\smessage|weitergeleitete\snachricht|message\stransféré|mensaje\sreenviado|messaggio\sinoltrato|mensagem\sencaminhada|doorgestuurd\sbericht|пересылаемое\sсообщение|转发邮件)\s*-{2,}
+          | -{4,}\s*[^-\s].*?-{4,}
           | (?:begin\sforwarded\smessage|anfang\sder\sweitergeleiteten\snachricht|début\sdu\smessage\sréexpédié)\s*:
         )[\s*_]*$",
     )
@@ -132,30 +132,30 @@ static EMBEDDED: LazyLock<Regex> = LazyLock::new(|| {
 /// Mobile and mail-client signatures, one line each (markup such as `*` is stripped first).
 static SIGNATURE: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSet::new([
-        r"(?i)^sent\s(?:from|with|via|using)\s(?:my\s)?.{1,60}$",
+        r"(?i)^sent\s(?:from|with|via|using)\s(?:my\s)?.+$",
         r"(?i)^get\s+outlook\s+for\s+(?:ios|android)$",
         r"(?i)^(?:obtenir|télécharger)\s+outlook\s+pour\s+(?:ios|android)$",
-        r"(?i)^envoyé\s(?:de|depuis|à\spartir\sde)\s.{1,60}$",
-        r"(?i)^von\s+meinem\s.{1,50}\sgesendet$",
-        r"(?i)^gesendet\s(?:von|mit|aus|über)\s.{1,60}$",
+        r"(?i)^envoyé\s(?:de|depuis|à\spartir\sde)\s.+$",
+        r"(?i)^von\s+meinem\s.+\sgesendet$",
+        r"(?i)^gesendet\s(?:von|mit|aus|über)\s.+$",
         r"(?i)^(?:outlook\s+für\s+(?:ios|android)\s+(?:herunterladen|beziehen)|holen\s+sie\s+sich\s+outlook\s+für\s+(?:ios|android))$",
-        r"(?i)^enviad[oa]\s(?:desde|do|da|de|a\spartir\sdo)\s.{1,60}$",
+        r"(?i)^enviad[oa]\s(?:desde|do|da|de|a\spartir\sdo)\s.+$",
         r"(?i)^(?:obtener|descargar|obter|baixe|baixar)\s+(?:o\s+)?outlook\s+(?:para|pro)\s+(?:ios|android)$",
-        r"(?i)^inviato\s(?:da|dal|con)\s.{1,60}$",
+        r"(?i)^inviato\s(?:da|dal|con)\s.+$",
         r"(?i)^scarica\s+outlook\s+per\s+(?:ios|android)$",
-        r"(?i)^(?:verstuurd|verzonden)\s(?:vanaf|met|via)\s.{1,60}$",
+        r"(?i)^(?:verstuurd|verzonden)\s(?:vanaf|met|via)\s.+$",
         r"(?i)^(?:download|haal)\s+outlook\s+voor\s+(?:ios|android)$",
-        r"(?i)^skickat\s(?:från|med)\s.{1,60}$",
+        r"(?i)^skickat\s(?:från|med)\s.+$",
         r"(?i)^hämta\s+outlook\s+för\s+(?:ios|android)$",
-        r"(?i)^sendt\s(?:fra|med)\s.{1,60}$",
+        r"(?i)^sendt\s(?:fra|med)\s.+$",
         r"(?i)^(?:hent|få)\s+outlook\s+(?:for|til)\s+(?:ios|android)$",
-        r"(?i)^wysłan[eo]\s(?:z|ze|przy)\s.{1,60}$",
+        r"(?i)^wysłan[eo]\s(?:z|ze|przy)\s.+$",
         r"(?i)^pobierz\s+(?:aplikację\s+)?outlook\s+dla\s+(?:ios|android)$",
-        r"(?i)^отправлено\s(?:с|со|из|через)\s.{1,60}$",
+        r"(?i)^отправлено\s(?:с|со|из|через)\s.+$",
         r"(?i)^(?:получить|скачайте|скачать)\s+outlook\s+для\s+(?:ios|android)$",
-        r"^.{1,30}から送信$",
-        r"^(?:发自|發自|来自|來自)我的.{1,30}$",
-        r"^从我的.{1,30}发送$",
+        r"^.+から送信$",
+        r"^(?:发自|發自|来自|來自)我的.+$",
+        r"^从我的.+发送$",
     ])
     .expect("valid signature patterns")
 });
@@ -192,12 +192,14 @@ pub struct NewText {
 
 /// The new text of a plain-text body.
 pub fn new_text(body: &str) -> NewText {
-    let lines: Vec<&str> = body.lines().take(MAX_LINES + 1).map(str::trim_end).collect();
+    // About one line per 40 bytes of mail text; a guess saves most reallocations.
+    let mut lines: Vec<&str> = Vec::with_capacity((body.len() / 40 + 1).min(MAX_LINES + 1));
+    lines.extend(body.lines().take(MAX_LINES + 1).map(str::trim_end));
     let truncated = lines.len() > MAX_LINES;
     let lines = &lines[..lines.len().min(MAX_LINES)];
     let tags = shape(lines);
 
-    let mut kept: Vec<usize> = Vec::new();
+    let mut kept: Vec<usize> = Vec::with_capacity(lines.len());
     // After a client signature, the sender's text is over until quoted history shows up;
     // text below that (inline answers) counts again.
     let mut signed = false;
@@ -230,11 +232,11 @@ pub fn new_text(body: &str) -> NewText {
     let kept = &kept[first..];
 
     if kept.is_empty() {
-        let text = body.trim().to_owned();
+        let text = lines.join("\n").trim().to_owned();
         let unsure = (!text.is_empty()).then(|| "no new text outside quoted history".to_owned());
         return NewText { text, unsure };
     }
-    let mut text = String::new();
+    let mut text = String::with_capacity(kept.iter().map(|&k| lines[k].len() + 1).sum());
     for &k in kept {
         // A blank line between two answers stays one blank line, whatever was cut between.
         if tags[k] == Tag::Empty && text.ends_with("\n\n") {
@@ -272,7 +274,11 @@ fn doubt(line: &str, tag: Tag) -> Option<String> {
         return Some(format!("kept a header line: {:?}", clip(line)));
     }
     let t = line.trim();
-    if t.len() <= MAX_SHAPE_LEN && names_date_or_address(t) && REPLY_HEADER_LOOSE.is_match(t) {
+    if t.len() <= MAX_SHAPE_LEN
+        && t.ends_with([':', '：'])
+        && names_date_or_address(t)
+        && REPLY_HEADER_LOOSE.is_match(t)
+    {
         return Some(format!("kept a reply-header-like line: {:?}", clip(line)));
     }
     None
@@ -375,22 +381,124 @@ fn tag(line: &str) -> Tag {
     if t.len() > MAX_SHAPE_LEN {
         return Tag::Text;
     }
-    if t.starts_with(['-', '_', '*', '=', 'b', 'B', 'a', 'A', 'd', 'D']) && DELIMITER.is_match(t) {
+    // Cheap tests first: most lines are text, and each regex call costs.
+    let opens_rule = t.starts_with(['-', '_', '*', '=']);
+    if (opens_rule || t.ends_with(':')) && DELIMITER.is_match(t) {
         return Tag::Delimiter;
     }
-    // Markup around it, and a link after it ("Get Outlook for iOS<https://aka.ms/…>").
-    let bare = t.split('<').next().unwrap_or(t);
-    let bare = bare.trim_matches(|c: char| c == '*' || c == '_' || c.is_whitespace());
-    if bare.len() <= 90 && SIGNATURE.is_match(bare) {
-        return Tag::Signature;
+    // Client signatures and report openers are short; markup may surround them and a link
+    // follow them ("Get Outlook for iOS<https://aka.ms/…>").
+    let lead = t.bytes().find(|b| !matches!(b, b'*' | b'_' | b' ' | b'\t')).unwrap_or(b' ');
+    let lead = usize::from(lead.to_ascii_lowercase());
+    let cjk_tail = t.ends_with("から送信") || t.ends_with("发送");
+    if t.len() <= 90 && (LEADS.0[lead] || LEADS.1[lead] || cjk_tail) {
+        let bare = t.split('<').next().unwrap_or(t);
+        let bare = bare.trim_matches(|c: char| c == '*' || c == '_' || c.is_whitespace());
+        let first = bare.split_whitespace().next().unwrap_or("");
+        let cjk = cjk_tail || !first.is_ascii() && bare.contains("我的");
+        if (cjk || first_word_in(first, &SIGNATURE_WORDS)) && SIGNATURE.is_match(bare) {
+            return Tag::Signature;
+        }
+        if first_word_in(first, &EMBEDDED_WORDS) && EMBEDDED.is_match(t) {
+            return Tag::Embedded;
+        }
     }
-    if EMBEDDED.is_match(t) {
-        return Tag::Embedded;
-    }
-    if HEADER_LINE.is_match(t) {
+    let colon_early = t.chars().take(24).any(|c| c == ':' || c == '：');
+    if colon_early && HEADER_LINE.is_match(t) {
         return Tag::HeaderLine;
     }
     Tag::Text
+}
+
+/// First words of the lines `SIGNATURE` and `EMBEDDED` can match, to skip the regexes on
+/// every other line.
+const SIGNATURE_WORDS: [&str; 34] = [
+    "sent",
+    "get",
+    "obtenir",
+    "télécharger",
+    "envoyé",
+    "von",
+    "gesendet",
+    "outlook",
+    "holen",
+    "enviado",
+    "enviada",
+    "obtener",
+    "descargar",
+    "obter",
+    "baixe",
+    "baixar",
+    "inviato",
+    "scarica",
+    "verstuurd",
+    "verzonden",
+    "download",
+    "haal",
+    "skickat",
+    "hämta",
+    "sendt",
+    "hent",
+    "få",
+    "wysłane",
+    "wysłano",
+    "pobierz",
+    "отправлено",
+    "получить",
+    "скачайте",
+    "скачать",
+];
+const EMBEDDED_WORDS: [&str; 13] = [
+    "delivery",
+    "this",
+    "undelivered",
+    "mail",
+    "i'm",
+    "your",
+    "address",
+    "message",
+    "não",
+    "nachricht",
+    "mensaje",
+    "messaggio",
+    "final-recipient:",
+];
+
+/// First bytes of `SIGNATURE_WORDS` and `EMBEDDED_WORDS` (and of 发自/發自/来自/來自/从我的).
+static LEADS: ([bool; 256], [bool; 256]) =
+    (first_bytes(&SIGNATURE_WORDS), first_bytes(&EMBEDDED_WORDS));
+
+const fn first_bytes(words: &[&str]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < words.len() {
+        table[words[i].as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    // Lead bytes of the Chinese signatures ("发自我的iPhone", "從我的…").
+    table[0xe5] = true;
+    table[0xe4] = true;
+    table[0xe6] = true;
+    table[0xe7] = true;
+    table
+}
+
+/// Whether `word` is one of `words` (lower case), ignoring case. Most words fail on their
+/// first byte (the same in both cases for the Latin and Cyrillic letters listed).
+fn first_word_in(word: &str, words: &[&str]) -> bool {
+    let Some(&b0) = word.as_bytes().first() else { return false };
+    let b0 = b0.to_ascii_lowercase();
+    // Lower-casing keeps the length of the Latin and Cyrillic letters listed.
+    let mut candidates = words.iter().filter(|w| w.len() == word.len() && w.as_bytes()[0] == b0);
+    if word.is_ascii() {
+        return candidates.any(|w| w.eq_ignore_ascii_case(word));
+    }
+    let mut candidates = candidates.peekable();
+    if candidates.peek().is_none() {
+        return false;
+    }
+    let lower = word.to_lowercase();
+    candidates.any(|w| *w == lower)
 }
 
 /// `|` quoting, but not a table row written by the sender (`| Reel | 800 |`).

@@ -83,7 +83,7 @@ fn marker(tag: &str, after: &str) -> Option<Marker> {
     if !lower.contains('=') {
         return None;
     }
-    const SKIP: [&str; 9] = [
+    const SKIP: [&str; 11] = [
         "gmail_quote",
         "gmail_attr",
         "yahoo_quoted",
@@ -93,6 +93,8 @@ fn marker(tag: &str, after: &str) -> Option<Marker> {
         "applemailsignature",
         "__quoted_text__",
         "gmail_signature",
+        "ms-outlook-mobile-signature",
+        "__sig_pre__",
     ];
     if SKIP.iter().any(|m| lower.contains(m)) {
         return Some(Marker::Skip);
@@ -100,7 +102,16 @@ fn marker(tag: &str, after: &str) -> Option<Marker> {
     let squeezed: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
     let outlook_header = squeezed.contains("border-top:solid#e1e1e1")
         || squeezed.contains("border-top:solid#b5c4df");
-    if lower.contains("divrplyfwdmsg") || lower.contains("__divider__") || outlook_header {
+    const TRUNCATE: [&str; 7] = [
+        "divrplyfwdmsg",
+        "__divider__",
+        "mail-editor-reference-message-container",
+        "olk_src_body_section",
+        "messagereplysection",
+        "outlookmessageheader",
+        "moz-forward-container",
+    ];
+    if outlook_header || TRUNCATE.iter().any(|m| lower.contains(m)) {
         return Some(Marker::Truncate);
     }
     None

@@ -233,3 +233,15 @@ fn pasted_reports_end_the_new_text() {
     let body = "Hola:\n\nPego el aviso.\n\nLucía\n\n-------- Aviso pegado --------\nThis is the mail system at host mail.b.example.\n";
     sure(body, "Hola:\n\nPego el aviso.\n\nLucía");
 }
+
+#[test]
+fn framed_attributions_and_plain_rules() {
+    let zoho =
+        "Deal!\n\n---- On Mon, 16 Nov 2026 10:00:00 +0100 Brand <p@b.example> wrote ----\n\nHi Ana";
+    sure(zoho, "Deal!");
+    // A rule of dashes alone is decoration, not history.
+    sure(
+        "Thanks\n----------\nAna Souza\nPhotographer",
+        "Thanks\n----------\nAna Souza\nPhotographer",
+    );
+}
