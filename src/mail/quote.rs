@@ -44,8 +44,14 @@ static REPLY_HEADER: LazyLock<RegexSet> = LazyLock::new(|| {
         r"(?i)^.+\sskrev(?-u:\b).*[:：]$",
         // pl: W dniu 16.11.2026 o 10:00, Brand <p@b> pisze: / … napisał(a):
         r"(?i)^.+\s(?:pisze|napisał|napisała|napisał\(a\))\s*[:：]$",
-        // ru: … пользователь Brand <p@b> написал: / Brand написал(а):
-        r"(?i)^.+\sнаписал(?:а|\(а\))?\s*[:：]$",
+        // ru: … пользователь Brand <p@b> написал: / Brand написал(а): / Thunderbird: Brand пишет:
+        r"(?i)^.+\s(?:написал(?:а|\(а\))?|пишет)\s*[:：]$",
+        // de, nl (Yahoo, Apple Mail): … hat Brand Folgendes geschrieben: / … het volgende geschreven:
+        r"(?i)^.+\s(?:geschrieben|geschreven)\s*[:：]$",
+        // pl (Apple Mail): Wiadomość napisana przez Brand <p@b> w dniu 16.11.2026, o godz. 10:00:
+        r"(?i)^wiadomość\s+napisana\s+przez\s.+[:：]$",
+        // ja (Apple Mail): 2026/11/16 10:00、Brand <p@b>のメール:
+        r"^.+のメール\s*[:：]$",
         // ja: … さんは書きました:
         r"^.+書きました\s*[:：]$",
         // zh: 在 2026年11月16日 10:00，Brand <p@b> 写道：
@@ -56,6 +62,9 @@ static REPLY_HEADER: LazyLock<RegexSet> = LazyLock::new(|| {
         r"^\s*\d{1,4}(?:[-/.]\d{1,2}[-/.]\d{1,4}|年\d{1,2}月\d{1,2}日)\S*\s.*<?[^\s<>@]+@[^\s<>@]+>?\s*[:：]?$",
         // weekday first (Gmail ru, pl, ja without "On"): пн, 16 нояб. 2026 г. в 10:00, Brand <a@b>:
         r"(?i)^\s*\p{L}{2,4}\.?,\s+\d{1,2}\.?\s+\p{L}{3,10}\.?\s+\d{4}.*<[^\s<>@]+@[^\s<>@]+>\s*[:：]$",
+        // any other line with a date that ends in a bracketed address and a colon (Mail.ru:
+        // "Понедельник, 16 ноября 2026, 10:00 +03:00 от Brand <p@b>:")
+        r"^.*\d.*<[^\s<>@]+@[^\s<>@]+>\s*[:：]$",
     ])
     .expect("valid reply header patterns")
 });
@@ -64,7 +73,7 @@ static REPLY_HEADER: LazyLock<RegexSet> = LazyLock::new(|| {
 /// colon that names an address and is followed by quoted lines, or that names a reply verb.
 static REPLY_HEADER_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(?:[^\s<>@]+@[^\s<>@]+.*|(?-u:\b)(?:wrote|schrieb|écrit|escribió|scritto|escreveu|schreef|skrev|pisze|napisał|написал)|写道|書きました)\s*[:：]$",
+        r"(?i)(?:[^\s<>@]+@[^\s<>@]+.*|(?-u:\b)(?:wrote|schrieb|écrit|escribió|scritto|escreveu|schreef|skrev|pisze|napisał|написал|пишет|geschrieben|geschreven)|写道|書きました|のメール)\s*[:：]$",
     )
     .expect("valid regex")
 });
@@ -78,14 +87,14 @@ static HEADER_LINE: LazyLock<Regex> = LazyLock::new(|| {
           | von|gesendet|an|betreff|datum|kopie
           | de|envoyé|à|a|objet|cc|date\sd'envoi
           | da|inviato|oggetto|data
-          | enviado|enviada|para|asunto|fecha|assunto
+          | enviado|enviada|enviado\sel|para|asunto|fecha|assunto
           | van|verzonden|aan|onderwerp
           | från|skickat|till|ämne|kopia
-          | fra|sendt|til|emne
+          | fra|sendt|til|emne|dato
           | od|wysłane|wysłano|do|temat|dw
           | от|отправлено|кому|тема|дата|копия
           | 差出人|送信日時|宛先|件名|日付
-          | 发件人|发送时间|收件人|主题|抄送|日期|寄件者|傳送時間|收件者|主旨
+          | 发件人|发送时间|收件人|主题|抄送|日期|寄件者|寄件日期|傳送時間|收件者|主旨
         )[\s*_]{0,4}[:：]",
     )
     .expect("valid regex")
@@ -274,11 +283,7 @@ fn doubt(line: &str, tag: Tag) -> Option<String> {
         return Some(format!("kept a header line: {:?}", clip(line)));
     }
     let t = line.trim();
-    if t.len() <= MAX_SHAPE_LEN
-        && t.ends_with([':', '：'])
-        && names_date_or_address(t)
-        && REPLY_HEADER_LOOSE.is_match(t)
-    {
+    if t.len() <= MAX_SHAPE_LEN && t.ends_with([':', '：']) && REPLY_HEADER_LOOSE.is_match(t) {
         return Some(format!("kept a reply-header-like line: {:?}", clip(line)));
     }
     None
