@@ -7,6 +7,7 @@ use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 use super::attachments::without_attachment_bodies;
+use super::quote::NO_NEW_TEXT;
 use super::{NewText, new_text, normalize_address, normalize_message_id, quote_html};
 
 /// What collabd keeps of a mail. Every string is free of NUL bytes (Postgres rejects them).
@@ -100,7 +101,8 @@ fn body_text(msg: &Message<'_>) -> (String, NewText) {
     let text = to_text(&html);
     let cut = quote_html::cut(&html);
     let new = match cut {
-        Cow::Owned(cut) => Some(new_text(&to_text(&cut))).filter(|n| !n.text.trim().is_empty()),
+        Cow::Owned(cut) => Some(new_text(&to_text(&cut)))
+            .filter(|n| !n.text.is_empty() && n.unsure.as_deref() != Some(NO_NEW_TEXT)),
         Cow::Borrowed(_) => None,
     };
     let new = new.unwrap_or_else(|| new_text(&text));

@@ -138,10 +138,15 @@ static EMBEDDED: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+/// A link's footnote number as html2text writes it: "[Outlook for iOS][2]".
+static LINK_REF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\]\[\d+\]").expect("valid regex"));
+
 /// Mobile and mail-client signatures, one line each (markup such as `*` is stripped first).
 static SIGNATURE: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSet::new([
-        r"(?i)^sent\s(?:from|with|via|using)\s(?:my\s)?.+$",
+        r"(?i)^sent\sfrom\s.+$",
+        // "Sent with love," is a sign-off; "Sent with Proton Mail secure email." is not.
+        r"(?i)^sent\s(?:with|via|using)\s(?:the\s)?(?:proton|blackberry|spark|airmail|superhuman|newton|gmail|outlook|yahoo|aol|gmx|web\.de|mail|.+\sapp(?-u:\b)|.+(?-u:\b)mail(?-u:\b)).*$",
         r"(?i)^get\s+outlook\s+for\s+(?:ios|android)$",
         r"(?i)^(?:obtenir|télécharger)\s+outlook\s+pour\s+(?:ios|android)$",
         r"(?i)^envoyé\s(?:de|depuis|à\spartir\sde)\s.+$",
@@ -189,6 +194,9 @@ enum Tag {
     /// The first line of such a block.
     HeaderBlock,
 }
+
+/// Why a text kept whole is unsure: nothing of the sender's own was found outside quotes.
+pub(super) const NO_NEW_TEXT: &str = "no new text outside quoted history";
 
 /// The new text of a reply, and whether the stripper is sure where it ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -242,7 +250,7 @@ pub fn new_text(body: &str) -> NewText {
 
     if kept.is_empty() {
         let text = lines.join("\n").trim().to_owned();
-        let unsure = (!text.is_empty()).then(|| "no new text outside quoted history".to_owned());
+        let unsure = (!text.is_empty()).then(|| NO_NEW_TEXT.to_owned());
         return NewText { text, unsure };
     }
     let mut text = String::with_capacity(kept.iter().map(|&k| lines[k].len() + 1).sum());
@@ -398,6 +406,14 @@ fn tag(line: &str) -> Tag {
     let cjk_tail = t.ends_with("から送信") || t.ends_with("发送");
     if t.len() <= 90 && (LEADS.0[lead] || LEADS.1[lead] || cjk_tail) {
         let bare = t.split('<').next().unwrap_or(t);
+        // html2text writes links as "Get [Outlook for iOS][2]".
+        let unlinked;
+        let bare = if bare.contains('[') {
+            unlinked = LINK_REF.replace_all(bare, "").replace(['[', ']'], "");
+            unlinked.as_str()
+        } else {
+            bare
+        };
         let bare = bare.trim_matches(|c: char| c == '*' || c == '_' || c.is_whitespace());
         let first = bare.split_whitespace().next().unwrap_or("");
         let cjk = cjk_tail || !first.is_ascii() && bare.contains("我的");

@@ -171,10 +171,14 @@ fn mobile_and_client_signatures() {
         "Outlook für iOS herunterladen",
         "Sent from Yahoo Mail on Android",
         "Sent with Proton Mail secure email.",
+        "Sent via BlackBerry from T-Mobile",
+        "Sent using the Mail.ru app",
         "Sent from my Galaxy",
         "Sent from my Samsung Galaxy smartphone.",
         "Отправлено из мобильной Почты Mail.ru",
         "*Sent from my iPhone*",
+        "Get [Outlook for iOS][2]",
+        "Get Outlook for Android<https://aka.ms/AAb9ysg>",
     ] {
         sure(
             &format!("Yes, deal.\nAna\n\n{sig}\n\nOn Mon, Brand <p@b.example> wrote:\n> pitch"),
@@ -222,6 +226,7 @@ fn sentences_that_look_like_shapes_are_kept() {
         "| Format | Rate |\n| Reel | 800 |\nThoughts?",
     );
     sure("Sent the invoice yesterday.\nAna", "Sent the invoice yesterday.\nAna");
+    sure("Deal!\n\nSent with love,\nAna", "Deal!\n\nSent with love,\nAna");
     sure("To: the whole team, thanks!", "To: the whole team, thanks!");
 }
 
