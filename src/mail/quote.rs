@@ -242,7 +242,8 @@ pub fn new_text(body: &str) -> NewText {
         }
         i += 1;
     }
-    while kept.last().is_some_and(|&k| tags[k] == Tag::Empty) {
+    // Blank lines and a rule left above the cut ("----------" over a header block).
+    while kept.last().is_some_and(|&k| tags[k] == Tag::Empty || is_rule(lines[k])) {
         kept.pop();
     }
     let first = kept.iter().position(|&k| tags[k] != Tag::Empty).unwrap_or(kept.len());
@@ -277,6 +278,12 @@ fn opens_history(line: &str, tag: Tag) -> bool {
         Tag::Delimiter => !is_sig_dash(line),
         _ => false,
     }
+}
+
+/// A line drawn with one repeated mark: `----------`, `==========`, `──────────`.
+fn is_rule(line: &str) -> bool {
+    let t = line.trim();
+    t.chars().count() >= 3 && t.chars().all(|c| matches!(c, '-' | '_' | '=' | '─' | '—' | '*'))
 }
 
 /// The `-- ` signature delimiter: nothing of the sender's follows it.
@@ -424,7 +431,10 @@ fn tag(line: &str) -> Tag {
             return Tag::Embedded;
         }
     }
-    let colon_early = t.chars().take(24).any(|c| c == ':' || c == '：');
+    // Field names are short: the colon comes within the first few dozen bytes.
+    let head = &t.as_bytes()[..t.len().min(72)];
+    let colon_early =
+        head.contains(&b':') || !head.is_ascii() && head.windows(3).any(|w| w == "：".as_bytes());
     if colon_early && HEADER_LINE.is_match(t) {
         return Tag::HeaderLine;
     }

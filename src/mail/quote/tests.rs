@@ -260,6 +260,7 @@ fn framed_attributions_and_plain_rules() {
     let zoho =
         "Deal!\n\n---- On Mon, 16 Nov 2026 10:00:00 +0100 Brand <p@b.example> wrote ----\n\nHi Ana";
     sure(zoho, "Deal!");
+    sure("Yes\n\n----------\nFrom: Brand <p@b.example>\nSent: Monday\n\nHi", "Yes");
     // A rule of dashes alone is decoration, not history.
     sure(
         "Thanks\n----------\nAna Souza\nPhotographer",
