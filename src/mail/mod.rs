@@ -6,11 +6,12 @@ pub mod classify;
 mod decline;
 mod parse;
 mod quote;
+mod quote_html;
 
 pub use bounce::Severity;
 pub use classify::{Classification, ClassifyRules, Kind};
 pub use parse::{ParsedMail, parse};
-pub use quote::{NewText, new_text, strip_quoted};
+pub use quote::{NewText, new_text};
 
 /// Normalises an address for exact lookups: trimmed, lower case, `+tag` removed from the
 /// local part. Returns `None` for anything without a local part and a domain, and for

@@ -1,12 +1,15 @@
 //! Parsing with `mail-parser` into the fields collabd stores and reasons about.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 use super::attachments::without_attachment_bodies;
 use super::bounce::{self, Verdict};
-use super::{new_text, normalize_address, normalize_message_id};
+use super::quote::NO_NEW_TEXT;
+use super::{NewText, new_text, normalize_address, normalize_message_id, quote_html};
 
 /// What collabd keeps of a mail. Every string is free of NUL bytes (Postgres rejects them).
 #[derive(Debug, Clone, Default)]
@@ -61,8 +64,7 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
     };
     let message_id = msg.message_id().and_then(normalize_message_id);
     let from = msg.from().and_then(|a| a.first());
-    let text_body = clean(body_text(&msg));
-    let new = new_text(&text_body);
+    let (text_body, new) = body_text(&msg);
     ParsedMail {
         dedupe_key: message_id.clone().unwrap_or_else(digest),
         message_id,
@@ -88,15 +90,26 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
     }
 }
 
-/// Text of the message: the text parts, or the HTML ones converted when there is no text.
-fn body_text(msg: &Message<'_>) -> String {
+/// Text of the message (the text parts, or the HTML ones converted when there is no text)
+/// and its new text. HTML loses its quote markers in conversion, so its history is cut
+/// before (see `quote_html`); the whole text is stripped when that cut leaves nothing.
+fn body_text(msg: &Message<'_>) -> (String, NewText) {
     if msg.text_body_count() > 0 && msg.text_bodies().any(|p| !p.is_text_html()) {
-        return msg.body_text(0).map(|c| c.into_owned()).unwrap_or_default();
+        let text = clean(msg.body_text(0).unwrap_or_default());
+        let new = new_text(&text);
+        return (text, new);
     }
-    match msg.body_html(0) {
-        Some(html) => html2text::from_read(html.as_bytes(), 100).unwrap_or_default(),
-        None => String::new(),
-    }
+    let Some(html) = msg.body_html(0) else { return Default::default() };
+    let to_text = |h: &str| clean(html2text::from_read(h.as_bytes(), 100).unwrap_or_default());
+    let text = to_text(&html);
+    let cut = quote_html::cut(&html);
+    let new = match cut {
+        Cow::Owned(cut) => Some(new_text(&to_text(&cut)))
+            .filter(|n| !n.text.is_empty() && n.unsure.as_deref() != Some(NO_NEW_TEXT)),
+        Cow::Borrowed(_) => None,
+    };
+    let new = new.unwrap_or_else(|| new_text(&text));
+    (text, new)
 }
 
 fn ids(value: &HeaderValue<'_>) -> Vec<String> {
