@@ -119,3 +119,75 @@ fn defaults_apply_without_sections() {
     assert_eq!(s.database.max_connections, 10);
     assert_eq!(s.ingest.max_message_size, 25 * 1024 * 1024);
 }
+
+/// A mailbox logging in with OAuth2: `auth`, its `oauth2` table and `[secrets] key_file`.
+fn oauth_mailbox(dir: &tempfile::TempDir, auth: &str, oauth2: &str, secrets: &str) -> String {
+    let key = dir.path().join("key");
+    std::fs::write(&key, "ab".repeat(32)).unwrap();
+    let secrets = secrets.replace("KEY", &key.display().to_string());
+    format!(
+        "{secrets}\n{BASE}[[mailboxes]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\nauth = \"{auth}\"\n{oauth2}\n"
+    )
+}
+
+#[test]
+fn oauth_keys_are_checked_and_wrong_combinations_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let google = "[mailboxes.oauth2]\nprovider = \"google\"\nclient_id = \"id\"\nclient_secret_env = \"HOME\"";
+    let secrets = "[secrets]\nkey_file = \"KEY\"";
+    let (ok, err) = check(&write(&dir, &oauth_mailbox(&dir, "xoauth2", google, secrets)));
+    assert!(ok, "{err}");
+    let ms = "[mailboxes.oauth2]\nprovider = \"microsoft\"\ntenant = \"organizations\"\nclient_id = \"id\"";
+    let (ok, err) = check(&write(&dir, &oauth_mailbox(&dir, "oauthbearer", ms, secrets)));
+    assert!(ok, "{err}");
+
+    for (auth, oauth2, secrets, key) in [
+        ("xoauth2", "", secrets, "mailboxes[0].oauth2"),
+        ("password", google, secrets, "mailboxes[0].oauth2"),
+        ("xoauth2", google, "", "secrets.key_file"),
+        ("xoauth2", &google.replace("google", "custom"), secrets, "mailboxes[0].oauth2.token_url"),
+        ("xoauth2", &format!("{google}\ntenant = \"x\""), secrets, "mailboxes[0].oauth2.tenant"),
+        (
+            "xoauth2",
+            &format!("{google}\nclient_secret_file = \"/x\""),
+            secrets,
+            "mailboxes[0].oauth2.client_secret_file",
+        ),
+        (
+            "xoauth2",
+            &format!("{google}\nrefresh_token_file = \"/nonexistent\""),
+            secrets,
+            "mailboxes[0].oauth2.refresh_token_file",
+        ),
+        (
+            "xoauth2",
+            &google.replace("\"google\"", "\"custom\"\ntoken_url = \"not a url\""),
+            secrets,
+            "mailboxes[0].oauth2.token_url",
+        ),
+        ("kerberos", google, secrets, "auth"),
+    ] {
+        let (ok, err) = check(&write(&dir, &oauth_mailbox(&dir, auth, oauth2, secrets)));
+        assert!(!ok && err.contains(key), "{auth} / {oauth2:?}: want {key}, got {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    // A password beside OAuth2 is refused, naming the password key.
+    let both = oauth_mailbox(&dir, "xoauth2", google, secrets)
+        .replace("auth = ", "password_env = \"HOME\"\nauth = ");
+    let (ok, err) = check(&write(&dir, &both));
+    assert!(!ok && err.contains("mailboxes[0].password_file"), "{err}");
+    // A key file that is not 32 bytes of hex.
+    std::fs::write(dir.path().join("bad"), "short").unwrap();
+    let bad = oauth_mailbox(&dir, "xoauth2", google, "[secrets]\nkey_file = \"BAD\"")
+        .replace("BAD", &dir.path().join("bad").display().to_string());
+    let (ok, err) = check(&write(&dir, &bad));
+    assert!(!ok && err.contains("secrets.key_file"), "{err}");
+    // SMTP speaks XOAUTH2 only.
+    let smtp = format!(
+        "{BASE}[secrets]\nkey_file = \"{}\"\n[smtp]\nhost = \"h\"\nfrom = \"a@b.example\"\nusername = \"u\"\nauth = \"oauthbearer\"\n{}",
+        dir.path().join("key").display(),
+        google.replace("mailboxes.oauth2", "smtp.oauth2")
+    );
+    let (ok, err) = check(&write(&dir, &smtp));
+    assert!(!ok && err.contains("smtp.auth"), "{err}");
+}

@@ -381,7 +381,8 @@ impl Drop for Dovecot {
 pub struct MailboxCfg {
     pub name: String,
     pub port: u16,
-    pub password_file: PathBuf,
+    /// `None` for a mailbox that logs in with OAuth2 (its `extra` carries `auth`).
+    pub password_file: Option<PathBuf>,
     pub poll_interval: String,
     pub timeout: String,
     pub extra: String,
@@ -408,7 +409,7 @@ impl DaemonEnv {
         MailboxCfg {
             name: name.into(),
             port,
-            password_file: self.path("imap.pass"),
+            password_file: Some(self.path("imap.pass")),
             poll_interval: "500ms".into(),
             timeout: "5s".into(),
             extra: String::new(),
@@ -423,15 +424,15 @@ impl DaemonEnv {
             self.path("admin.sock").display()
         );
         for m in mailboxes {
+            let password = m
+                .password_file
+                .as_ref()
+                .map(|p| format!("password_file = \"{}\"\n", p.display()))
+                .unwrap_or_default();
             toml.push_str(&format!(
                 "\n[[mailboxes]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-                 username = \"{BRAND}\"\npassword_file = \"{}\"\npoll_interval = \"{}\"\ntimeout = \"{}\"\n{}\n",
-                m.name,
-                m.port,
-                m.password_file.display(),
-                m.poll_interval,
-                m.timeout,
-                m.extra
+                 username = \"{BRAND}\"\n{password}poll_interval = \"{}\"\ntimeout = \"{}\"\n{}\n",
+                m.name, m.port, m.poll_interval, m.timeout, m.extra
             ));
         }
         let path = self.path("collabd.toml");
