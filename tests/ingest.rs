@@ -465,3 +465,73 @@ async fn a_spam_complaint_unsubscribes_from_the_campaign_only() {
     assert_eq!(db.count("SELECT count(*) FROM creator_events WHERE kind = 'complained'").await, 1);
     assert_eq!(db.count("SELECT count(*) FROM collaborations").await, 0);
 }
+
+/// Two replies 100 ms apart, twenty times, with a five-minute poll: only notifications can
+/// bring them in. The second mail of a pair often arrives while the worker runs a command
+/// (SEARCH, FETCH, the IDLE that follows), and Dovecot then announces it only as a
+/// `* N EXISTS` on that command's completion; a worker that dropped it waited for the poll.
+#[tokio::test]
+async fn a_burst_of_two_mails_leaves_neither_waiting_for_the_poll() {
+    const ROUNDS: usize = 20;
+    // 2 s for collabd, plus Dovecot's own 0.5 s before it tells an IDLE client.
+    const LIMIT: Duration = Duration::from_millis(2500);
+    let (db, seed, imap) = seeded_mailbox(2).await;
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.poll_interval = "5m".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    assert!(eventually(WAIT, || async { daemon.logs().contains("connected") }).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut delivery = imap.session().await;
+    let mut latencies = Vec::new();
+    for round in 0..ROUNDS {
+        let mut pending = Vec::new();
+        for creator in 0..2 {
+            if creator == 1 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let n = round as u32;
+            delivery
+                .append("INBOX", None, None, reply_to_outreach(&seed, creator, n))
+                .await
+                .unwrap();
+            pending.push((format!("reply-{creator}-{n}@mail.example"), std::time::Instant::now()));
+        }
+        while !pending.is_empty() {
+            let stored: Vec<String> = sqlx::query_scalar(
+                "SELECT message_id FROM inbound_messages WHERE message_id = ANY($1)",
+            )
+            .bind(pending.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            pending.retain(|(id, at)| {
+                if stored.contains(id) {
+                    latencies.push(at.elapsed());
+                    return false;
+                }
+                assert!(
+                    at.elapsed() <= LIMIT,
+                    "round {round}: {id} not committed {:?} after delivery\n{}",
+                    at.elapsed(),
+                    daemon.logs()
+                );
+                true
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Vary where the next pair finds the worker: mid-IDLE, or just back in it.
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 700)).await;
+    }
+    latencies.sort();
+    println!(
+        "burst: p50 {:?}, max {:?} over {} mails",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+    assert!(latencies.iter().all(|l| *l <= LIMIT));
+    assert_eq!(db.rows("inbound_messages").await, 2 * ROUNDS as i64);
+}
