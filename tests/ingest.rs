@@ -535,3 +535,35 @@ async fn a_burst_of_two_mails_leaves_neither_waiting_for_the_poll() {
     assert!(latencies.iter().all(|l| *l <= LIMIT));
     assert_eq!(db.rows("inbound_messages").await, 2 * ROUNDS as i64);
 }
+
+/// The two announcements the issue names, from a scripted server that makes them happen
+/// every time: a mail that arrives during a body FETCH is announced only on that FETCH's
+/// completion, and one that arrives as IDLE starts only just before its `+` (GreenMail).
+/// Either must be caught up at once, not at the poll five minutes later.
+#[tokio::test]
+async fn mail_announced_outside_idle_is_caught_up_at_once() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 4).await;
+    let imap = ScriptedImap::start().await;
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.poll_interval = "5m".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    assert!(eventually(WAIT, || async { daemon.logs().contains("connected") }).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // On a FETCH completion.
+    imap.deliver_during_next_fetch(reply_to_outreach(&seed, 1, 1));
+    imap.deliver(reply_to_outreach(&seed, 0, 1));
+    wait_for_rows(&db, "inbound_messages", 2, Duration::from_secs(2), &daemon).await;
+
+    // Before IDLE's continuation.
+    imap.deliver_before_next_idle_continuation(reply_to_outreach(&seed, 3, 1));
+    imap.deliver(reply_to_outreach(&seed, 2, 1));
+    wait_for_rows(&db, "inbound_messages", 4, Duration::from_secs(2), &daemon).await;
+    assert_eq!(db.rows("collaborations").await, 4);
+    let logs = daemon.logs();
+    assert!(logs.contains("new mail announced outside IDLE: catching up again"), "{logs}");
+    assert!(logs.contains("new mail announced before IDLE's continuation"), "{logs}");
+}
