@@ -567,3 +567,36 @@ async fn mail_announced_outside_idle_is_caught_up_at_once() {
     assert!(logs.contains("new mail announced outside IDLE: catching up again"), "{logs}");
     assert!(logs.contains("new mail announced before IDLE's continuation"), "{logs}");
 }
+
+/// A changed UIDVALIDITY on a folder left empty: nothing commits for a while, and the
+/// warning used to repeat at every poll until something did.
+#[tokio::test]
+async fn a_uidvalidity_change_is_warned_about_once() {
+    let (db, seed, imap) = seeded_mailbox(1).await;
+    imap.create_folder("Replies").await;
+    imap.append_all("Replies", &[reply_to_outreach(&seed, 0, 1)]).await;
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.extra = "folder = \"Replies\"".into();
+    env.write_config(&[mb], "");
+    let mut daemon = env.spawn();
+    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
+    assert!(daemon.terminate().0.success());
+    {
+        let mut s = imap.session().await;
+        s.delete("Replies").await.unwrap();
+        s.create("Replies").await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let daemon = env.spawn();
+    // Six polls of 500 ms on the empty folder.
+    assert!(
+        eventually(WAIT, || async {
+            daemon.logs().matches("IDLE reached poll_interval").count() >= 6
+        })
+        .await,
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(daemon.logs().matches("UIDVALIDITY or folder changed").count(), 1);
+}
