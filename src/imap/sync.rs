@@ -10,7 +10,7 @@
 //! next is fetched and parsed), [`MailboxWorker::finish`] awaits that commit before the
 //! next batch is handed over and only then post-processes, and a failed fetch still lets
 //! the batch in flight commit. What a session committed but did not post-process is done
-//! at the start of the next one ([`MailboxWorker::post_process_committed`]).
+//! by the next one, after its first catch-up ([`MailboxWorker::post_process_committed`]).
 
 use std::time::{Duration, Instant};
 
@@ -170,7 +170,7 @@ impl MailboxWorker {
         Ok(())
     }
 
-    /// Flags or moves, at the start of a session, whatever was committed but not yet
+    /// Flags or moves, early in a session, whatever was committed but not yet
     /// post-processed: a session that failed (or a daemon killed) between a commit and its
     /// MOVE or STORE would otherwise leave those messages in place for good. Every UID up to
     /// the committed one is done with, so the range is safe to repeat. Skipped where the

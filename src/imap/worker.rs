@@ -145,19 +145,21 @@ impl MailboxWorker {
     /// One connected session: returns Ok only on shutdown.
     async fn session(&self) -> Result<(), ImapError> {
         let Some(mut folder) = self.open().await? else { return Ok(()) };
+        // New replies first, then what earlier sessions committed but could not flag or
+        // move: a post-processing that keeps failing (a missing target folder) must not
+        // keep new replies out of Postgres.
+        self.promise(self.settings.timeout * 3);
+        self.catch_up(&mut folder).await?;
         self.promise(self.settings.timeout * 3);
         self.post_process_committed(&mut folder).await?;
-        loop {
-            self.promise(self.settings.timeout * 3);
-            self.catch_up(&mut folder).await?;
-            if self.shutdown.is_cancelled() {
-                break;
-            }
+        while !self.shutdown.is_cancelled() {
             let wake;
             (folder, wake) = self.wait_for_mail(folder).await?;
             if let Wake::Stop = wake {
                 break;
             }
+            self.promise(self.settings.timeout * 3);
+            self.catch_up(&mut folder).await?;
         }
         folder.logout().await;
         Ok(())
