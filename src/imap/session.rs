@@ -31,25 +31,33 @@ pub(super) struct OpenFolder {
 }
 
 /// What the server announced about the folder's size outside IDLE.
+///
+/// Every EXISTS (and every RECENT that changed) owes a catch-up, with one exception that
+/// keeps a server which repeats itself from looping us: an EXISTS that repeats the count a
+/// catch-up found nothing new at. Counts are not tracked further (an EXPUNGE inside
+/// UID EXPUNGE or IDLE would make them drift): a redundant catch-up costs one SEARCH, a
+/// missed one a reply left waiting until the poll.
 #[derive(Debug, Default)]
 struct Announcements {
-    /// The folder's message count as the server last told it (EXAMINE, EXISTS, EXPUNGE).
-    exists: u32,
+    /// The last message count the server told (EXAMINE, EXISTS); `None` once an EXPUNGE
+    /// made it stale.
+    heard: Option<u32>,
+    /// The count at the last catch-up that found nothing new.
+    settled: Option<u32>,
     recent: u32,
     /// New mail was announced and no catch-up has looked for it yet.
     owed: bool,
 }
 
 impl Announcements {
-    /// An EXISTS or RECENT that changes what we knew means a catch-up is owed.
     fn note(&mut self, r: UnsolicitedResponse) {
         match r {
             UnsolicitedResponse::Exists(n) => {
-                if n != self.exists {
-                    debug!(exists = n, was = self.exists, "EXISTS announced outside IDLE");
+                if self.settled != Some(n) {
+                    debug!(exists = n, "EXISTS announced outside IDLE");
                     self.owed = true;
                 }
-                self.exists = n;
+                self.heard = Some(n);
             }
             UnsolicitedResponse::Recent(n) => {
                 if n > 0 && n != self.recent {
@@ -58,7 +66,7 @@ impl Announcements {
                 }
                 self.recent = n;
             }
-            UnsolicitedResponse::Expunge(_) => self.exists = self.exists.saturating_sub(1),
+            UnsolicitedResponse::Expunge(_) => (self.heard, self.settled) = (None, None),
             _ => {}
         }
     }
@@ -81,6 +89,12 @@ impl OpenFolder {
         while let Ok(r) = self.imap.unsolicited_responses.try_recv() {
             self.news.note(r);
         }
+    }
+
+    /// A catch-up found nothing new: a repeat of the count last heard is no news.
+    pub(super) fn settled(&mut self) {
+        self.note_unsolicited();
+        self.news.settled = self.news.heard;
     }
 
     /// Whether an announcement seen outside IDLE still waits for a catch-up; the caller
@@ -127,7 +141,12 @@ impl MailboxWorker {
         let idle = self.settings.idle && caps.has_str("IDLE");
         let (can_move, uidplus) = (caps.has_str("MOVE"), caps.has_str("UIDPLUS"));
         drop(caps);
-        let news = Announcements { exists: mailbox.exists, recent: mailbox.recent, owed: false };
+        let news = Announcements {
+            heard: Some(mailbox.exists),
+            settled: None,
+            recent: mailbox.recent,
+            owed: false,
+        };
         let mut open = OpenFolder { imap, uidvalidity, can_move, uidplus, idle, news };
         // The catch-up that follows looks for everything anyway.
         open.take_owed();
@@ -183,10 +202,12 @@ impl MailboxWorker {
             }
         };
         folder.imap = timed(limit, "IDLE DONE", handle.done()).await?;
-        if let Some(IdleResponse::NewData(data)) = &woken
-            && let Response::MailboxData(MailboxDatum::Exists(n)) = data.parsed()
-        {
-            folder.news.exists = *n;
+        if let Some(IdleResponse::NewData(data)) = &woken {
+            match data.parsed() {
+                Response::MailboxData(MailboxDatum::Exists(n)) => folder.news.heard = Some(*n),
+                Response::Expunge(_) => (folder.news.heard, folder.news.settled) = (None, None),
+                _ => {}
+            }
         }
         // Whatever the server said, the catch-up that follows looks for it.
         folder.take_owed();
@@ -220,5 +241,36 @@ impl MailboxWorker {
         timed(self.settings.timeout, "NOOP", folder.imap.noop()).await?;
         folder.take_owed();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_new_count_owes_a_catch_up_and_a_settled_repeat_does_not() {
+        let mut news = Announcements { heard: Some(3), ..Default::default() };
+        news.note(UnsolicitedResponse::Exists(3));
+        assert!(std::mem::take(&mut news.owed), "nothing settled yet: look");
+        news.settled = news.heard;
+        news.note(UnsolicitedResponse::Exists(3));
+        assert!(!news.owed, "a server repeating itself does not loop us");
+        news.note(UnsolicitedResponse::Exists(4));
+        assert!(std::mem::take(&mut news.owed));
+        news.settled = Some(4);
+        // One expunged, one arrived: the same count, yet new mail.
+        news.note(UnsolicitedResponse::Expunge(1));
+        news.note(UnsolicitedResponse::Exists(4));
+        assert!(news.owed);
+    }
+
+    #[test]
+    fn a_changed_recent_owes_a_catch_up() {
+        let mut news = Announcements::default();
+        news.note(UnsolicitedResponse::Recent(0));
+        assert!(!news.owed);
+        news.note(UnsolicitedResponse::Recent(2));
+        assert!(news.owed);
     }
 }

@@ -44,7 +44,9 @@ impl MailboxWorker {
                 .await?;
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
         uids.sort_unstable();
-        if !uids.is_empty() {
+        if uids.is_empty() {
+            folder.settled();
+        } else {
             info!(new = uids.len(), after_uid = last, "fetching new messages");
             self.ingest_in_order(folder, &uids).await?;
         }
