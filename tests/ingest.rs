@@ -183,29 +183,29 @@ async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_noth
     );
 }
 
-#[tokio::test]
-async fn a_uidvalidity_reset_rescans_without_reprocessing() {
-    let (db, seed, imap) = seeded_mailbox(2).await;
+/// The config of a daemon watching the folder "Replies", once a first run of it has synced
+/// `messages` there and stopped.
+async fn synced_replies_folder(db: &TestDb, imap: &Dovecot, messages: &[Vec<u8>]) -> DaemonEnv {
     imap.create_folder("Replies").await;
-    let messages = vec![reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)];
-    imap.append_all("Replies", &messages).await;
-    let before = imap.uidvalidity("Replies").await;
-
+    imap.append_all("Replies", messages).await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);
     mb.extra = "folder = \"Replies\"".into();
     env.write_config(&[mb], "");
     let mut daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
+    wait_for_rows(db, "inbound_messages", messages.len() as i64, WAIT, &daemon).await;
     assert!(daemon.terminate().0.success());
+    env
+}
 
+#[tokio::test]
+async fn a_uidvalidity_reset_rescans_without_reprocessing() {
+    let (db, seed, imap) = seeded_mailbox(2).await;
+    let messages = vec![reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)];
+    let env = synced_replies_folder(&db, &imap, &messages).await;
+    let before = imap.uidvalidity("Replies").await;
     // Recreate the folder with the same messages plus a new one: a new UIDVALIDITY.
-    {
-        let mut s = imap.session().await;
-        s.delete("Replies").await.unwrap();
-        s.create("Replies").await.unwrap();
-        s.logout().await.unwrap();
-    }
+    imap.recreate_folder("Replies").await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot derives UIDVALIDITY from time
     // A follow-up of creator 0 arrives twice (a copy with the same Message-ID), in the same
     // batch as the two messages stored before.
@@ -573,21 +573,11 @@ async fn mail_announced_outside_idle_is_caught_up_at_once() {
 #[tokio::test]
 async fn a_uidvalidity_change_is_warned_about_once() {
     let (db, seed, imap) = seeded_mailbox(1).await;
-    imap.create_folder("Replies").await;
-    imap.append_all("Replies", &[reply_to_outreach(&seed, 0, 1)]).await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.extra = "folder = \"Replies\"".into();
-    env.write_config(&[mb], "");
-    let mut daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
-    assert!(daemon.terminate().0.success());
-    {
-        let mut s = imap.session().await;
-        s.delete("Replies").await.unwrap();
-        s.create("Replies").await.unwrap();
-        s.logout().await.unwrap();
-    }
+    let env = synced_replies_folder(&db, &imap, &[reply_to_outreach(&seed, 0, 1)]).await;
+    let before = imap.uidvalidity("Replies").await;
+    imap.recreate_folder("Replies").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot derives UIDVALIDITY from time
+    assert_ne!(imap.uidvalidity("Replies").await, before);
     let daemon = env.spawn();
     // Six polls of 500 ms on the empty folder.
     assert!(

@@ -343,6 +343,14 @@ service anvil {{
         s.logout().await.unwrap();
     }
 
+    /// Deletes and recreates a folder: it comes back empty, with a new UIDVALIDITY.
+    pub async fn recreate_folder(&self, name: &str) {
+        let mut s = self.session().await;
+        s.delete(name).await.unwrap();
+        s.create(name).await.unwrap();
+        s.logout().await.unwrap();
+    }
+
     /// UIDVALIDITY of a folder as the server reports it.
     pub async fn uidvalidity(&self, folder: &str) -> u32 {
         let mut s = self.session().await;
