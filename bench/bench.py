@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark helpers for bench/run: generate a brand mailbox, run the obvious alternative
-(imaplib + email + psycopg), and measure IDLE latency. Not part of the product."""
+(imaplib + email + psycopg), and measure IDLE latency (single replies and bursts). Not part of the product."""
 import argparse, base64, bisect, csv, email, email.policy, imaplib, os, random, socket, subprocess, sys, threading, time
 
 BRAND = "partners@brand.example"
@@ -235,6 +235,50 @@ class IdleWatch(threading.Thread):
         sys.exit("the server announced no new message within 10 s")
 
 
+def q(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(p * len(v)))]
+
+
+def reply_raw(c, mid):
+    return (f"From: <c{c}@creators.example>\r\nTo: <{BRAND}>\r\nSubject: Re: Bench\r\n"
+            f"Message-ID: <{mid}>\r\nIn-Reply-To: <outreach-{c}@brand.example>\r\n"
+            f"Content-Type: text/plain\r\n\r\nYes please!\r\n").encode()
+
+
+def burst(args):
+    """APPENDs replies in pairs 100 ms apart (the second often arrives while collabd runs a
+    command for the first) and times each reply until its row is committed."""
+    import psycopg
+    db = psycopg.connect(args.db, autocommit=True)
+    imap = imaplib.IMAP4("127.0.0.1", args.port)
+    imap.login(BRAND, args.password)
+    rnd = random.Random(11)
+    samples = []
+    for i in range(args.count):
+        time.sleep(rnd.uniform(0.2, 1.0))
+        sent = []
+        for k in range(2):
+            if k:
+                time.sleep(max(0.0, sent[0][1] + 0.1 - time.perf_counter()))
+            c = rnd.randrange(args.creators)
+            mid = f"burst-{i}-{k}-{time.time_ns()}@creators.example"
+            t0 = time.perf_counter()
+            imap.append(args.folder, None, None, reply_raw(c, mid))
+            sent.append((mid, t0))
+        while sent:
+            for mid, t0 in list(sent):
+                if db.execute("SELECT 1 FROM inbound_messages WHERE mailbox = 'bench' AND dedupe_key = %s",
+                              (mid,)).fetchone():
+                    samples.append((time.perf_counter() - t0) * 1000)
+                    sent.remove((mid, t0))
+                elif time.perf_counter() - t0 > 60:
+                    sys.exit(f"message {mid} not committed within 60 s")
+            time.sleep(0.001)
+    imap.logout()
+    print(" ".join(f"{x:.1f}" for x in (q(samples, 0.5), q(samples, 0.99), max(samples))))
+
+
 def latency(args):
     """APPENDs replies one at a time and times each until its row is committed, and until
     a bare IDLE client beside collabd heard of it."""
@@ -248,12 +292,9 @@ def latency(args):
     for i in range(args.count):
         c = rnd.randrange(args.creators)
         mid = f"latency-{i}-{time.time_ns()}@creators.example"
-        raw = (f"From: <c{c}@creators.example>\r\nTo: <{BRAND}>\r\nSubject: Re: Bench\r\n"
-               f"Message-ID: <{mid}>\r\nIn-Reply-To: <outreach-{c}@brand.example>\r\n"
-               f"Content-Type: text/plain\r\n\r\nYes please!\r\n")
         time.sleep(rnd.uniform(0.02, 0.2))
         t0 = time.perf_counter()
-        imap.append(args.folder, None, None, raw.encode())
+        imap.append(args.folder, None, None, reply_raw(c, mid))
         while True:
             if db.execute("SELECT 1 FROM inbound_messages WHERE mailbox = 'bench' AND dedupe_key = %s",
                           (mid,)).fetchone():
@@ -265,10 +306,6 @@ def latency(args):
         samples.append((done - t0) * 1000)
         floors.append((watch.announced_after(t0) - t0) * 1000)
     imap.logout()
-
-    def q(values, p):
-        v = sorted(values)
-        return v[min(len(v) - 1, int(p * len(v)))]
     own = [a - b for a, b in zip(samples, floors)]
     print(" ".join(f"{x:.1f}" for x in (
         q(samples, 0.5), q(samples, 0.95), q(samples, 0.99), max(samples),
@@ -286,8 +323,12 @@ if __name__ == "__main__":
     l = sub.add_parser("latency")
     l.add_argument("--port", type=int); l.add_argument("--password"); l.add_argument("--folder", default="INBOX")
     l.add_argument("--db"); l.add_argument("--count", type=int, default=200); l.add_argument("--creators", type=int)
+    b = sub.add_parser("burst")
+    b.add_argument("--port", type=int); b.add_argument("--password"); b.add_argument("--folder", default="INBOX")
+    b.add_argument("--db"); b.add_argument("--count", type=int, default=100); b.add_argument("--creators", type=int)
     w = sub.add_parser("ingest")
     w.add_argument("--db"); w.add_argument("--n", type=int); w.add_argument("--log")
     w.add_argument("--timeout", type=float, default=3600); w.add_argument("command", nargs="+")
     args = p.parse_args()
-    {"generate": generate, "alternative": alternative, "latency": latency, "ingest": ingest}[args.cmd](args)
+    {"generate": generate, "alternative": alternative, "latency": latency, "burst": burst,
+     "ingest": ingest}[args.cmd](args)

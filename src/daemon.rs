@@ -63,6 +63,7 @@ pub struct Daemon {
     settings: Settings,
     store: Store,
     registry: Registry,
+    logins: Arc<Logins>,
     workers: HashMap<String, Running>,
     admin: JoinHandle<()>,
     shutdown: CancellationToken,
@@ -118,6 +119,7 @@ impl Daemon {
             settings,
             store,
             registry,
+            logins,
             workers: HashMap::new(),
             admin,
             shutdown,
@@ -145,6 +147,7 @@ impl Daemon {
             self.ingestor(),
             self.settings.ingest.batch_size,
             self.settings.ingest.max_message_size,
+            self.logins.get(&Logins::mailbox_key(&mb.name)),
             stop.clone(),
         );
         let health = worker.health();
@@ -238,6 +241,11 @@ impl Daemon {
                 return;
             }
         };
+        if let Err(e) = self.logins.configure(&new, &self.store) {
+            error!(error = %e, "new configuration rejected; keeping the running one");
+            notify(&[NotifyState::Ready, NotifyState::Status(&format!("reload failed: {e}"))]);
+            return;
+        }
         for (field, changed) in [
             ("database", new.database != self.settings.database),
             ("admin", new.admin != self.settings.admin),

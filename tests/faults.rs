@@ -304,3 +304,82 @@ async fn committed_messages_are_moved_even_when_the_first_move_failed() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exact(&db, 2, 2).await;
 }
+
+/// The mailbox's entry in `collabctl --json status`.
+fn mailbox_status(env: &DaemonEnv, name: &str) -> serde_json::Value {
+    let status = collabctl_json(env, &["status"]);
+    let list = status["mailboxes"].as_array().unwrap();
+    list.iter().find(|m| m["name"] == name).cloned().unwrap_or_else(|| panic!("{status}"))
+}
+
+#[tokio::test]
+async fn status_keeps_the_committed_figures_across_a_reload() {
+    let (db, seed, imap) = seeded_mailbox(3).await;
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    wait_for_socket(&env, &daemon).await;
+    imap.append_all("INBOX", &(0..3).map(|i| reply_to_outreach(&seed, i, 1)).collect::<Vec<_>>())
+        .await;
+    wait_for_rows(&db, "inbound_messages", 3, WAIT, &daemon).await;
+    let committed = |s: &serde_json::Value| s["processed"] == 3 && s["highest_uid"] == 3;
+    assert!(eventually(WAIT, || async { committed(&mailbox_status(&env, "brand")) }).await);
+    let before = mailbox_status(&env, "brand");
+
+    // A changed mailbox setting replaces its worker (and its in-memory health).
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.poll_interval = "700ms".into();
+    env.write_config(&[mb], "");
+    daemon.signal(Signal::SIGHUP);
+    assert!(
+        eventually(WAIT, || async { daemon.logs().contains("stopped=[\"brand\"]") }).await,
+        "{}",
+        daemon.logs()
+    );
+    // Right away, and once the new worker has connected and polled (with nothing new).
+    for _ in 0..2 {
+        let after = mailbox_status(&env, "brand");
+        assert!(committed(&after), "{after}");
+        assert!(after["last_commit"].is_string(), "{after}");
+        assert_eq!(after["last_commit"], before["last_commit"], "{after}");
+        assert!(
+            eventually(WAIT, || async {
+                let s = mailbox_status(&env, "brand");
+                s["connected"] == true && s["secs_since_poll"].as_u64().is_some_and(|p| p < 5)
+            })
+            .await
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_successful_login_clears_the_last_error() {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.extra = "max_backoff = \"2s\"".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    wait_for_socket(&env, &daemon).await;
+    assert!(
+        eventually(WAIT, || async { mailbox_status(&env, "brand")["connected"] == true }).await
+    );
+
+    imap.stop();
+    assert!(
+        eventually(WAIT, || async { mailbox_status(&env, "brand")["last_error"].is_string() })
+            .await,
+        "{}",
+        daemon.logs()
+    );
+    // No mail arrives, so nothing is committed: only the login can clear it.
+    imap.restart();
+    let cleared = eventually(WAIT, || async {
+        let s = mailbox_status(&env, "brand");
+        s["connected"] == true && s["last_error"].is_null()
+    })
+    .await;
+    assert!(cleared, "{}\n{}", mailbox_status(&env, "brand"), daemon.logs());
+    assert_eq!(db.rows("inbound_messages").await, 0);
+}

@@ -183,29 +183,29 @@ async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_noth
     );
 }
 
-#[tokio::test]
-async fn a_uidvalidity_reset_rescans_without_reprocessing() {
-    let (db, seed, imap) = seeded_mailbox(2).await;
+/// The config of a daemon watching the folder "Replies", once a first run of it has synced
+/// `messages` there and stopped.
+async fn synced_replies_folder(db: &TestDb, imap: &Dovecot, messages: &[Vec<u8>]) -> DaemonEnv {
     imap.create_folder("Replies").await;
-    let messages = vec![reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)];
-    imap.append_all("Replies", &messages).await;
-    let before = imap.uidvalidity("Replies").await;
-
+    imap.append_all("Replies", messages).await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);
     mb.extra = "folder = \"Replies\"".into();
     env.write_config(&[mb], "");
     let mut daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
+    wait_for_rows(db, "inbound_messages", messages.len() as i64, WAIT, &daemon).await;
     assert!(daemon.terminate().0.success());
+    env
+}
 
+#[tokio::test]
+async fn a_uidvalidity_reset_rescans_without_reprocessing() {
+    let (db, seed, imap) = seeded_mailbox(2).await;
+    let messages = vec![reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)];
+    let env = synced_replies_folder(&db, &imap, &messages).await;
+    let before = imap.uidvalidity("Replies").await;
     // Recreate the folder with the same messages plus a new one: a new UIDVALIDITY.
-    {
-        let mut s = imap.session().await;
-        s.delete("Replies").await.unwrap();
-        s.create("Replies").await.unwrap();
-        s.logout().await.unwrap();
-    }
+    imap.recreate_folder("Replies").await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot derives UIDVALIDITY from time
     // A follow-up of creator 0 arrives twice (a copy with the same Message-ID), in the same
     // batch as the two messages stored before.
@@ -464,4 +464,129 @@ async fn a_spam_complaint_unsubscribes_from_the_campaign_only() {
     );
     assert_eq!(db.count("SELECT count(*) FROM creator_events WHERE kind = 'complained'").await, 1);
     assert_eq!(db.count("SELECT count(*) FROM collaborations").await, 0);
+}
+
+/// Two replies 100 ms apart, twenty times, with a five-minute poll: only notifications can
+/// bring them in. The second mail of a pair often arrives while the worker runs a command
+/// (SEARCH, FETCH, the IDLE that follows), and Dovecot then announces it only as a
+/// `* N EXISTS` on that command's completion; a worker that dropped it waited for the poll.
+#[tokio::test]
+async fn a_burst_of_two_mails_leaves_neither_waiting_for_the_poll() {
+    const ROUNDS: usize = 20;
+    // 2 s for collabd, plus Dovecot's own 0.5 s before it tells an IDLE client.
+    const LIMIT: Duration = Duration::from_millis(2500);
+    let (db, seed, imap) = seeded_mailbox(2).await;
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.poll_interval = "5m".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    assert!(eventually(WAIT, || async { daemon.logs().contains("connected") }).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut delivery = imap.session().await;
+    let mut latencies = Vec::new();
+    for round in 0..ROUNDS {
+        let mut pending = Vec::new();
+        for creator in 0..2 {
+            if creator == 1 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let n = round as u32;
+            delivery
+                .append("INBOX", None, None, reply_to_outreach(&seed, creator, n))
+                .await
+                .unwrap();
+            pending.push((format!("reply-{creator}-{n}@mail.example"), std::time::Instant::now()));
+        }
+        while !pending.is_empty() {
+            let stored: Vec<String> = sqlx::query_scalar(
+                "SELECT message_id FROM inbound_messages WHERE message_id = ANY($1)",
+            )
+            .bind(pending.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            pending.retain(|(id, at)| {
+                if stored.contains(id) {
+                    latencies.push(at.elapsed());
+                    return false;
+                }
+                assert!(
+                    at.elapsed() <= LIMIT,
+                    "round {round}: {id} not committed {:?} after delivery\n{}",
+                    at.elapsed(),
+                    daemon.logs()
+                );
+                true
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Vary where the next pair finds the worker: mid-IDLE, or just back in it.
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 700)).await;
+    }
+    latencies.sort();
+    println!(
+        "burst: p50 {:?}, max {:?} over {} mails",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+    assert!(latencies.iter().all(|l| *l <= LIMIT));
+    assert_eq!(db.rows("inbound_messages").await, 2 * ROUNDS as i64);
+}
+
+/// The two announcements the issue names, from a scripted server that makes them happen
+/// every time: a mail that arrives during a body FETCH is announced only on that FETCH's
+/// completion, and one that arrives as IDLE starts only just before its `+` (GreenMail).
+/// Either must be caught up at once, not at the poll five minutes later.
+#[tokio::test]
+async fn mail_announced_outside_idle_is_caught_up_at_once() {
+    let db = TestDb::new().await;
+    let seed = seed(&db, 4).await;
+    let imap = ScriptedImap::start().await;
+    let env = DaemonEnv::new(&db.url);
+    let mut mb = env.mailbox("brand", imap.port);
+    mb.poll_interval = "5m".into();
+    env.write_config(&[mb], "");
+    let daemon = env.spawn();
+    assert!(eventually(WAIT, || async { daemon.logs().contains("connected") }).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // On a FETCH completion.
+    imap.deliver_during_next_fetch(reply_to_outreach(&seed, 1, 1));
+    imap.deliver(reply_to_outreach(&seed, 0, 1));
+    wait_for_rows(&db, "inbound_messages", 2, Duration::from_secs(2), &daemon).await;
+
+    // Before IDLE's continuation.
+    imap.deliver_before_next_idle_continuation(reply_to_outreach(&seed, 3, 1));
+    imap.deliver(reply_to_outreach(&seed, 2, 1));
+    wait_for_rows(&db, "inbound_messages", 4, Duration::from_secs(2), &daemon).await;
+    assert_eq!(db.rows("collaborations").await, 4);
+    let logs = daemon.logs();
+    assert!(logs.contains("new mail announced outside IDLE: catching up again"), "{logs}");
+    assert!(logs.contains("new mail announced before IDLE's continuation"), "{logs}");
+}
+
+/// A changed UIDVALIDITY on a folder left empty: nothing commits for a while, and the
+/// warning used to repeat at every poll until something did.
+#[tokio::test]
+async fn a_uidvalidity_change_is_warned_about_once() {
+    let (db, seed, imap) = seeded_mailbox(1).await;
+    let env = synced_replies_folder(&db, &imap, &[reply_to_outreach(&seed, 0, 1)]).await;
+    let before = imap.uidvalidity("Replies").await;
+    imap.recreate_folder("Replies").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot derives UIDVALIDITY from time
+    assert_ne!(imap.uidvalidity("Replies").await, before);
+    let daemon = env.spawn();
+    // Six polls of 500 ms on the empty folder.
+    assert!(
+        eventually(WAIT, || async {
+            daemon.logs().matches("IDLE reached poll_interval").count() >= 6
+        })
+        .await,
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(daemon.logs().matches("UIDVALIDITY or folder changed").count(), 1);
 }

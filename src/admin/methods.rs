@@ -521,7 +521,12 @@ impl AdminContext {
         Ok(json!({ "flow": "code", "authorize_url": url }))
     }
 
+    /// Live figures from the workers; the committed ones (`processed`, `highest_uid`,
+    /// `last_commit`) from `mailbox_sync`, so a reload or restart does not reset them. With
+    /// the database unreachable, the workers' own view stands in.
     async fn status(&self) -> Outcome {
+        let committed = self.store.sync_summaries().await.ok();
+        let now = chrono::Utc::now();
         let mailboxes: Vec<Value> = self
             .mailboxes
             .read()
@@ -529,21 +534,32 @@ impl AdminContext {
             .iter()
             .map(|(name, h)| {
                 let h = h.lock().expect("health lock").clone();
+                let c = committed.as_ref().and_then(|all| all.iter().find(|c| &c.mailbox == name));
+                let (highest_uid, processed) = match (c, &committed) {
+                    (Some(c), _) => (c.last_uid, u64::try_from(c.processed).unwrap_or(0)),
+                    // Reachable, never synced.
+                    (None, Some(_)) => (0, 0),
+                    (None, None) => (h.last_uid, h.processed),
+                };
                 json!({
                     "name": name,
                     "connected": h.connected,
                     "last_sync": h.last_sync,
-                    "uidvalidity": h.uidvalidity,
-                    "highest_uid": h.last_uid,
-                    "processed": h.processed,
+                    "last_poll": h.last_poll,
+                    "secs_since_poll": h.last_poll.map(|t| (now - t).num_seconds().max(0)),
+                    "last_commit": c.map(|c| c.last_commit),
+                    "uidvalidity": h.uidvalidity.or(c.map(|c| c.uidvalidity)),
+                    "highest_uid": highest_uid,
+                    "processed": processed,
                     "last_error": h.last_error,
+                    "reauthorize": h.reauthorize,
                 })
             })
             .collect();
         Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_secs": self.started.elapsed().as_secs(),
-            "database": self.store.ping().await,
+            "database": committed.is_some(),
             "mailboxes": mailboxes,
         }))
     }

@@ -102,7 +102,7 @@ pub async fn connect(mb: &MailboxSettings, credential: &Credential) -> Result<Se
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(message), _)))
         | Ok(Err((async_imap::error::Error::Bad(message), _))) => {
-            Err(ImapError::Auth { user: mb.username.clone(), message })
+            Err(ImapError::login_refused(&mb.username, message))
         }
         Ok(Err((source, _))) => Err(ImapError::Protocol { op: "login", source }),
     }

@@ -18,7 +18,7 @@ use sqlx::{ConnectOptions, Postgres, Transaction};
 pub use collabs::CollabRef;
 pub use inbound::NewInbound;
 pub use outreach::OutreachRef;
-pub use sync::SyncState;
+pub use sync::{SyncState, SyncSummary};
 
 /// Database failures, kept apart from the data problems that callers report differently.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,37 @@ impl SyncState {
     }
 }
 
+/// A mailbox's committed figures, for `status`: they outlive any worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSummary {
+    pub mailbox: String,
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+    pub processed: i64,
+    /// When the last batch committed.
+    pub last_commit: chrono::DateTime<chrono::Utc>,
+}
+
 impl Store {
+    /// The committed figures of every mailbox ever synced.
+    pub async fn sync_summaries(&self) -> Result<Vec<SyncSummary>, StoreError> {
+        let rows = sqlx::query!(
+            "SELECT mailbox, uidvalidity, last_uid, processed, updated_at FROM mailbox_sync"
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SyncSummary {
+                mailbox: r.mailbox,
+                uidvalidity: r.uidvalidity as u32,
+                last_uid: r.last_uid as u32,
+                processed: r.processed,
+                last_commit: r.updated_at,
+            })
+            .collect())
+    }
+
     /// The committed state of a mailbox, if it was ever synced.
     pub async fn sync_state(&self, mailbox: &str) -> Result<Option<SyncState>, StoreError> {
         let row = sqlx::query!(
