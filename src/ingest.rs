@@ -224,6 +224,9 @@ async fn store_batch(
     let rows: Vec<NewInbound<'_>> = decided.iter().map(|d| row(src, d)).collect();
     let ids = inbound::insert_many(tx, &src.mailbox, src.uidvalidity, &rows).await?;
     report.stored = ids.len() as u32;
+    let unmatched: Vec<i64> =
+        decided.iter().filter(|d| d.class.kind == Kind::Unmatched).map(|d| ids[&d.p.uid]).collect();
+    inbound::notify_unmatched(tx, &unmatched).await?;
     // Why each new collaboration exists; only those that were created need the words.
     let origins: Vec<(i64, String, i64)> = decided
         .iter()

@@ -590,3 +590,17 @@ async fn a_uidvalidity_change_is_warned_about_once() {
     );
     assert_eq!(daemon.logs().matches("UIDVALIDITY or folder changed").count(), 1);
 }
+
+#[tokio::test]
+async fn an_unmatched_message_is_announced_when_its_batch_commits() {
+    let db = TestDb::new().await;
+    seed(&db, 1).await;
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen("collabd_unmatched").await.unwrap();
+    let stranger = reply("someone@else.example", "s-1@else.example", None, &[], "Hello there");
+    ingest_in_order(&db, vec![stranger]).await;
+    let note =
+        tokio::time::timeout(Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
+    let id: i64 = db.count("SELECT id FROM inbound_messages WHERE kind = 'unmatched'").await;
+    assert_eq!(note.payload(), id.to_string());
+}

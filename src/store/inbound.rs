@@ -138,6 +138,21 @@ impl super::Store {
     }
 }
 
+/// Tells listeners (`collabctl watch`, the web platform) of new unmatched messages with
+/// `NOTIFY collabd_unmatched, '<id>'`; delivered only when the transaction commits.
+pub async fn notify_unmatched(tx: &mut Tx, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "SELECT pg_notify('collabd_unmatched', id::text) FROM unnest($1::bigint[]) AS u(id)",
+        ids
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Inserts a batch's rows in one statement and returns their ids by UID. A row stored
 /// before (same UID or same dedupe key) fails the whole statement (see `is_stored_before`):
 /// checking every row for a conflict cost more than the rare redo.
