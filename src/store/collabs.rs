@@ -222,7 +222,7 @@ pub async fn open_for(
 }
 
 /// A collaboration in the shape scripts rely on (`collabctl --json`).
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Collaboration {
     pub id: i64,
     pub status: CollabStatus,
@@ -239,7 +239,7 @@ pub struct Collaboration {
 }
 
 /// The creator part of a collaboration.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct CreatorRef {
     pub id: i64,
     pub name: String,
@@ -248,14 +248,14 @@ pub struct CreatorRef {
 }
 
 /// The campaign part of a collaboration.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct CampaignRef {
     pub id: i64,
     pub name: String,
 }
 
 /// One audit record.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Event {
     pub kind: String,
     pub from_status: Option<CollabStatus>,
@@ -266,7 +266,7 @@ pub struct Event {
 }
 
 /// One message linked to a collaboration.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LinkedMessage {
     pub id: i64,
     pub kind: String,

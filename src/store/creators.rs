@@ -52,7 +52,7 @@ pub async fn unsubscribe(tx: &mut Tx, opt_outs: &[(i64, Option<i64>)]) -> Result
 }
 
 /// A Creator Pool entry with its addresses.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Creator {
     pub id: i64,
     pub name: String,

@@ -32,7 +32,7 @@ pub struct NewInbound<'a> {
 }
 
 /// A message waiting for a person to decide what it is.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct UnmatchedMessage {
     pub id: i64,
     pub mailbox: String,
