@@ -12,11 +12,11 @@ use crate::collab::{CollabStatus, Terms};
 use crate::imap::Registry;
 use crate::mail::normalize_address;
 use crate::smtp::{Mailer, OutreachError};
-use crate::store::Store;
 use crate::store::campaigns::Campaign;
 use crate::store::collabs::{CollabError, CollabFilter};
 use crate::store::creators::{Creator, NewCreator};
 use crate::store::outreach::NewOutreach;
+use crate::store::{Page, Store};
 
 /// Everything the admin methods need from the running daemon.
 pub struct AdminContext {
@@ -61,6 +61,34 @@ fn answer<P: Params>(v: P::Output) -> Outcome {
     serde_json::to_value(v).map_err(internal)
 }
 
+/// Runs a list query for `p`: everything as an array when no paging is asked, else one
+/// page (one row more is fetched to learn whether another page follows).
+async fn paged<T, F>(
+    p: PageParams,
+    query: impl FnOnce(Page) -> F,
+    id: impl Fn(&T) -> i64,
+) -> Result<Listing<T>, ErrorBody>
+where
+    F: std::future::Future<Output = Result<Vec<T>, crate::store::StoreError>>,
+{
+    if !p.is_paged() {
+        return Ok(Listing::All(query(Page::default()).await.map_err(internal)?));
+    }
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(invalid("limit", format!("must be 1 to {MAX_PAGE}")));
+    }
+    let page = Page { after: p.after, limit: Some(i64::from(limit) + 1) };
+    let mut items = query(page).await.map_err(internal)?;
+    let next_after = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(&id)
+    } else {
+        None
+    };
+    Ok(Listing::Page { items, next_after })
+}
+
 fn not_found(field: &str, what: &str) -> ErrorBody {
     ErrorBody::field(ErrorCode::NotFound, field, format!("no {field} {what:?}"))
 }
@@ -91,9 +119,13 @@ impl AdminContext {
                 )
             }
             Call::CreatorAdd(p) => answer::<CreatorFields>(self.creator_add(p).await?),
-            Call::CreatorList(p) => answer::<CreatorList>(
-                self.store.list_creators(p.search.as_deref()).await.map_err(internal)?,
-            ),
+            Call::CreatorList(p) => {
+                let search = p.search.as_deref();
+                answer::<CreatorList>(
+                    paged(p.page(), |page| self.store.list_creators(search, page), |c| c.id)
+                        .await?,
+                )
+            }
             Call::CreatorShow(p) => answer::<CreatorShow>(self.creator(&p.creator).await?),
             Call::CreatorImport(p) => answer::<CreatorImport>(self.creator_import(p).await?),
             Call::OutreachRecord(row) => {
@@ -105,6 +137,7 @@ impl AdminContext {
             Call::OutreachSend(p) => answer::<OutreachSend>(self.outreach_send(p, actor).await?),
             Call::CollabCreate(p) => answer::<CollabCreate>(self.collab_create(p, actor).await?),
             Call::CollabList(f) => {
+                let page = f.page();
                 let filter = CollabFilter {
                     campaign_id: match f.campaign {
                         Some(c) => Some(self.campaign(&c).await?.id),
@@ -116,9 +149,9 @@ impl AdminContext {
                     },
                     status: f.status.as_deref().map(parse_status).transpose()?,
                 };
-                answer::<CollabList>(
-                    self.store.list_collaborations(&filter).await.map_err(internal)?,
-                )
+                let list =
+                    paged(page, |page| self.store.list_collaborations(&filter, page), |c| c.id);
+                answer::<CollabList>(list.await?)
             }
             Call::CollabShow(p) => answer::<CollabShow>(self.collab_show(p.id).await?),
             Call::CollabUpdate(u) => {
@@ -146,9 +179,9 @@ impl AdminContext {
                     self.transition(c.id, CollabStatus::Cancelled, actor, Some(&c.reason)).await?,
                 )
             }
-            Call::InboxUnmatched(_) => {
-                answer::<InboxUnmatched>(self.store.unmatched().await.map_err(internal)?)
-            }
+            Call::InboxUnmatched(p) => answer::<InboxUnmatched>(
+                paged(p.page(), |page| self.store.unmatched(page), |m| m.id).await?,
+            ),
             Call::InboxAssign(a) => {
                 let creator = self.creator(&a.creator).await?;
                 let campaign = self.campaign(&a.campaign).await?;

@@ -188,19 +188,19 @@ calls! {
     CampaignList(CampaignList) -> Vec<Campaign>;
     CampaignArchive(CampaignArchive) -> Campaign;
     CreatorAdd(CreatorFields) -> Creator;
-    CreatorList(CreatorList) -> Vec<Creator>;
+    CreatorList(CreatorList) -> Listing<Creator>;
     CreatorShow(CreatorShow) -> Creator;
     CreatorImport(CreatorImport) -> CreatorImportReport;
     OutreachRecord(OutreachFields) -> RecordReport;
     OutreachImport(OutreachImport) -> OutreachImportReport;
     OutreachSend(OutreachSend) -> SendResult;
     CollabCreate(CollabCreate) -> CollabDetail;
-    CollabList(CollabList) -> Vec<Collaboration>;
+    CollabList(CollabList) -> Listing<Collaboration>;
     CollabShow(CollabShow) -> CollabDetail;
     CollabUpdate(CollabUpdate) -> CollabDetail;
     CollabAdvance(CollabAdvance) -> CollabDetail;
     CollabCancel(CollabCancel) -> CollabDetail;
-    InboxUnmatched(InboxUnmatched) -> Vec<UnmatchedMessage>;
+    InboxUnmatched(InboxUnmatched) -> Listing<UnmatchedMessage>;
     InboxAssign(InboxAssign) -> CollabDetail;
     InboxUndecline(InboxUndecline) -> CollabDetail;
     MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart;
@@ -249,12 +249,81 @@ pub struct CreatorFields {
 #[serde(deny_unknown_fields)]
 pub struct CreatorList {
     pub search: Option<String>,
+    /// Rows after this id in the list's order (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many rows (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreatorShow {
     pub creator: String,
+}
+
+/// Paging of a list (`after`, `limit` in its params), keyset on id. With neither field the whole list is answered as an
+/// array; with either, one page as a [`Listing::Page`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageParams {
+    /// Rows after this id in the list's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many rows (1 to [`MAX_PAGE`]; [`DEFAULT_PAGE`] when only `after` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Rows in a page when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 100;
+/// The largest page.
+pub const MAX_PAGE: u32 = 10_000;
+
+/// The lists: their paging fields are their own (not flattened), so a bad one is named.
+pub trait Paged {
+    fn page(&self) -> PageParams;
+}
+
+macro_rules! paged {
+    ($($t:ty),*) => {
+        $(impl Paged for $t {
+            fn page(&self) -> PageParams {
+                PageParams { after: self.after, limit: self.limit }
+            }
+        })*
+    };
+}
+
+paged!(CreatorList, CollabList, InboxUnmatched);
+
+impl PageParams {
+    pub fn is_paged(&self) -> bool {
+        self.after.is_some() || self.limit.is_some()
+    }
+}
+
+/// A list: the whole of it (no paging asked), or one page and where the next one starts
+/// (`next_after`, absent on the last page).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Listing<T> {
+    All(Vec<T>),
+    Page {
+        items: Vec<T>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_after: Option<i64>,
+    },
+}
+
+impl<T> Listing<T> {
+    /// The rows, and where the next page starts.
+    pub fn into_parts(self) -> (Vec<T>, Option<i64>) {
+        match self {
+            Listing::All(items) => (items, None),
+            Listing::Page { items, next_after } => (items, next_after),
+        }
+    }
 }
 
 /// One CSV row of an import: its line number and the fields of the single-row method.
@@ -326,6 +395,12 @@ pub struct CollabList {
     pub campaign: Option<String>,
     pub creator: Option<String>,
     pub status: Option<String>,
+    /// Rows after this id in the list's order (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many rows (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -359,7 +434,14 @@ pub struct CollabCancel {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InboxUnmatched {}
+pub struct InboxUnmatched {
+    /// Rows after this id in the list's order (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many rows (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

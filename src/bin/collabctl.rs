@@ -111,6 +111,8 @@ enum CreatorCmd {
     List {
         #[arg(long)]
         search: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// By id, platform:handle, handle or email address.
     Show { creator: String },
@@ -180,6 +182,21 @@ struct TermsArgs {
     terms: Option<String>,
 }
 
+/// Paging of a list (keyset on id). A table shows 100 rows unless told otherwise and says
+/// how to get the next page; `--json` without paging flags prints the whole list.
+#[derive(Args, Default, Clone, Copy)]
+struct PageArgs {
+    /// At most this many rows (default 100 for a table).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE)))]
+    limit: Option<u32>,
+    /// Start after this id (the `next_after` of the previous page).
+    #[arg(long)]
+    after: Option<i64>,
+    /// Fetch every page (of --limit rows, default 1,000).
+    #[arg(long, conflicts_with = "after")]
+    all: bool,
+}
+
 #[derive(Subcommand)]
 enum CollabCmd {
     Create {
@@ -202,6 +219,8 @@ enum CollabCmd {
         status: Option<String>,
         #[arg(long)]
         creator: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     Show {
         id: i64,
@@ -231,7 +250,10 @@ enum CollabCmd {
 
 #[derive(Subcommand)]
 enum InboxCmd {
-    Unmatched,
+    Unmatched {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Turn an unmatched message into a collaboration and remember its sender.
     Assign {
         message: i64,
@@ -332,7 +354,7 @@ fn show<P: Params>(
 fn print_report<T: serde::Serialize>(
     cli: &Cli,
     v: &T,
-    render: fn(&T) -> String,
+    render: impl FnOnce(&T) -> String,
 ) -> anyhow::Result<()> {
     if cli.json {
         println!("{}", serde_json::to_string_pretty(v)?);
@@ -376,9 +398,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 };
                 show(cli, c, fields, |x| render_creators(slice(x)))
             }
-            CreatorCmd::List { search } => {
-                show(cli, c, CreatorList { search: search.clone() }, |x| render_creators(x))
-            }
+            CreatorCmd::List { search, page } => list(
+                cli,
+                c,
+                *page,
+                |p| CreatorList { search: search.clone(), after: p.after, limit: p.limit },
+                |c: &Creator| c.id,
+                render_creators,
+            ),
             CreatorCmd::Show { creator } => {
                 show(cli, c, CreatorShow { creator: creator.clone() }, |x| {
                     render_creators(slice(x))
@@ -478,14 +505,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 };
                 show(cli, c, params, render_collab)
             }
-            CollabCmd::List { campaign, status, creator } => {
-                let params = CollabList {
+            CollabCmd::List { campaign, status, creator, page } => list(
+                cli,
+                c,
+                *page,
+                |p| CollabList {
                     campaign: campaign.clone(),
                     status: status.clone(),
                     creator: creator.clone(),
-                };
-                show(cli, c, params, |x| render_collabs(x))
-            }
+                    after: p.after,
+                    limit: p.limit,
+                },
+                |c: &Collaboration| c.id,
+                render_collabs,
+            ),
             CollabCmd::Show { id } => show(cli, c, CollabShow { id: *id }, render_collab),
             CollabCmd::Update { id, terms, reason } => {
                 let params =
@@ -502,7 +535,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         },
         Command::Mailbox(_) => unreachable!("handled above"),
         Command::Inbox(cmd) => match cmd {
-            InboxCmd::Unmatched => show(cli, c, InboxUnmatched {}, |x| render_inbox(x)),
+            InboxCmd::Unmatched { page } => list(
+                cli,
+                c,
+                *page,
+                |p| InboxUnmatched { after: p.after, limit: p.limit },
+                |m: &UnmatchedMessage| m.id,
+                render_inbox,
+            ),
             InboxCmd::Assign { message, creator, campaign } => {
                 let params = InboxAssign {
                     message: *message,
@@ -517,6 +557,53 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         },
     }
+}
+
+/// Runs a list call. `--all` fetches page after page; `--json` with no paging flags asks
+/// for the whole list (an array, as before paging existed); otherwise one page, with
+/// `next_after` in the JSON and a note on stderr under a table when more rows exist.
+fn list<P, T>(
+    cli: &Cli,
+    c: &mut Client,
+    args: PageArgs,
+    make: impl Fn(PageParams) -> P,
+    id: fn(&T) -> i64,
+    render: fn(&[T]) -> String,
+) -> anyhow::Result<()>
+where
+    P: Params<Output = Listing<T>>,
+    T: serde::Serialize,
+{
+    if args.all {
+        let limit = Some(args.limit.unwrap_or(1000));
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let (items, next) = c.call(make(PageParams { after, limit }))?.into_parts();
+            // A page that does not move on would loop forever.
+            let last = items.last().map(id);
+            all.extend(items);
+            match next {
+                Some(n) if Some(n) == last && Some(n) != after => after = Some(n),
+                _ => break,
+            }
+        }
+        return print_report(cli, &all, |rows| render(rows));
+    }
+    if cli.json && args.limit.is_none() && args.after.is_none() {
+        return show(cli, c, make(PageParams::default()), |_| String::new());
+    }
+    let page = PageParams { after: args.after, limit: Some(args.limit.unwrap_or(DEFAULT_PAGE)) };
+    show(cli, c, make(page), |l| {
+        let (items, next) = match l {
+            Listing::All(items) => (&items[..], None),
+            Listing::Page { items, next_after } => (&items[..], *next_after),
+        };
+        if let Some(n) = next {
+            eprintln!("more rows: --after {n} for the next page, or --all");
+        }
+        render(items)
+    })
 }
 
 fn slice<T>(x: &T) -> &[T] {

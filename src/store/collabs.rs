@@ -304,20 +304,24 @@ impl From<sqlx::Error> for CollabError {
 }
 
 impl super::Store {
-    /// Lists collaborations, newest first.
+    /// Lists collaborations, newest first (`page.after`: ids below it).
     pub async fn list_collaborations(
         &self,
         f: &CollabFilter,
+        page: super::Page,
     ) -> Result<Vec<Collaboration>, StoreError> {
         let ids = sqlx::query_scalar!(
             r#"SELECT id FROM collaborations
                WHERE ($1::bigint IS NULL OR campaign_id = $1)
                  AND ($2::bigint IS NULL OR creator_id = $2)
                  AND ($3::collab_status IS NULL OR status = $3)
-               ORDER BY id DESC LIMIT 1000"#,
+                 AND ($4::bigint IS NULL OR id < $4)
+               ORDER BY id DESC LIMIT $5"#,
             f.campaign_id,
             f.creator_id,
-            f.status as Option<CollabStatus>
+            f.status as Option<CollabStatus>,
+            page.after,
+            page.limit
         )
         .fetch_all(self.pool())
         .await?;
