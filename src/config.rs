@@ -611,11 +611,12 @@ impl Settings {
             if !smtp.auth.is_oauth() {
                 smtp.password()?;
             }
-            crate::outreach::parse_mailbox(&smtp.from)
-                .map_err(|e| ConfigError::invalid("smtp.from", e.to_string()))?;
+            parse_mailbox(&smtp.from)
+                .map_err(|e| ConfigError::invalid("smtp.from", format!("bad address: {e}")))?;
             if let Some(r) = &smtp.reply_to {
-                crate::outreach::parse_mailbox(r)
-                    .map_err(|e| ConfigError::invalid("smtp.reply_to", e.to_string()))?;
+                parse_mailbox(r).map_err(|e| {
+                    ConfigError::invalid("smtp.reply_to", format!("bad address: {e}"))
+                })?;
             }
         }
         match (&self.secrets.key_file, self.uses_oauth()) {
@@ -697,4 +698,10 @@ fn default_poll_interval() -> Duration {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+/// Parses `"Name <addr>"` or a bare address (`[smtp] from`, `reply_to`); the error names
+/// the text and what is wrong with it.
+pub fn parse_mailbox(s: &str) -> Result<lettre::message::Mailbox, String> {
+    s.parse::<lettre::message::Mailbox>().map_err(|e| format!("{s:?}: {e}"))
 }

@@ -20,7 +20,7 @@ use crate::imap::{MailboxHealth, MailboxWorker, Registry};
 use crate::ingest::Ingestor;
 use crate::mail::ClassifyRules;
 use crate::oauth::Logins;
-use crate::outreach::{Mailer, OutreachError};
+use crate::smtp::{Mailer, OutreachError};
 use crate::store::{Store, StoreError};
 
 /// How long workers get to finish their batch in flight after a stop signal.

@@ -2,7 +2,7 @@
 //!
 //! Data flows `imap` (fetch + sync state) → `mail` (parse, classify, strip quotes) →
 //! `matching` → `ingest` (one transaction per batch) → `store` (all SQL). `collab` holds the
-//! domain rules, `admin` and `outreach` serve operators, `daemon` supervises it all.
+//! domain rules, `admin` and `smtp` (outreach mail) serve operators, `daemon` supervises it all.
 
 pub mod admin;
 pub mod collab;
@@ -13,6 +13,6 @@ pub mod ingest;
 pub mod mail;
 pub mod matching;
 pub mod oauth;
-pub mod outreach;
+pub mod smtp;
 pub mod store;
 pub mod telemetry;

@@ -763,3 +763,81 @@ async fn a_decline_and_its_opt_out_can_be_undone() {
         collabctl(&s.env, &["inbox", "undecline", &msg.to_string(), "--reason", "again"]);
     assert!(!ok && err.contains("not_found"), "{err}");
 }
+
+#[tokio::test]
+async fn lists_page_by_id_and_all_fetches_every_page() {
+    let s = setup("").await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    for (name, handle) in [("Ana Souza", "ana.makes"), ("Ben Okafor", "benbuilds")] {
+        collabctl_json(
+            env,
+            &["creator", "add", "--name", name, "--platform", "tiktok", "--handle", handle],
+        );
+    }
+    for i in 0..250 {
+        let line = json!({"id": i, "method": "collab.create", "params": {
+            "creator": "ana.makes", "campaign": "Winter Glow", "allow_duplicate": true,
+            "terms": {"compensation": {"product": "kit"}}}});
+        let v = raw(env, line.to_string().as_bytes());
+        assert!(v["result"]["id"].is_i64(), "{v}");
+    }
+
+    // Pages of 100, newest first, each saying where the next starts; the last says nothing.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut after: Option<i64> = None;
+    let mut sizes = Vec::new();
+    loop {
+        let mut args = vec!["collab", "list", "--limit", "100"];
+        let after_s = after.map(|a| a.to_string());
+        if let Some(a) = &after_s {
+            args.extend(["--after", a]);
+        }
+        let page = collabctl_json(env, &args);
+        let items = page["items"].as_array().unwrap_or_else(|| panic!("{page}"));
+        let ids: Vec<i64> = items.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+        sizes.push(ids.len());
+        seen.extend(ids.iter().copied());
+        match page["next_after"].as_i64() {
+            Some(n) => {
+                assert_eq!(Some(&n), ids.last(), "{page}");
+                after = Some(n);
+            }
+            None => {
+                assert!(page.get("next_after").is_none(), "{page}");
+                break;
+            }
+        }
+    }
+    assert_eq!(sizes, [100, 100, 50]);
+    assert_eq!(seen.len(), 250, "no row skipped or repeated");
+
+    // --all fetches every page; --json without paging flags is the whole list, as before.
+    let all = collabctl_json(env, &["collab", "list", "--all", "--limit", "40"]);
+    assert_eq!(all.as_array().unwrap().len(), 250);
+    assert_eq!(collabctl_json(env, &["collab", "list"]).as_array().unwrap().len(), 250);
+    let (ok, table, err) = collabctl(env, &["collab", "list", "--all"]);
+    assert!(ok && table.lines().count() == 251, "{err}");
+
+    // A table shows 100 rows and says how to get the rest.
+    let (ok, table, err) = collabctl(env, &["collab", "list"]);
+    assert!(ok && table.starts_with("ID") && table.lines().count() == 101, "{table}");
+    assert!(err.contains("--after"), "{err}");
+
+    // Creators page in the order they were added; unmatched pages even when empty.
+    let first = collabctl_json(env, &["creator", "list", "--limit", "1"]);
+    assert_eq!(first["items"][0]["handle"], "ana.makes", "{first}");
+    let next = first["next_after"].as_i64().unwrap().to_string();
+    let second = collabctl_json(env, &["creator", "list", "--limit", "1", "--after", &next]);
+    assert_eq!(second["items"][0]["handle"], "benbuilds", "{second}");
+    assert!(second.get("next_after").is_none(), "{second}");
+    let inbox = collabctl_json(env, &["inbox", "unmatched", "--limit", "10"]);
+    assert_eq!(inbox, json!({"items": []}));
+
+    // A page size out of range is refused, naming the field.
+    let v = raw(env, br#"{"id":1,"method":"collab.list","params":{"limit":0}}"#);
+    assert_eq!((code(&v), v["error"]["field"].as_str()), ("invalid_params", Some("limit")));
+    let v = raw(env, br#"{"id":1,"method":"collab.list","params":{"after":"x"}}"#);
+    assert_eq!((code(&v), v["error"]["field"].as_str()), ("invalid_params", Some("after")), "{v}");
+}

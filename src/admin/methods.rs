@@ -3,21 +3,20 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::info;
 
-use super::protocol::{ErrorBody, Request};
+use super::protocol::*;
 use crate::collab::{CollabStatus, Terms};
 use crate::imap::Registry;
 use crate::mail::normalize_address;
-use crate::outreach::{Mailer, OutreachError};
-use crate::store::Store;
+use crate::smtp::{Mailer, OutreachError};
 use crate::store::campaigns::Campaign;
 use crate::store::collabs::{CollabError, CollabFilter};
 use crate::store::creators::{Creator, NewCreator};
 use crate::store::outreach::NewOutreach;
+use crate::store::{Page, Store};
 
 /// Everything the admin methods need from the running daemon.
 pub struct AdminContext {
@@ -31,301 +30,114 @@ pub struct AdminContext {
 
 type Outcome = Result<Value, ErrorBody>;
 
-/// Parses parameters, naming the offending field: its path for bad values
-/// (`terms.timeline.deadlines[0].date`), its name for missing or unknown ones.
-fn params<T: DeserializeOwned>(v: Value) -> Result<T, ErrorBody> {
-    let v = if v.is_null() { json!({}) } else { v };
+/// Parses one import row, naming the offending field like [`Call::parse`] does.
+fn row<T: DeserializeOwned>(v: Value) -> Result<T, ErrorBody> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // serde names missing and unknown fields in backticks: "missing field `creator`".
-        let named = inner.split('`').nth(1).map(str::to_owned);
-        let field = match (path.as_str(), named) {
-            (".", Some(n)) => n,
-            // A missing field's path is its parent; an unknown field's path is itself.
-            (p, Some(n)) if inner.starts_with("missing") => format!("{p}.{n}"),
-            (p, _) => p.to_owned(),
-        };
-        ErrorBody {
-            code: "invalid_params".into(),
-            message: format!("{field}: {inner}"),
-            field: Some(field),
-        }
+        invalid_params(&path, e.into_inner().to_string())
     })
+}
+
+/// Each row's line number and its parsed fields (or the error naming the field).
+fn import_rows<T: DeserializeOwned>(rows: Vec<Value>) -> Vec<(u64, Result<T, ErrorBody>)> {
+    rows.into_iter()
+        .map(|mut v| {
+            let line = v.get("line").and_then(Value::as_u64).unwrap_or(0);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("line");
+            }
+            (line, row(v))
+        })
+        .collect()
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorBody {
     tracing::error!(error = %e, "admin request failed");
-    ErrorBody::new("internal", e.to_string())
+    ErrorBody::new(ErrorCode::Internal, e.to_string())
 }
 
-fn to_value(v: impl serde::Serialize) -> Outcome {
+/// The answer of a call whose parameters are `P`: its result type is checked here.
+fn answer<P: Params>(v: P::Output) -> Outcome {
     serde_json::to_value(v).map_err(internal)
 }
 
-fn not_found(field: &str, what: &str) -> ErrorBody {
-    ErrorBody::field("not_found", field, format!("no {field} {what:?}"))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NameParams {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CampaignParams {
-    campaign: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchParams {
-    search: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreatorParams {
-    creator: String,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct CreatorFields {
-    name: String,
-    platform: String,
-    handle: String,
-    #[serde(default)]
-    emails: Vec<String>,
-    #[serde(default)]
-    manager_emails: Vec<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-}
-
-/// A batch of rows from a CSV file; each row is an object with its `line` number and the
-/// fields of the single-row method.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportParams {
-    rows: Vec<Value>,
-}
-
-impl ImportParams {
-    /// Each row's line number and its parsed fields (or the error naming the field).
-    fn rows<T: DeserializeOwned>(self) -> Vec<(u64, Result<T, ErrorBody>)> {
-        self.rows
-            .into_iter()
-            .map(|mut v| {
-                let line = v.get("line").and_then(Value::as_u64).unwrap_or(0);
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("line");
-                }
-                (line, params(v))
-            })
-            .collect()
+/// Runs a list query for `p`: everything as an array when no paging is asked, else one
+/// page (one row more is fetched to learn whether another page follows).
+async fn paged<T, F>(
+    p: PageParams,
+    query: impl FnOnce(Page) -> F,
+    id: impl Fn(&T) -> i64,
+) -> Result<Listing<T>, ErrorBody>
+where
+    F: std::future::Future<Output = Result<Vec<T>, crate::store::StoreError>>,
+{
+    if !p.is_paged() {
+        return Ok(Listing::All(query(Page::default()).await.map_err(internal)?));
     }
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(invalid("limit", format!("must be 1 to {MAX_PAGE}")));
+    }
+    let page = Page { after: p.after, limit: Some(i64::from(limit) + 1) };
+    let mut items = query(page).await.map_err(internal)?;
+    let next_after = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(&id)
+    } else {
+        None
+    };
+    Ok(Listing::Page { items, next_after })
 }
 
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct OutreachFields {
-    message_id: String,
-    campaign: String,
-    creator: String,
-    to: String,
-    #[serde(default)]
-    subject: String,
-    sent_at: Option<chrono::DateTime<chrono::Utc>>,
+fn not_found(field: &str, what: &str) -> ErrorBody {
+    ErrorBody::field(ErrorCode::NotFound, field, format!("no {field} {what:?}"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendParams {
-    campaign: String,
-    creator: String,
-    subject: String,
-    body: String,
-    #[serde(default)]
-    dry_run: bool,
+fn invalid(field: &str, message: impl Into<String>) -> ErrorBody {
+    ErrorBody::field(ErrorCode::InvalidParams, field, message)
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CollabCreateParams {
-    creator: String,
-    campaign: String,
-    terms: Terms,
-    #[serde(default)]
-    allow_duplicate: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CollabListParams {
-    campaign: Option<String>,
-    creator: Option<String>,
-    status: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdParams {
-    id: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateParams {
-    id: i64,
-    terms: Terms,
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AdvanceParams {
-    id: i64,
-    to: String,
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CancelParams {
-    id: i64,
-    reason: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssignParams {
-    message: i64,
-    creator: String,
-    campaign: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UndeclineParams {
-    message: i64,
-    reason: String,
-}
-
-/// Which login an authorization is for: a mailbox, or the SMTP identity.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginParams {
-    mailbox: Option<String>,
-    #[serde(default)]
-    smtp: bool,
-}
-
-/// The flows of `mailbox.authorize`; `auto` is the device flow where the provider offers
-/// it, the code flow otherwise.
-#[derive(Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-enum Flow {
-    #[default]
-    Auto,
-    Device,
-    Code,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuthorizeParams {
-    mailbox: Option<String>,
-    #[serde(default)]
-    smtp: bool,
-    #[serde(default)]
-    flow: Flow,
-    /// Where the provider sends the browser back (collabctl's loopback listener).
-    redirect_uri: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuthorizeFinishParams {
-    mailbox: Option<String>,
-    #[serde(default)]
-    smtp: bool,
-    code: String,
-    state: String,
-}
-
-/// Methods that change data; each is logged with the caller.
-const MUTATING: &[&str] = &[
-    "campaign.create",
-    "campaign.archive",
-    "creator.add",
-    "creator.import",
-    "outreach.record",
-    "outreach.import",
-    "outreach.send",
-    "collab.create",
-    "collab.update",
-    "collab.advance",
-    "collab.cancel",
-    "inbox.assign",
-    "inbox.undecline",
-    "mailbox.authorize",
-    "mailbox.authorize_finish",
-];
 
 impl AdminContext {
     /// Runs one request as `actor` (the caller's user, recorded on every event).
     pub async fn dispatch(&self, req: Request, actor: &str) -> Outcome {
-        if MUTATING.contains(&req.method.as_str()) {
+        let call = Call::parse(&req.method, req.params)?;
+        if call.is_mutating() {
             info!(actor, method = %req.method, "admin change requested");
         }
-        let p = req.params;
-        match req.method.as_str() {
-            "status" => self.status().await,
-            "campaign.create" => {
-                let NameParams { name } = params(p)?;
-                let name = name.trim();
-                if name.is_empty() {
-                    return Err(ErrorBody::field("invalid_params", "name", "must not be empty"));
-                }
-                match self.store.create_campaign(name).await.map_err(internal)? {
-                    Some(c) => to_value(c),
-                    None => Err(ErrorBody::field(
-                        "conflict",
-                        "name",
-                        format!("campaign {name:?} exists"),
-                    )),
-                }
+        match call {
+            Call::Status(_) => answer::<StatusParams>(self.status().await),
+            Call::CampaignCreate(p) => answer::<CampaignCreate>(self.campaign_create(p).await?),
+            Call::CampaignList(_) => {
+                answer::<CampaignList>(self.store.list_campaigns().await.map_err(internal)?)
             }
-            "campaign.list" => to_value(self.store.list_campaigns().await.map_err(internal)?),
-            "campaign.archive" => {
-                let CampaignParams { campaign } = params(p)?;
-                let c = self.campaign(&campaign).await?;
-                to_value(self.store.archive_campaign(c.id).await.map_err(internal)?)
+            Call::CampaignArchive(p) => {
+                let c = self.campaign(&p.campaign).await?;
+                // None only if the campaign went away since it was found.
+                let archived = self.store.archive_campaign(c.id).await.map_err(internal)?;
+                answer::<CampaignArchive>(
+                    archived.ok_or_else(|| not_found("campaign", &p.campaign))?,
+                )
             }
-            "creator.add" => self.creator_add(params(p)?).await,
-            "creator.list" => {
-                let SearchParams { search } = params(p)?;
-                to_value(self.store.list_creators(search.as_deref()).await.map_err(internal)?)
+            Call::CreatorAdd(p) => answer::<CreatorFields>(self.creator_add(p).await?),
+            Call::CreatorList(p) => {
+                let search = p.search.as_deref();
+                answer::<CreatorList>(
+                    paged(p.page(), |page| self.store.list_creators(search, page), |c| c.id)
+                        .await?,
+                )
             }
-            "creator.show" => {
-                let CreatorParams { creator } = params(p)?;
-                to_value(self.creator(&creator).await?)
-            }
-            "creator.import" => self.creator_import(params(p)?).await,
-            "outreach.record" => {
-                let row: OutreachFields = params(p)?;
+            Call::CreatorShow(p) => answer::<CreatorShow>(self.creator(&p.creator).await?),
+            Call::CreatorImport(p) => answer::<CreatorImport>(self.creator_import(p).await?),
+            Call::OutreachRecord(row) => {
                 let new = self.outreach_rows(vec![Ok(row)]).await?.remove(0)?;
                 let added = self.store.record_outreach(&[new]).await.map_err(internal)?;
-                Ok(json!({ "recorded": added, "skipped": 1 - added }))
+                answer::<OutreachFields>(RecordReport { recorded: added, skipped: 1 - added })
             }
-            "outreach.import" => self.outreach_import(params(p)?).await,
-            "outreach.send" => self.outreach_send(params(p)?, actor).await,
-            "collab.create" => self.collab_create(params(p)?, actor).await,
-            "collab.list" => {
-                let f: CollabListParams = params(p)?;
+            Call::OutreachImport(p) => answer::<OutreachImport>(self.outreach_import(p).await?),
+            Call::OutreachSend(p) => answer::<OutreachSend>(self.outreach_send(p, actor).await?),
+            Call::CollabCreate(p) => answer::<CollabCreate>(self.collab_create(p, actor).await?),
+            Call::CollabList(f) => {
+                let page = f.page();
                 let filter = CollabFilter {
                     campaign_id: match f.campaign {
                         Some(c) => Some(self.campaign(&c).await?.id),
@@ -337,47 +149,40 @@ impl AdminContext {
                     },
                     status: f.status.as_deref().map(parse_status).transpose()?,
                 };
-                to_value(self.store.list_collaborations(&filter).await.map_err(internal)?)
+                let list =
+                    paged(page, |page| self.store.list_collaborations(&filter, page), |c| c.id);
+                answer::<CollabList>(list.await?)
             }
-            "collab.show" => {
-                let IdParams { id } = params(p)?;
-                self.collab_show(id).await
-            }
-            "collab.update" => {
-                let u: UpdateParams = params(p)?;
+            Call::CollabShow(p) => answer::<CollabShow>(self.collab_show(p.id).await?),
+            Call::CollabUpdate(u) => {
                 validate_terms(&u.terms)?;
                 self.store
                     .update_terms(u.id, &u.terms, actor, u.reason.as_deref())
                     .await
                     .map_err(collab_error)?;
-                self.collab_show(u.id).await
+                answer::<CollabUpdate>(self.collab_show(u.id).await?)
             }
-            "collab.advance" => {
-                let a: AdvanceParams = params(p)?;
+            Call::CollabAdvance(a) => {
                 let to = parse_status(&a.to)?;
                 if to == CollabStatus::Cancelled {
-                    return Err(ErrorBody::field(
-                        "invalid_params",
-                        "to",
-                        "use collab.cancel (a reason is required)",
-                    ));
+                    return Err(invalid("to", "use collab.cancel (a reason is required)"));
                 }
-                self.transition(a.id, to, actor, a.reason.as_deref()).await
+                answer::<CollabAdvance>(
+                    self.transition(a.id, to, actor, a.reason.as_deref()).await?,
+                )
             }
-            "collab.cancel" => {
-                let c: CancelParams = params(p)?;
+            Call::CollabCancel(c) => {
                 if c.reason.trim().is_empty() {
-                    return Err(ErrorBody::field(
-                        "invalid_params",
-                        "reason",
-                        "a reason is required",
-                    ));
+                    return Err(invalid("reason", "a reason is required"));
                 }
-                self.transition(c.id, CollabStatus::Cancelled, actor, Some(&c.reason)).await
+                answer::<CollabCancel>(
+                    self.transition(c.id, CollabStatus::Cancelled, actor, Some(&c.reason)).await?,
+                )
             }
-            "inbox.unmatched" => to_value(self.store.unmatched().await.map_err(internal)?),
-            "inbox.assign" => {
-                let a: AssignParams = params(p)?;
+            Call::InboxUnmatched(p) => answer::<InboxUnmatched>(
+                paged(p.page(), |page| self.store.unmatched(page), |m| m.id).await?,
+            ),
+            Call::InboxAssign(a) => {
                 let creator = self.creator(&a.creator).await?;
                 let campaign = self.campaign(&a.campaign).await?;
                 let collab = self
@@ -386,12 +191,11 @@ impl AdminContext {
                     .await
                     .map_err(internal)?
                     .ok_or_else(|| not_found("message", &format!("{} (unmatched)", a.message)))?;
-                self.collab_show(collab.id).await
+                answer::<InboxAssign>(self.collab_show(collab.id).await?)
             }
-            "inbox.undecline" => {
-                let u: UndeclineParams = params(p)?;
+            Call::InboxUndecline(u) => {
                 if u.reason.trim().is_empty() {
-                    return Err(ErrorBody::field("invalid_params", "reason", "must not be empty"));
+                    return Err(invalid("reason", "must not be empty"));
                 }
                 let collab = self
                     .store
@@ -404,50 +208,56 @@ impl AdminContext {
                             &format!("{} (a matched decline or complaint)", u.message),
                         )
                     })?;
-                self.collab_show(collab.id).await
+                answer::<InboxUndecline>(self.collab_show(collab.id).await?)
             }
-            "mailbox.authorize" => self.authorize(params(p)?).await,
-            "mailbox.authorize_finish" => {
-                let f: AuthorizeFinishParams = params(p)?;
+            Call::MailboxAuthorize(p) => answer::<MailboxAuthorize>(self.authorize(p).await?),
+            Call::MailboxAuthorizeFinish(f) => {
                 let (key, source) =
-                    self.login(&LoginParams { mailbox: f.mailbox, smtp: f.smtp })?;
+                    self.login(&MailboxAuthorizeStatus { mailbox: f.mailbox, smtp: f.smtp })?;
                 let start = self.logins.take_code(&key).ok_or_else(|| {
                     ErrorBody::new(
-                        "not_found",
+                        ErrorCode::NotFound,
                         "no code flow in progress for this login: start it again",
                     )
                 })?;
                 let result = source.finish_code(start, &f.code, &f.state).await;
                 self.authorize_result(&key, result)?;
-                to_value(json!({ "state": "authorized" }))
+                answer::<MailboxAuthorizeFinish>(crate::oauth::AuthorizeState::Authorized)
             }
-            "mailbox.authorize_status" => {
-                let login: LoginParams = params(p)?;
+            Call::MailboxAuthorizeStatus(login) => {
                 let (key, _) = self.login(&login)?;
                 let state = self.logins.state(&key).ok_or_else(|| {
-                    ErrorBody::new("not_found", "no authorization was started for this login")
+                    ErrorBody::new(
+                        ErrorCode::NotFound,
+                        "no authorization was started for this login",
+                    )
                 })?;
-                to_value(state)
+                answer::<MailboxAuthorizeStatus>(state)
             }
-            other => Err(ErrorBody::field(
-                "unknown_method",
-                "method",
-                format!("unknown method {other:?}; see docs/admin-protocol.md"),
-            )),
         }
+    }
+
+    async fn campaign_create(&self, p: CampaignCreate) -> Result<Campaign, ErrorBody> {
+        let name = p.name.trim();
+        if name.is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        self.store.create_campaign(name).await.map_err(internal)?.ok_or_else(|| {
+            ErrorBody::field(ErrorCode::Conflict, "name", format!("campaign {name:?} exists"))
+        })
     }
 
     /// The token source of a login named by `mailbox` or `smtp`.
     fn login(
         &self,
-        p: &LoginParams,
+        p: &MailboxAuthorizeStatus,
     ) -> Result<(String, std::sync::Arc<crate::oauth::TokenSource>), ErrorBody> {
         let key = match (&p.mailbox, p.smtp) {
             (Some(name), false) => crate::oauth::Logins::mailbox_key(name),
             (None, true) => crate::oauth::Logins::SMTP_KEY.to_owned(),
             _ => {
                 return Err(ErrorBody::field(
-                    "invalid_params",
+                    ErrorCode::InvalidParams,
                     "mailbox",
                     "name a mailbox, or set smtp, not both",
                 ));
@@ -455,7 +265,7 @@ impl AdminContext {
         };
         let source = self.logins.get(&key).ok_or_else(|| {
             ErrorBody::field(
-                "not_found",
+                ErrorCode::NotFound,
                 "mailbox",
                 format!("{key:?} is not configured with auth = \"xoauth2\" or \"oauthbearer\""),
             )
@@ -477,23 +287,26 @@ impl AdminContext {
             }
             Err(e) => {
                 self.logins.set_state(key, AuthorizeState::Failed { error: e.to_string() });
-                Err(ErrorBody::new("oauth", e.to_string()))
+                Err(ErrorBody::new(ErrorCode::Oauth, e.to_string()))
             }
         }
     }
 
     /// Starts the device flow (polled to its end in the background) or the code flow.
-    async fn authorize(&self, p: AuthorizeParams) -> Outcome {
+    async fn authorize(&self, p: MailboxAuthorize) -> Result<AuthorizeStart, ErrorBody> {
         use crate::oauth::AuthorizeState;
-        let (key, source) = self.login(&LoginParams { mailbox: p.mailbox, smtp: p.smtp })?;
+        let (key, source) =
+            self.login(&MailboxAuthorizeStatus { mailbox: p.mailbox, smtp: p.smtp })?;
         let device = match p.flow {
             Flow::Device => true,
             Flow::Code => false,
             Flow::Auto => source.has_device_flow(),
         };
         if device {
-            let (start, pending) =
-                source.start_device().await.map_err(|e| ErrorBody::new("oauth", e.to_string()))?;
+            let (start, pending) = source
+                .start_device()
+                .await
+                .map_err(|e| ErrorBody::new(ErrorCode::Oauth, e.to_string()))?;
             self.logins.set_state(&key, AuthorizeState::Pending);
             let logins = self.logins.clone();
             tokio::spawn(async move {
@@ -506,28 +319,27 @@ impl AdminContext {
                 };
                 logins.set_state(&key, state);
             });
-            let mut answer = serde_json::to_value(start).map_err(internal)?;
-            answer["flow"] = json!("device");
-            return Ok(answer);
+            return Ok(AuthorizeStart::Device(start));
         }
         let redirect = p.redirect_uri.ok_or_else(|| {
-            ErrorBody::field("invalid_params", "redirect_uri", "required by the code flow")
+            ErrorBody::field(ErrorCode::InvalidParams, "redirect_uri", "required by the code flow")
         })?;
-        let start =
-            source.start_code(&redirect).map_err(|e| ErrorBody::new("oauth", e.to_string()))?;
+        let start = source
+            .start_code(&redirect)
+            .map_err(|e| ErrorBody::new(ErrorCode::Oauth, e.to_string()))?;
         let url = start.authorize_url.clone();
         self.logins.hold_code(&key, start);
         self.logins.set_state(&key, AuthorizeState::Pending);
-        Ok(json!({ "flow": "code", "authorize_url": url }))
+        Ok(AuthorizeStart::Code { authorize_url: url })
     }
 
     /// Live figures from the workers; the committed ones (`processed`, `highest_uid`,
     /// `last_commit`) from `mailbox_sync`, so a reload or restart does not reset them. With
     /// the database unreachable, the workers' own view stands in.
-    async fn status(&self) -> Outcome {
+    async fn status(&self) -> StatusResult {
         let committed = self.store.sync_summaries().await.ok();
         let now = chrono::Utc::now();
-        let mailboxes: Vec<Value> = self
+        let mailboxes: Vec<MailboxStatus> = self
             .mailboxes
             .read()
             .expect("registry lock")
@@ -541,27 +353,27 @@ impl AdminContext {
                     (None, Some(_)) => (0, 0),
                     (None, None) => (h.last_uid, h.processed),
                 };
-                json!({
-                    "name": name,
-                    "connected": h.connected,
-                    "last_sync": h.last_sync,
-                    "last_poll": h.last_poll,
-                    "secs_since_poll": h.last_poll.map(|t| (now - t).num_seconds().max(0)),
-                    "last_commit": c.map(|c| c.last_commit),
-                    "uidvalidity": h.uidvalidity.or(c.map(|c| c.uidvalidity)),
-                    "highest_uid": highest_uid,
-                    "processed": processed,
-                    "last_error": h.last_error,
-                    "reauthorize": h.reauthorize,
-                })
+                MailboxStatus {
+                    name: name.clone(),
+                    connected: h.connected,
+                    last_sync: h.last_sync,
+                    last_poll: h.last_poll,
+                    secs_since_poll: h.last_poll.map(|t| (now - t).num_seconds().max(0)),
+                    last_commit: c.map(|c| c.last_commit),
+                    uidvalidity: h.uidvalidity.or(c.map(|c| c.uidvalidity)),
+                    highest_uid,
+                    processed,
+                    last_error: h.last_error,
+                    reauthorize: h.reauthorize,
+                }
             })
             .collect();
-        Ok(json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_secs": self.started.elapsed().as_secs(),
-            "database": committed.is_some(),
-            "mailboxes": mailboxes,
-        }))
+        StatusResult {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            database: committed.is_some(),
+            mailboxes,
+        }
     }
 
     async fn campaign(&self, key: &str) -> Result<Campaign, ErrorBody> {
@@ -580,35 +392,33 @@ impl AdminContext {
             .ok_or_else(|| not_found("creator", key))
     }
 
-    async fn creator_add(&self, f: CreatorFields) -> Outcome {
+    async fn creator_add(&self, f: CreatorFields) -> Result<Creator, ErrorBody> {
         let new = new_creator(&f)
-            .map_err(|(field, msg)| ErrorBody::field("invalid_params", field, msg))?;
+            .map_err(|(field, msg)| ErrorBody::field(ErrorCode::InvalidParams, field, msg))?;
         let key = format!("{}:{}", new.platform, new.handle);
         if let Some(existing) = self.store.find_creator(&key).await.map_err(internal)? {
             return Err(ErrorBody::field(
-                "conflict",
+                ErrorCode::Conflict,
                 "handle",
                 format!("creator {key} exists with id {}", existing.id),
             ));
         }
         self.store.upsert_creators(&[new]).await.map_err(internal)?;
-        to_value(self.creator(&key).await?)
+        self.creator(&key).await
     }
 
-    async fn creator_import(&self, p: ImportParams) -> Outcome {
+    async fn creator_import(&self, p: CreatorImport) -> Result<CreatorImportReport, ErrorBody> {
         let mut invalid = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut rows = Vec::new();
         let mut duplicates = 0u64;
-        for (line, row) in p.rows::<CreatorFields>() {
+        for (line, row) in import_rows::<CreatorFields>(p.rows) {
             let checked = row.and_then(|r| {
                 new_creator(&r)
-                    .map_err(|(field, msg)| ErrorBody::field("invalid_params", field, msg))
+                    .map_err(|(field, msg)| ErrorBody::field(ErrorCode::InvalidParams, field, msg))
             });
             match checked {
-                Err(e) => {
-                    invalid.push(json!({ "line": line, "field": e.field, "reason": e.message }))
-                }
+                Err(e) => invalid.push(InvalidRow { line, field: e.field, reason: e.message }),
                 Ok(c) => {
                     if seen.insert((c.platform.clone(), c.handle.to_lowercase())) {
                         rows.push(c);
@@ -620,12 +430,12 @@ impl AdminContext {
         }
         let mut counts = self.store.upsert_creators(&rows).await.map_err(internal)?;
         counts.skipped += duplicates;
-        Ok(json!({
-            "created": counts.created,
-            "updated": counts.updated,
-            "skipped": counts.skipped,
-            "invalid": invalid,
-        }))
+        Ok(CreatorImportReport {
+            created: counts.created,
+            updated: counts.updated,
+            skipped: counts.skipped,
+            invalid,
+        })
     }
 
     /// Checks outreach rows and resolves their creators (all in one query) and campaigns
@@ -656,10 +466,18 @@ impl AdminContext {
         campaigns: &mut HashMap<String, i64>,
     ) -> Result<NewOutreach, ErrorBody> {
         let message_id = crate::mail::normalize_message_id(&r.message_id).ok_or_else(|| {
-            ErrorBody::field("invalid_params", "message_id", "empty, or holds control characters")
+            ErrorBody::field(
+                ErrorCode::InvalidParams,
+                "message_id",
+                "empty, or holds control characters",
+            )
         })?;
         let to = normalize_address(&r.to).ok_or_else(|| {
-            ErrorBody::field("invalid_params", "to", format!("{:?} is not an address", r.to))
+            ErrorBody::field(
+                ErrorCode::InvalidParams,
+                "to",
+                format!("{:?} is not an address", r.to),
+            )
         })?;
         let creator_id = creator_id.ok_or_else(|| not_found("creator", &r.creator))?;
         let campaign_id = match campaigns.get(&r.campaign) {
@@ -683,35 +501,30 @@ impl AdminContext {
         })
     }
 
-    async fn outreach_import(&self, p: ImportParams) -> Outcome {
-        let (lines, rows): (Vec<_>, Vec<_>) = p.rows::<OutreachFields>().into_iter().unzip();
+    async fn outreach_import(&self, p: OutreachImport) -> Result<OutreachImportReport, ErrorBody> {
+        let (lines, rows): (Vec<_>, Vec<_>) =
+            import_rows::<OutreachFields>(p.rows).into_iter().unzip();
         let mut invalid = Vec::new();
         let mut valid = Vec::new();
         for (line, checked) in lines.into_iter().zip(self.outreach_rows(rows).await?) {
             match checked {
                 Ok(o) => valid.push(o),
-                Err(e) => {
-                    invalid.push(json!({ "line": line, "field": e.field, "reason": e.message }))
-                }
+                Err(e) => invalid.push(InvalidRow { line, field: e.field, reason: e.message }),
             }
         }
         let recorded = self.store.record_outreach(&valid).await.map_err(internal)?;
-        Ok(json!({
-            "recorded": recorded,
-            "skipped": valid.len() as u64 - recorded,
-            "invalid": invalid,
-        }))
+        Ok(OutreachImportReport { recorded, skipped: valid.len() as u64 - recorded, invalid })
     }
 
-    async fn outreach_send(&self, p: SendParams, actor: &str) -> Outcome {
+    async fn outreach_send(&self, p: OutreachSend, actor: &str) -> Result<SendResult, ErrorBody> {
         let mailer = self.mailer.as_ref().ok_or_else(|| {
-            ErrorBody::new("not_configured", "no [smtp] section in the configuration")
+            ErrorBody::new(ErrorCode::NotConfigured, "no [smtp] section in the configuration")
         })?;
         let creator = self.creator(&p.creator).await?;
         let campaign = self.campaign(&p.campaign).await?;
         if self.store.is_unsubscribed(creator.id, campaign.id).await.map_err(internal)? {
             return Err(ErrorBody::field(
-                "unsubscribed",
+                ErrorCode::Unsubscribed,
                 "creator",
                 format!("{} opted out of {} (or of all outreach)", creator.handle, campaign.name),
             ));
@@ -722,12 +535,22 @@ impl AdminContext {
             .find(|e| e.role == "creator")
             .or(creator.emails.first())
             .ok_or_else(|| {
-                ErrorBody::field("invalid_params", "creator", "creator has no email address")
+                ErrorBody::field(
+                    ErrorCode::InvalidParams,
+                    "creator",
+                    "creator has no email address",
+                )
             })?;
         let draft = mailer.draft(&to.address, &p.subject, &p.body).map_err(outreach_error)?;
         if p.dry_run {
-            return Ok(json!({ "dry_run": true, "message_id": draft.message_id, "to": to.address,
-                              "reply_to": draft.reply_to, "message": draft.preview() }));
+            return Ok(SendResult {
+                dry_run: true,
+                message: Some(draft.preview()),
+                message_id: draft.message_id,
+                to: to.address.clone(),
+                reply_to: draft.reply_to,
+                status: None,
+            });
         }
         let row = NewOutreach {
             message_id: draft.message_id.clone(),
@@ -746,12 +569,17 @@ impl AdminContext {
         self.store.finish_send(&draft.message_id, sent.is_ok()).await.map_err(internal)?;
         sent.map_err(outreach_error)?;
         info!(actor, message_id = %draft.message_id, to = %to.address, "outreach sent");
-        Ok(
-            json!({ "message_id": draft.message_id, "to": to.address, "reply_to": draft.reply_to, "status": "sent" }),
-        )
+        Ok(SendResult {
+            dry_run: false,
+            message_id: draft.message_id,
+            to: to.address.clone(),
+            reply_to: draft.reply_to,
+            status: Some("sent".to_owned()),
+            message: None,
+        })
     }
 
-    async fn collab_create(&self, p: CollabCreateParams, actor: &str) -> Outcome {
+    async fn collab_create(&self, p: CollabCreate, actor: &str) -> Result<CollabDetail, ErrorBody> {
         validate_terms(&p.terms)?;
         let creator = self.creator(&p.creator).await?;
         let campaign = self.campaign(&p.campaign).await?;
@@ -769,17 +597,18 @@ impl AdminContext {
         self.collab_show(id).await
     }
 
-    async fn collab_show(&self, id: i64) -> Outcome {
+    async fn collab_show(&self, id: i64) -> Result<CollabDetail, ErrorBody> {
         let collab = self
             .store
             .collaboration(id)
             .await
             .map_err(internal)?
             .ok_or_else(|| not_found("id", &id.to_string()))?;
-        let mut v = to_value(collab)?;
-        v["events"] = to_value(self.store.events(id).await.map_err(internal)?)?;
-        v["messages"] = to_value(self.store.linked_messages(id).await.map_err(internal)?)?;
-        Ok(v)
+        Ok(CollabDetail {
+            collab,
+            events: self.store.events(id).await.map_err(internal)?,
+            messages: self.store.linked_messages(id).await.map_err(internal)?,
+        })
     }
 
     async fn transition(
@@ -788,33 +617,34 @@ impl AdminContext {
         to: CollabStatus,
         actor: &str,
         reason: Option<&str>,
-    ) -> Outcome {
+    ) -> Result<CollabDetail, ErrorBody> {
         self.store.transition(id, to, actor, reason).await.map_err(collab_error)?;
         self.collab_show(id).await
     }
 }
 
 fn validate_terms(t: &Terms) -> Result<(), ErrorBody> {
-    t.validate()
-        .map_err(|e| ErrorBody::field("invalid_params", format!("terms.{}", e.field), e.message))
+    t.validate().map_err(|e| {
+        ErrorBody::field(ErrorCode::InvalidParams, format!("terms.{}", e.field), e.message)
+    })
 }
 
 fn parse_status(s: &str) -> Result<CollabStatus, ErrorBody> {
-    s.parse().map_err(|e: String| ErrorBody::field("invalid_params", "status", e))
+    s.parse().map_err(|e: String| ErrorBody::field(ErrorCode::InvalidParams, "status", e))
 }
 
 fn collab_error(e: CollabError) -> ErrorBody {
     match e {
         CollabError::NotFound(id) => not_found("id", &id.to_string()),
         CollabError::Duplicate(existing) => ErrorBody {
-            code: "duplicate".into(),
+            code: ErrorCode::Duplicate,
             message: format!(
                 "an open collaboration for this creator and campaign exists: {existing} (use allow_duplicate to add another)"
             ),
             field: Some("creator".into()),
         },
         e @ CollabError::IllegalMove { .. } => {
-            ErrorBody::field("invalid_transition", "to", e.to_string())
+            ErrorBody::field(ErrorCode::InvalidTransition, "to", e.to_string())
         }
         CollabError::Store(e) => internal(e),
     }
@@ -822,8 +652,8 @@ fn collab_error(e: CollabError) -> ErrorBody {
 
 fn outreach_error(e: OutreachError) -> ErrorBody {
     match e {
-        OutreachError::Address(m) => ErrorBody::field("invalid_params", "to", m),
-        e => ErrorBody::new("smtp", e.to_string()),
+        OutreachError::Address(m) => ErrorBody::field(ErrorCode::InvalidParams, "to", m),
+        e => ErrorBody::new(ErrorCode::Smtp, e.to_string()),
     }
 }
 

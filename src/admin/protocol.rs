@@ -1,12 +1,23 @@
-//! Wire types shared by the server and `collabctl`.
+//! Wire types shared by the server and `collabctl`: every call with its typed parameters
+//! ([`Call`]), what each returns ([`Params::Output`]) and every error code ([`ErrorCode`]).
+//! A renamed field is a compile error on both sides, not a run-time surprise.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::collab::Terms;
+use crate::oauth::{AuthorizeState, DeviceStart};
+use crate::store::campaigns::Campaign;
+use crate::store::collabs::{Collaboration, Event, LinkedMessage};
+use crate::store::creators::Creator;
+use crate::store::inbound::UnmatchedMessage;
 
 /// Longest request line accepted; longer lines get `too_large` and the connection closes.
 pub const MAX_LINE: usize = 1024 * 1024;
 
-/// One request line.
+/// One request line as read: the method is checked, then the params for that method
+/// ([`Call::parse`]), so a bad parameter is reported by its name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     #[serde(default)]
@@ -15,6 +26,573 @@ pub struct Request {
     #[serde(default)]
     pub params: Value,
 }
+
+/// A request as a client sends it: `{"id": …, "method": …, "params": {…}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outgoing<'a> {
+    pub id: u64,
+    #[serde(flatten)]
+    pub call: &'a Call,
+}
+
+/// Every admin call with its parameters. On the wire: `{"method": "…", "params": {…}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum Call {
+    #[serde(rename = "status")]
+    Status(StatusParams),
+    #[serde(rename = "campaign.create")]
+    CampaignCreate(CampaignCreate),
+    #[serde(rename = "campaign.list")]
+    CampaignList(CampaignList),
+    #[serde(rename = "campaign.archive")]
+    CampaignArchive(CampaignArchive),
+    #[serde(rename = "creator.add")]
+    CreatorAdd(CreatorFields),
+    #[serde(rename = "creator.list")]
+    CreatorList(CreatorList),
+    #[serde(rename = "creator.show")]
+    CreatorShow(CreatorShow),
+    #[serde(rename = "creator.import")]
+    CreatorImport(CreatorImport),
+    #[serde(rename = "outreach.record")]
+    OutreachRecord(OutreachFields),
+    #[serde(rename = "outreach.import")]
+    OutreachImport(OutreachImport),
+    #[serde(rename = "outreach.send")]
+    OutreachSend(OutreachSend),
+    #[serde(rename = "collab.create")]
+    CollabCreate(CollabCreate),
+    #[serde(rename = "collab.list")]
+    CollabList(CollabList),
+    #[serde(rename = "collab.show")]
+    CollabShow(CollabShow),
+    #[serde(rename = "collab.update")]
+    CollabUpdate(CollabUpdate),
+    #[serde(rename = "collab.advance")]
+    CollabAdvance(CollabAdvance),
+    #[serde(rename = "collab.cancel")]
+    CollabCancel(CollabCancel),
+    #[serde(rename = "inbox.unmatched")]
+    InboxUnmatched(InboxUnmatched),
+    #[serde(rename = "inbox.assign")]
+    InboxAssign(InboxAssign),
+    #[serde(rename = "inbox.undecline")]
+    InboxUndecline(InboxUndecline),
+    #[serde(rename = "mailbox.authorize")]
+    MailboxAuthorize(MailboxAuthorize),
+    #[serde(rename = "mailbox.authorize_finish")]
+    MailboxAuthorizeFinish(MailboxAuthorizeFinish),
+    #[serde(rename = "mailbox.authorize_status")]
+    MailboxAuthorizeStatus(MailboxAuthorizeStatus),
+}
+
+impl Call {
+    /// Whether the call changes data (each such call is logged with its caller).
+    pub fn is_mutating(&self) -> bool {
+        match self {
+            Call::CampaignCreate(_)
+            | Call::CampaignArchive(_)
+            | Call::CreatorAdd(_)
+            | Call::CreatorImport(_)
+            | Call::OutreachRecord(_)
+            | Call::OutreachImport(_)
+            | Call::OutreachSend(_)
+            | Call::CollabCreate(_)
+            | Call::CollabUpdate(_)
+            | Call::CollabAdvance(_)
+            | Call::CollabCancel(_)
+            | Call::InboxAssign(_)
+            | Call::InboxUndecline(_)
+            | Call::MailboxAuthorize(_)
+            | Call::MailboxAuthorizeFinish(_) => true,
+            Call::Status(_)
+            | Call::CampaignList(_)
+            | Call::CreatorList(_)
+            | Call::CreatorShow(_)
+            | Call::CollabList(_)
+            | Call::CollabShow(_)
+            | Call::InboxUnmatched(_)
+            | Call::MailboxAuthorizeStatus(_) => false,
+        }
+    }
+
+    /// Parses a call: an unknown method is `unknown_method`; bad params are
+    /// `invalid_params` naming the field: its path for bad values
+    /// (`terms.timeline.deadlines[0].date`), its name for missing or unknown ones. Missing
+    /// or `null` params are `{}`.
+    pub fn parse(method: &str, params: Value) -> Result<Call, ErrorBody> {
+        let params = if params.is_null() { json!({}) } else { params };
+        // The tag is read before the content, so the params are deserialized directly (not
+        // buffered) and serde_path_to_error sees their paths under `params`.
+        let envelope = json!({ "method": method, "params": params });
+        serde_path_to_error::deserialize(envelope).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "method" {
+                return ErrorBody::field(
+                    ErrorCode::UnknownMethod,
+                    "method",
+                    format!("unknown method {method:?}; see docs/admin-protocol.md"),
+                );
+            }
+            let path = match path.strip_prefix("params") {
+                Some("") => ".".to_owned(),
+                Some(rest) => rest.trim_start_matches('.').to_owned(),
+                None => path,
+            };
+            invalid_params(&path, e.into_inner().to_string())
+        })
+    }
+}
+
+/// The `invalid_params` error for a serde error at `path` (`.` for the params object).
+pub fn invalid_params(path: &str, inner: String) -> ErrorBody {
+    // serde names missing and unknown fields in backticks: "missing field `creator`".
+    let named = inner.split('`').nth(1).map(str::to_owned);
+    let field = match (path, named) {
+        (".", Some(n)) => n,
+        // A missing field's path is its parent; an unknown field's path is itself.
+        (p, Some(n)) if inner.starts_with("missing") => format!("{p}.{n}"),
+        (p, _) => p.to_owned(),
+    };
+    ErrorBody {
+        code: ErrorCode::InvalidParams,
+        message: format!("{field}: {inner}"),
+        field: Some(field),
+    }
+}
+
+/// The parameters of one method, and what it answers.
+pub trait Params: Serialize + Into<Call> {
+    type Output: Serialize + DeserializeOwned;
+}
+
+macro_rules! calls {
+    ($($variant:ident($params:ty) -> $out:ty;)*) => {
+        $(
+            impl From<$params> for Call {
+                fn from(p: $params) -> Call {
+                    Call::$variant(p)
+                }
+            }
+            impl Params for $params {
+                type Output = $out;
+            }
+        )*
+    };
+}
+
+calls! {
+    Status(StatusParams) -> StatusResult;
+    CampaignCreate(CampaignCreate) -> Campaign;
+    CampaignList(CampaignList) -> Vec<Campaign>;
+    CampaignArchive(CampaignArchive) -> Campaign;
+    CreatorAdd(CreatorFields) -> Creator;
+    CreatorList(CreatorList) -> Listing<Creator>;
+    CreatorShow(CreatorShow) -> Creator;
+    CreatorImport(CreatorImport) -> CreatorImportReport;
+    OutreachRecord(OutreachFields) -> RecordReport;
+    OutreachImport(OutreachImport) -> OutreachImportReport;
+    OutreachSend(OutreachSend) -> SendResult;
+    CollabCreate(CollabCreate) -> CollabDetail;
+    CollabList(CollabList) -> Listing<Collaboration>;
+    CollabShow(CollabShow) -> CollabDetail;
+    CollabUpdate(CollabUpdate) -> CollabDetail;
+    CollabAdvance(CollabAdvance) -> CollabDetail;
+    CollabCancel(CollabCancel) -> CollabDetail;
+    InboxUnmatched(InboxUnmatched) -> Listing<UnmatchedMessage>;
+    InboxAssign(InboxAssign) -> CollabDetail;
+    InboxUndecline(InboxUndecline) -> CollabDetail;
+    MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart;
+    MailboxAuthorizeFinish(MailboxAuthorizeFinish) -> AuthorizeState;
+    MailboxAuthorizeStatus(MailboxAuthorizeStatus) -> AuthorizeState;
+}
+
+// ---- Parameters ----
+
+/// `status` takes nothing (and, as before, ignores whatever it is given).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusParams {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignList {}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignCreate {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignArchive {
+    pub campaign: String,
+}
+
+/// One creator, for `creator.add` and each row of `creator.import`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatorFields {
+    pub name: String,
+    pub platform: String,
+    pub handle: String,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    pub manager_emails: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatorList {
+    pub search: Option<String>,
+    /// Rows after this id in the list's order (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many rows (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatorShow {
+    pub creator: String,
+}
+
+/// Paging of a list (`after`, `limit` in its params), keyset on id. With neither field the whole list is answered as an
+/// array; with either, one page as a [`Listing::Page`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageParams {
+    /// Rows after this id in the list's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many rows (1 to [`MAX_PAGE`]; [`DEFAULT_PAGE`] when only `after` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Rows in a page when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 100;
+/// The largest page.
+pub const MAX_PAGE: u32 = 10_000;
+
+/// The lists: their paging fields are their own (not flattened), so a bad one is named.
+pub trait Paged {
+    fn page(&self) -> PageParams;
+}
+
+macro_rules! paged {
+    ($($t:ty),*) => {
+        $(impl Paged for $t {
+            fn page(&self) -> PageParams {
+                PageParams { after: self.after, limit: self.limit }
+            }
+        })*
+    };
+}
+
+paged!(CreatorList, CollabList, InboxUnmatched);
+
+impl PageParams {
+    pub fn is_paged(&self) -> bool {
+        self.after.is_some() || self.limit.is_some()
+    }
+}
+
+/// A list: the whole of it (no paging asked), or one page and where the next one starts
+/// (`next_after`, absent on the last page).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Listing<T> {
+    All(Vec<T>),
+    Page {
+        items: Vec<T>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_after: Option<i64>,
+    },
+}
+
+impl<T> Listing<T> {
+    /// The rows, and where the next page starts.
+    pub fn into_parts(self) -> (Vec<T>, Option<i64>) {
+        match self {
+            Listing::All(items) => (items, None),
+            Listing::Page { items, next_after } => (items, next_after),
+        }
+    }
+}
+
+/// One CSV row of an import: its line number and the fields of the single-row method.
+/// Rows travel as JSON objects so the server can report each bad one by line and field
+/// without refusing the batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row<T> {
+    pub line: u64,
+    #[serde(flatten)]
+    pub fields: T,
+}
+
+/// Turns typed rows into the objects an import carries.
+pub fn rows<T: Serialize>(rows: Vec<Row<T>>) -> Vec<Value> {
+    rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect()
+}
+
+/// A batch of `creator.import` rows (each a [`Row`] of [`CreatorFields`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatorImport {
+    pub rows: Vec<Value>,
+}
+
+/// A batch of `outreach.import` rows (each a [`Row`] of [`OutreachFields`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutreachImport {
+    pub rows: Vec<Value>,
+}
+
+/// One outreach message sent elsewhere, for `outreach.record` and each import row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutreachFields {
+    pub message_id: String,
+    pub campaign: String,
+    pub creator: String,
+    pub to: String,
+    #[serde(default)]
+    pub subject: String,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutreachSend {
+    pub campaign: String,
+    pub creator: String,
+    pub subject: String,
+    pub body: String,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollabCreate {
+    pub creator: String,
+    pub campaign: String,
+    pub terms: Terms,
+    #[serde(default)]
+    pub allow_duplicate: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollabList {
+    pub campaign: Option<String>,
+    pub creator: Option<String>,
+    pub status: Option<String>,
+    /// Rows after this id in the list's order (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many rows (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollabShow {
+    pub id: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollabUpdate {
+    pub id: i64,
+    pub terms: Terms,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollabAdvance {
+    pub id: i64,
+    pub to: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollabCancel {
+    pub id: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxUnmatched {
+    /// Rows after this id in the list's order (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many rows (see [`PageParams`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxAssign {
+    pub message: i64,
+    pub creator: String,
+    pub campaign: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxUndecline {
+    pub message: i64,
+    pub reason: String,
+}
+
+/// The flows of `mailbox.authorize`; `auto` is the device flow where the provider offers
+/// it, the code flow otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    #[default]
+    Auto,
+    Device,
+    Code,
+}
+
+/// Which login: a mailbox by name, or (`smtp`) the SMTP identity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxAuthorizeStatus {
+    pub mailbox: Option<String>,
+    #[serde(default)]
+    pub smtp: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxAuthorize {
+    pub mailbox: Option<String>,
+    #[serde(default)]
+    pub smtp: bool,
+    #[serde(default)]
+    pub flow: Flow,
+    /// Where the provider sends the browser back (collabctl's loopback listener).
+    pub redirect_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxAuthorizeFinish {
+    pub mailbox: Option<String>,
+    #[serde(default)]
+    pub smtp: bool,
+    pub code: String,
+    pub state: String,
+}
+
+// ---- Results ----
+
+/// `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusResult {
+    pub version: String,
+    pub uptime_secs: u64,
+    pub database: bool,
+    pub mailboxes: Vec<MailboxStatus>,
+}
+
+/// One mailbox in `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailboxStatus {
+    pub name: String,
+    pub connected: bool,
+    pub last_sync: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_poll: Option<chrono::DateTime<chrono::Utc>>,
+    pub secs_since_poll: Option<i64>,
+    pub last_commit: Option<chrono::DateTime<chrono::Utc>>,
+    pub uidvalidity: Option<u32>,
+    pub highest_uid: u32,
+    pub processed: u64,
+    pub last_error: Option<String>,
+    pub reauthorize: bool,
+}
+
+/// A row an import refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvalidRow {
+    pub line: u64,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreatorImportReport {
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    pub invalid: Vec<InvalidRow>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OutreachImportReport {
+    pub recorded: u64,
+    pub skipped: u64,
+    pub invalid: Vec<InvalidRow>,
+}
+
+/// `outreach.record`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordReport {
+    pub recorded: u64,
+    pub skipped: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// `outreach.send`: `status` once sent; with `dry_run`, the rendered `message` instead.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendResult {
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+    pub message_id: String,
+    pub to: String,
+    pub reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A collaboration with its audit trail and messages (`collab.show` and every change).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollabDetail {
+    #[serde(flatten)]
+    pub collab: Collaboration,
+    pub events: Vec<Event>,
+    pub messages: Vec<LinkedMessage>,
+}
+
+/// How `mailbox.authorize` goes on: where to enter a code, or which address to open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "flow", rename_all = "snake_case")]
+pub enum AuthorizeStart {
+    Device(DeviceStart),
+    Code { authorize_url: String },
+}
+
+// ---- Responses and errors ----
 
 /// One response line: exactly one of `result` or `error`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,12 +604,48 @@ pub struct Response {
     pub error: Option<ErrorBody>,
 }
 
+/// Every error code; docs/admin-protocol.md lists them (a test checks it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not UTF-8, or not a request.
+    InvalidRequest,
+    UnknownMethod,
+    /// With `field`, a path such as `terms.deliverables[0].post_type`.
+    InvalidParams,
+    NotFound,
+    Conflict,
+    /// An open collaboration exists; its id is in the message.
+    Duplicate,
+    /// Names the allowed next states.
+    InvalidTransition,
+    Unsubscribed,
+    NotConfigured,
+    Smtp,
+    /// The OAuth2 provider refused or could not be reached.
+    Oauth,
+    Forbidden,
+    TooLarge,
+    Timeout,
+    Busy,
+    Internal,
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(Value::String(s)) => f.write_str(&s),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
 /// A structured error: a stable `code` for scripts, a sentence for people, and the
 /// offending parameter when there is one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ErrorBody {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -39,13 +653,13 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     /// An error without a field.
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        ErrorBody { code: code.into(), message: message.into(), field: None }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody { code, message: message.into(), field: None }
     }
 
     /// An error about one parameter.
-    pub fn field(code: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorBody { code: code.into(), message: message.into(), field: Some(field.into()) }
+    pub fn field(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody { code, message: message.into(), field: Some(field.into()) }
     }
 }
 

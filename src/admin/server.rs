@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::methods::AdminContext;
-use super::protocol::{ErrorBody, MAX_LINE, Request, Response};
+use super::protocol::{ErrorBody, ErrorCode, MAX_LINE, Request, Response};
 use crate::config::AdminSettings;
 
 /// Connections served at once; more are told `busy` and closed.
@@ -105,8 +105,11 @@ impl AdminServer {
             tokio::spawn(async move {
                 let framed = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
                 let Ok(_permit) = permit else {
-                    refuse(framed, ErrorBody::new("busy", "too many admin connections; try again"))
-                        .await;
+                    refuse(
+                        framed,
+                        ErrorBody::new(ErrorCode::Busy, "too many admin connections; try again"),
+                    )
+                    .await;
                     return;
                 };
                 serve_connection(framed, admin_gid, read_timeout, &ctx).await;
@@ -180,7 +183,7 @@ async fn serve_connection(
         );
         refuse(
             framed,
-            ErrorBody::new("forbidden", format!("uid {uid} may not use the admin socket")),
+            ErrorBody::new(ErrorCode::Forbidden, format!("uid {uid} may not use the admin socket")),
         )
         .await;
         return;
@@ -194,7 +197,7 @@ async fn serve_connection(
         let line = match tokio::time::timeout(read_timeout, framed.next()).await {
             Err(_) => {
                 let e = ErrorBody::new(
-                    "timeout",
+                    ErrorCode::Timeout,
                     format!("no request within {read_timeout:?}; closing"),
                 );
                 refuse(framed, e).await;
@@ -202,15 +205,18 @@ async fn serve_connection(
             }
             Ok(None) => return,
             Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
-                let e =
-                    ErrorBody::new("too_large", format!("request over {MAX_LINE} bytes; closing"));
+                let e = ErrorBody::new(
+                    ErrorCode::TooLarge,
+                    format!("request over {MAX_LINE} bytes; closing"),
+                );
                 refuse(framed, e).await;
                 return;
             }
             Ok(Some(Err(LinesCodecError::Io(e)))) => {
                 // Invalid UTF-8 arrives here too; it is answered like any bad line.
                 if e.kind() == std::io::ErrorKind::InvalidData {
-                    let body = ErrorBody::new("invalid_request", "request is not UTF-8 text");
+                    let body =
+                        ErrorBody::new(ErrorCode::InvalidRequest, "request is not UTF-8 text");
                     if send(&mut framed, Response::err(serde_json::Value::Null, body)).await {
                         continue;
                     }
@@ -225,11 +231,11 @@ async fn serve_connection(
         let response = match serde_json::from_str::<Request>(&line) {
             Err(e) => Response::err(
                 serde_json::Value::Null,
-                ErrorBody::new("invalid_request", format!("not a JSON request: {e}")),
+                ErrorBody::new(ErrorCode::InvalidRequest, format!("not a JSON request: {e}")),
             ),
             Ok(req) if holds_nul(&req.params) => Response::err(
                 req.id,
-                ErrorBody::new("invalid_params", "text must not contain NUL (U+0000)"),
+                ErrorBody::new(ErrorCode::InvalidParams, "text must not contain NUL (U+0000)"),
             ),
             Ok(req) => {
                 let id = req.id.clone();

@@ -8,8 +8,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use collabd::admin::protocol::{Request, Response};
-use serde_json::{Value, json};
+use collabd::admin::protocol::*;
+use collabd::collab::{Compensation, Deadline, Deliverable, Money, Terms, Timeline};
+use collabd::oauth::AuthorizeState;
+use collabd::store::campaigns::Campaign;
+use collabd::store::collabs::Collaboration;
+use collabd::store::creators::Creator;
+use collabd::store::inbound::UnmatchedMessage;
+use serde_json::Value;
 
 #[derive(Parser)]
 #[command(version, about = "Manage collabd: collaborations, the Creator Pool, outreach")]
@@ -61,9 +67,9 @@ enum MailboxCmd {
         /// Authorize the [smtp] login instead of a mailbox.
         #[arg(long, conflicts_with = "name")]
         smtp: bool,
-        /// `auto`, `device` or `code`.
-        #[arg(long, default_value = "auto")]
-        flow: String,
+        /// `auto` (device where the provider offers it), `device` or `code`.
+        #[arg(long, value_enum, default_value = "auto")]
+        flow: Flow,
         /// Port of the loopback redirect for the code flow (0: any free one). Over SSH,
         /// pick one and forward it: `ssh -L PORT:127.0.0.1:PORT host`.
         #[arg(long, default_value_t = 0)]
@@ -105,6 +111,8 @@ enum CreatorCmd {
     List {
         #[arg(long)]
         search: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// By id, platform:handle, handle or email address.
     Show { creator: String },
@@ -174,6 +182,21 @@ struct TermsArgs {
     terms: Option<String>,
 }
 
+/// Paging of a list (keyset on id). A table shows 100 rows unless told otherwise and says
+/// how to get the next page; `--json` without paging flags prints the whole list.
+#[derive(Args, Default, Clone, Copy)]
+struct PageArgs {
+    /// At most this many rows (default 100 for a table).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE)))]
+    limit: Option<u32>,
+    /// Start after this id (the `next_after` of the previous page).
+    #[arg(long)]
+    after: Option<i64>,
+    /// Fetch every page (of --limit rows, default 1,000).
+    #[arg(long, conflicts_with = "after")]
+    all: bool,
+}
+
 #[derive(Subcommand)]
 enum CollabCmd {
     Create {
@@ -196,6 +219,8 @@ enum CollabCmd {
         status: Option<String>,
         #[arg(long)]
         creator: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     Show {
         id: i64,
@@ -225,7 +250,10 @@ enum CollabCmd {
 
 #[derive(Subcommand)]
 enum InboxCmd {
-    Unmatched,
+    Unmatched {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Turn an unmatched message into a collaboration and remember its sender.
     Assign {
         message: i64,
@@ -259,11 +287,17 @@ impl Client {
         Ok(Client { reader: BufReader::new(stream.try_clone()?), writer: stream, next_id: 1 })
     }
 
-    /// One call; a protocol error becomes an `Err` with the server's code and message.
-    fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
-        let req = Request { id: json!(self.next_id), method: method.into(), params };
+    /// One call, answered with its typed result.
+    fn call<P: Params>(&mut self, params: P) -> anyhow::Result<P::Output> {
+        let raw = self.call_raw(params.into())?;
+        serde_json::from_value(raw).context("unexpected result from collabd")
+    }
+
+    /// One call, answered with the raw JSON result (for `--json`); a protocol error becomes
+    /// an `Err` with the server's code and message.
+    fn call_raw(&mut self, call: Call) -> anyhow::Result<Value> {
+        let mut line = serde_json::to_string(&Outgoing { id: self.next_id, call: &call })?;
         self.next_id += 1;
-        let mut line = serde_json::to_string(&req)?;
         line.push('\n');
         // A refused connection is answered before the request is read: still read the
         // answer when the write fails.
@@ -298,226 +332,370 @@ fn main() -> ExitCode {
     }
 }
 
+/// Sends one call and prints its result: raw with `--json`, else through `render`.
+fn show<P: Params>(
+    cli: &Cli,
+    c: &mut Client,
+    params: P,
+    render: impl FnOnce(&P::Output) -> String,
+) -> anyhow::Result<()> {
+    let raw = c.call_raw(params.into())?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&raw)?);
+    } else {
+        let typed: P::Output =
+            serde_json::from_value(raw).context("unexpected result from collabd")?;
+        print!("{}", render(&typed));
+    }
+    Ok(())
+}
+
+/// Prints a result the client put together (an import's totals).
+fn print_report<T: serde::Serialize>(
+    cli: &Cli,
+    v: &T,
+    render: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        print!("{}", render(v));
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Command::Mailbox(MailboxCmd::Authorize { name, smtp, flow, redirect_port, wait }) =
         &cli.command
     {
-        let login = json!({ "mailbox": name, "smtp": smtp });
-        return authorize(cli, login, flow, *redirect_port, Duration::from_secs(*wait));
+        let login = MailboxAuthorizeStatus { mailbox: name.clone(), smtp: *smtp };
+        return authorize(cli, login, *flow, *redirect_port, Duration::from_secs(*wait));
     }
     let mut c = Client::connect(&cli.socket)?;
-    let (result, view) = match &cli.command {
-        Command::Status => (c.call("status", json!({}))?, View::Status),
+    let c = &mut c;
+    match &cli.command {
+        Command::Status => show(cli, c, StatusParams {}, render_status),
         Command::Campaign(cmd) => match cmd {
             CampaignCmd::Create { name } => {
-                (c.call("campaign.create", json!({ "name": name }))?, View::Campaigns)
+                show(cli, c, CampaignCreate { name: name.clone() }, |x| render_campaigns(slice(x)))
             }
-            CampaignCmd::List => (c.call("campaign.list", json!({}))?, View::Campaigns),
+            CampaignCmd::List => show(cli, c, CampaignList {}, |x| render_campaigns(x)),
             CampaignCmd::Archive { campaign } => {
-                (c.call("campaign.archive", json!({ "campaign": campaign }))?, View::Campaigns)
+                show(cli, c, CampaignArchive { campaign: campaign.clone() }, |x| {
+                    render_campaigns(slice(x))
+                })
             }
         },
         Command::Creator(cmd) => match cmd {
-            CreatorCmd::Add { name, platform, handle, email, manager_email, tag } => (
-                c.call(
-                    "creator.add",
-                    json!({ "name": name, "platform": platform, "handle": handle, "emails": email,
-                            "manager_emails": manager_email, "tags": tag }),
-                )?,
-                View::Creators,
-            ),
-            CreatorCmd::List { search } => {
-                (c.call("creator.list", json!({ "search": search }))?, View::Creators)
+            CreatorCmd::Add { name, platform, handle, email, manager_email, tag } => {
+                let fields = CreatorFields {
+                    name: name.clone(),
+                    platform: platform.clone(),
+                    handle: handle.clone(),
+                    emails: email.clone(),
+                    manager_emails: manager_email.clone(),
+                    tags: tag.clone(),
+                };
+                show(cli, c, fields, |x| render_creators(slice(x)))
             }
+            CreatorCmd::List { search, page } => list(
+                cli,
+                c,
+                *page,
+                |p| CreatorList { search: search.clone(), after: p.after, limit: p.limit },
+                |c: &Creator| c.id,
+                render_creators,
+            ),
             CreatorCmd::Show { creator } => {
-                (c.call("creator.show", json!({ "creator": creator }))?, View::Creators)
+                show(cli, c, CreatorShow { creator: creator.clone() }, |x| {
+                    render_creators(slice(x))
+                })
             }
             CreatorCmd::Import { file } => {
-                (import(&mut c, "creator.import", file, creator_row)?, View::Report)
+                let mut totals = CreatorImportReport::default();
+                let invalid = import(c, file, creator_row, |c, rows| {
+                    let r = c.call(CreatorImport { rows })?;
+                    totals.created += r.created;
+                    totals.updated += r.updated;
+                    totals.skipped += r.skipped;
+                    Ok(r.invalid)
+                })?;
+                totals.invalid = invalid;
+                print_report(cli, &totals, |r| {
+                    format!(
+                        "created: {}\nupdated: {}\nskipped: {}\n{}",
+                        r.created,
+                        r.updated,
+                        r.skipped,
+                        render_invalid(&r.invalid)
+                    )
+                })
             }
         },
         Command::Outreach(cmd) => match cmd {
-            OutreachCmd::Record { message_id, campaign, creator, to, subject, sent_at } => (
-                c.call(
-                    "outreach.record",
-                    json!({ "message_id": message_id, "campaign": campaign, "creator": creator,
-                            "to": to, "subject": subject, "sent_at": sent_at }),
-                )?,
-                View::Report,
-            ),
+            OutreachCmd::Record { message_id, campaign, creator, to, subject, sent_at } => {
+                let sent_at = sent_at
+                    .as_deref()
+                    .map(|s| {
+                        chrono::DateTime::parse_from_rfc3339(s)
+                            .map(|d| d.to_utc())
+                            .with_context(|| format!("--sent-at {s:?} is not an RFC 3339 time"))
+                    })
+                    .transpose()?;
+                let fields = OutreachFields {
+                    message_id: message_id.clone(),
+                    campaign: campaign.clone(),
+                    creator: creator.clone(),
+                    to: to.clone(),
+                    subject: subject.clone(),
+                    sent_at,
+                };
+                show(cli, c, fields, |r| {
+                    format!("recorded: {}\nskipped: {}\n", r.recorded, r.skipped)
+                })
+            }
             OutreachCmd::Import { file } => {
-                (import(&mut c, "outreach.import", file, outreach_row)?, View::Report)
+                let mut totals = OutreachImportReport::default();
+                let invalid = import(c, file, outreach_row, |c, rows| {
+                    let r = c.call(OutreachImport { rows })?;
+                    totals.recorded += r.recorded;
+                    totals.skipped += r.skipped;
+                    Ok(r.invalid)
+                })?;
+                totals.invalid = invalid;
+                print_report(cli, &totals, |r| {
+                    format!(
+                        "recorded: {}\nskipped: {}\n{}",
+                        r.recorded,
+                        r.skipped,
+                        render_invalid(&r.invalid)
+                    )
+                })
             }
             OutreachCmd::Send { campaign, creator, subject, body_file, dry_run } => {
                 let body = std::fs::read_to_string(body_file)
                     .with_context(|| format!("cannot read {}", body_file.display()))?;
-                let params = json!({ "campaign": campaign, "creator": creator, "subject": subject,
-                                     "body": body, "dry_run": dry_run });
-                (c.call("outreach.send", params)?, View::Report)
+                let params = OutreachSend {
+                    campaign: campaign.clone(),
+                    creator: creator.clone(),
+                    subject: subject.clone(),
+                    body,
+                    dry_run: *dry_run,
+                };
+                show(cli, c, params, render_send)
             }
         },
         Command::Collab(cmd) => match cmd {
             CollabCmd::Create { creator, campaign, terms, allow_duplicate, from_file } => {
                 let params = match from_file {
-                    Some(f) => serde_json::from_str(
-                        &std::fs::read_to_string(f)
-                            .with_context(|| format!("cannot read {}", f.display()))?,
-                    )
-                    .with_context(|| format!("{} is not JSON", f.display()))?,
-                    None => json!({ "creator": creator, "campaign": campaign,
-                                    "terms": terms_json(terms)?, "allow_duplicate": allow_duplicate }),
+                    Some(f) => {
+                        let text = std::fs::read_to_string(f)
+                            .with_context(|| format!("cannot read {}", f.display()))?;
+                        let de = &mut serde_json::Deserializer::from_str(&text);
+                        serde_path_to_error::deserialize(de).map_err(|e| {
+                            anyhow::anyhow!("{} ({}): {}", f.display(), e.path(), e.inner())
+                        })?
+                    }
+                    None => CollabCreate {
+                        creator: creator.clone().unwrap_or_default(),
+                        campaign: campaign.clone().unwrap_or_default(),
+                        terms: terms_from(terms)?,
+                        allow_duplicate: *allow_duplicate,
+                    },
                 };
-                (c.call("collab.create", params)?, View::Collab)
+                show(cli, c, params, render_collab)
             }
-            CollabCmd::List { campaign, status, creator } => (
-                c.call(
-                    "collab.list",
-                    json!({ "campaign": campaign, "status": status, "creator": creator }),
-                )?,
-                View::Collabs,
+            CollabCmd::List { campaign, status, creator, page } => list(
+                cli,
+                c,
+                *page,
+                |p| CollabList {
+                    campaign: campaign.clone(),
+                    status: status.clone(),
+                    creator: creator.clone(),
+                    after: p.after,
+                    limit: p.limit,
+                },
+                |c: &Collaboration| c.id,
+                render_collabs,
             ),
-            CollabCmd::Show { id } => (c.call("collab.show", json!({ "id": id }))?, View::Collab),
-            CollabCmd::Update { id, terms, reason } => (
-                c.call(
-                    "collab.update",
-                    json!({ "id": id, "terms": terms_json(terms)?, "reason": reason }),
-                )?,
-                View::Collab,
-            ),
-            CollabCmd::Advance { id, to, reason } => (
-                c.call("collab.advance", json!({ "id": id, "to": to, "reason": reason }))?,
-                View::Collab,
-            ),
+            CollabCmd::Show { id } => show(cli, c, CollabShow { id: *id }, render_collab),
+            CollabCmd::Update { id, terms, reason } => {
+                let params =
+                    CollabUpdate { id: *id, terms: terms_from(terms)?, reason: reason.clone() };
+                show(cli, c, params, render_collab)
+            }
+            CollabCmd::Advance { id, to, reason } => {
+                let params = CollabAdvance { id: *id, to: to.clone(), reason: reason.clone() };
+                show(cli, c, params, render_collab)
+            }
             CollabCmd::Cancel { id, reason } => {
-                (c.call("collab.cancel", json!({ "id": id, "reason": reason }))?, View::Collab)
+                show(cli, c, CollabCancel { id: *id, reason: reason.clone() }, render_collab)
             }
         },
         Command::Mailbox(_) => unreachable!("handled above"),
         Command::Inbox(cmd) => match cmd {
-            InboxCmd::Unmatched => (c.call("inbox.unmatched", json!({}))?, View::Inbox),
-            InboxCmd::Assign { message, creator, campaign } => (
-                c.call(
-                    "inbox.assign",
-                    json!({ "message": message, "creator": creator, "campaign": campaign }),
-                )?,
-                View::Collab,
+            InboxCmd::Unmatched { page } => list(
+                cli,
+                c,
+                *page,
+                |p| InboxUnmatched { after: p.after, limit: p.limit },
+                |m: &UnmatchedMessage| m.id,
+                render_inbox,
             ),
-            InboxCmd::Undecline { message, reason } => (
-                c.call("inbox.undecline", json!({ "message": message, "reason": reason }))?,
-                View::Collab,
-            ),
+            InboxCmd::Assign { message, creator, campaign } => {
+                let params = InboxAssign {
+                    message: *message,
+                    creator: creator.clone(),
+                    campaign: campaign.clone(),
+                };
+                show(cli, c, params, render_collab)
+            }
+            InboxCmd::Undecline { message, reason } => {
+                let params = InboxUndecline { message: *message, reason: reason.clone() };
+                show(cli, c, params, render_collab)
+            }
         },
-    };
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        print!("{}", view.render(&result));
     }
-    Ok(())
+}
+
+/// Runs a list call. `--all` fetches page after page; `--json` with no paging flags asks
+/// for the whole list (an array, as before paging existed); otherwise one page, with
+/// `next_after` in the JSON and a note on stderr under a table when more rows exist.
+fn list<P, T>(
+    cli: &Cli,
+    c: &mut Client,
+    args: PageArgs,
+    make: impl Fn(PageParams) -> P,
+    id: fn(&T) -> i64,
+    render: fn(&[T]) -> String,
+) -> anyhow::Result<()>
+where
+    P: Params<Output = Listing<T>>,
+    T: serde::Serialize,
+{
+    if args.all {
+        let limit = Some(args.limit.unwrap_or(1000));
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let (items, next) = c.call(make(PageParams { after, limit }))?.into_parts();
+            // A page that does not move on would loop forever.
+            let last = items.last().map(id);
+            all.extend(items);
+            match next {
+                Some(n) if Some(n) == last && Some(n) != after => after = Some(n),
+                _ => break,
+            }
+        }
+        return print_report(cli, &all, |rows| render(rows));
+    }
+    if cli.json && args.limit.is_none() && args.after.is_none() {
+        return show(cli, c, make(PageParams::default()), |_| String::new());
+    }
+    let page = PageParams { after: args.after, limit: Some(args.limit.unwrap_or(DEFAULT_PAGE)) };
+    show(cli, c, make(page), |l| {
+        let (items, next) = match l {
+            Listing::All(items) => (&items[..], None),
+            Listing::Page { items, next_after } => (&items[..], *next_after),
+        };
+        if let Some(n) = next {
+            eprintln!("more rows: --after {n} for the next page, or --all");
+        }
+        render(items)
+    })
+}
+
+fn slice<T>(x: &T) -> &[T] {
+    std::slice::from_ref(x)
 }
 
 /// Builds `terms` from flags; talking points, hashtags and keywords apply to every
 /// deliverable.
-fn terms_json(t: &TermsArgs) -> anyhow::Result<Value> {
+fn terms_from(t: &TermsArgs) -> anyhow::Result<Terms> {
     let mut deliverables = Vec::new();
     for d in &t.deliverable {
         let (qty, kind) = d
             .split_once(['x', 'X', '×'])
             .map(|(q, k)| (q.trim(), k.trim()))
             .unwrap_or(("1", d.trim()));
-        let quantity: i64 =
+        let quantity: u32 =
             qty.parse().with_context(|| format!("--deliverable {d:?}: quantity"))?;
-        deliverables.push(json!({ "post_type": kind, "quantity": quantity,
-            "talking_points": t.talking_points, "hashtags": t.hashtags,
-            "attribution_keywords": t.attribution_keywords }));
+        deliverables.push(Deliverable {
+            post_type: kind.to_owned(),
+            quantity,
+            talking_points: t.talking_points.clone(),
+            hashtags: t.hashtags.clone(),
+            attribution_keywords: t.attribution_keywords.clone(),
+        });
     }
-    let mut compensation = serde_json::Map::new();
-    if let Some(fee) = t.fixed_fee {
-        compensation.insert("fixed_fee".into(), json!({ "amount": fee, "currency": t.currency }));
-    }
-    if let Some(p) = t.commission_percent {
-        compensation.insert("commission_percent".into(), json!(p));
-    }
-    if let Some(p) = &t.product {
-        compensation.insert("product".into(), json!(p));
-    }
-    let deadlines: Vec<Value> = t
+    let compensation = Compensation {
+        fixed_fee: t
+            .fixed_fee
+            .map(|amount| Money { amount, currency: t.currency.clone().unwrap_or_default() }),
+        commission_percent: t.commission_percent,
+        product: t.product.clone(),
+    };
+    let deadlines = t
         .deadline
         .iter()
-        .map(|d| match d.split_once('=') {
-            Some((what, date)) => json!({ "what": what, "date": date }),
-            None => json!({ "date": d }),
+        .map(|d| {
+            let (what, date) = d.split_once('=').unwrap_or(("deliver", d.as_str()));
+            let date = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+                .with_context(|| format!("--deadline {d:?}: date is not YYYY-MM-DD"))?;
+            Ok(Deadline { what: what.trim().to_owned(), date })
         })
-        .collect();
-    Ok(json!({ "deliverables": deliverables, "compensation": compensation,
-               "timeline": { "deadlines": deadlines }, "additional_terms": t.terms }))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Terms {
+        deliverables,
+        compensation,
+        timeline: Timeline { deadlines },
+        additional_terms: t.terms.clone(),
+    })
 }
 
 /// Rows per request when importing, well under the 1 MiB request limit.
 const IMPORT_CHUNK: usize = 1000;
 
-/// Streams a CSV file to the daemon in chunks and adds up the reports.
-fn import(
+/// Streams a CSV file to the daemon in chunks of typed rows; `send` sends one chunk, adds
+/// up its counts and hands back its invalid rows. Answers every invalid row, by line.
+fn import<T: serde::Serialize>(
     c: &mut Client,
-    method: &str,
     file: &PathBuf,
-    to_row: fn(&csv::StringRecord, &csv::StringRecord) -> Result<Value, String>,
-) -> anyhow::Result<Value> {
+    to_row: fn(&csv::StringRecord, &csv::StringRecord) -> Result<T, String>,
+    mut send: impl FnMut(&mut Client, Vec<Value>) -> anyhow::Result<Vec<InvalidRow>>,
+) -> anyhow::Result<Vec<InvalidRow>> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
         .from_path(file)
         .with_context(|| format!("cannot read {}", file.display()))?;
     let headers = rdr.headers()?.clone();
-    let mut totals = serde_json::Map::new();
     let mut invalid = Vec::new();
     let mut chunk = Vec::new();
-    let mut flush = |chunk: &mut Vec<Value>,
-                     totals: &mut serde_json::Map<String, Value>,
-                     invalid: &mut Vec<Value>|
-     -> anyhow::Result<()> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let r = c.call(method, json!({ "rows": std::mem::take(chunk) }))?;
-        for (k, v) in r.as_object().into_iter().flatten() {
-            match v {
-                Value::Array(a) => invalid.extend(a.iter().cloned()),
-                Value::Number(n) => {
-                    let sum = totals.get(k).and_then(Value::as_u64).unwrap_or(0)
-                        + n.as_u64().unwrap_or(0);
-                    totals.insert(k.clone(), json!(sum));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    };
     for rec in rdr.records() {
         match rec {
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                invalid.push(json!({ "line": line, "reason": e.to_string() }));
+                invalid.push(InvalidRow { line, field: None, reason: e.to_string() });
             }
             Ok(rec) => {
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
                 match to_row(&headers, &rec) {
-                    Ok(mut row) => {
-                        row["line"] = json!(line);
-                        chunk.push(row);
-                    }
-                    Err(reason) => invalid.push(json!({ "line": line, "reason": reason })),
+                    Ok(fields) => chunk.push(Row { line, fields }),
+                    Err(reason) => invalid.push(InvalidRow { line, field: None, reason }),
                 }
             }
         }
         if chunk.len() >= IMPORT_CHUNK {
-            flush(&mut chunk, &mut totals, &mut invalid)?;
+            invalid.extend(send(c, rows(std::mem::take(&mut chunk)))?);
         }
     }
-    flush(&mut chunk, &mut totals, &mut invalid)?;
-    invalid.sort_by_key(|v| v["line"].as_u64());
-    totals.insert("invalid".into(), Value::Array(invalid));
-    Ok(Value::Object(totals))
+    if !chunk.is_empty() {
+        invalid.extend(send(c, rows(chunk))?);
+    }
+    invalid.sort_by_key(|i| i.line);
+    Ok(invalid)
 }
 
 fn column<'a>(h: &csv::StringRecord, r: &'a csv::StringRecord, name: &str) -> Option<&'a str> {
@@ -535,218 +713,183 @@ fn required<'a>(
     column(h, r, name).ok_or_else(|| format!("column {name} is empty or missing"))
 }
 
-fn creator_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Value, String> {
-    let list = |name: &str| -> Vec<&str> {
-        column(h, r, name).map(|v| v.split(';').map(str::trim).collect()).unwrap_or_default()
+fn creator_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<CreatorFields, String> {
+    let list = |name: &str| -> Vec<String> {
+        column(h, r, name)
+            .map(|v| v.split(';').map(|s| s.trim().to_owned()).collect())
+            .unwrap_or_default()
     };
-    Ok(json!({
-        "name": required(h, r, "name")?,
-        "platform": required(h, r, "platform")?,
-        "handle": required(h, r, "handle")?,
-        "emails": list("email"),
-        "manager_emails": list("manager_email"),
-        "tags": list("tags"),
-    }))
+    Ok(CreatorFields {
+        name: required(h, r, "name")?.to_owned(),
+        platform: required(h, r, "platform")?.to_owned(),
+        handle: required(h, r, "handle")?.to_owned(),
+        emails: list("email"),
+        manager_emails: list("manager_email"),
+        tags: list("tags"),
+    })
 }
 
-fn outreach_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Value, String> {
+fn outreach_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<OutreachFields, String> {
     let sent_at = match column(h, r, "sent_at") {
         None => None,
         Some(s) => Some(
             chrono::DateTime::parse_from_rfc3339(s)
-                .map(|d| d.to_rfc3339())
+                .map(|d| d.to_utc())
                 .or_else(|_| {
                     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                        .map(|d| format!("{d}T00:00:00Z"))
+                        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
                 })
                 .map_err(|_| format!("sent_at {s:?} is not a date"))?,
         ),
     };
-    Ok(json!({
-        "message_id": required(h, r, "message_id")?,
-        "campaign": required(h, r, "campaign")?,
-        "creator": format!("{}:{}", required(h, r, "platform")?, required(h, r, "handle")?),
-        "to": required(h, r, "to")?,
-        "subject": column(h, r, "subject").unwrap_or_default(),
-        "sent_at": sent_at,
-    }))
+    Ok(OutreachFields {
+        message_id: required(h, r, "message_id")?.to_owned(),
+        campaign: required(h, r, "campaign")?.to_owned(),
+        creator: format!("{}:{}", required(h, r, "platform")?, required(h, r, "handle")?),
+        to: required(h, r, "to")?.to_owned(),
+        subject: column(h, r, "subject").unwrap_or_default().to_owned(),
+        sent_at,
+    })
 }
 
-/// How a result is shown to people.
-enum View {
-    Status,
-    Campaigns,
-    Creators,
-    Collabs,
-    Collab,
-    Inbox,
-    Report,
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(T::to_string).unwrap_or_default()
 }
 
-impl View {
-    fn render(&self, v: &Value) -> String {
-        let rows: Vec<Value> = match v {
-            Value::Array(a) => a.clone(),
-            other => vec![other.clone()],
-        };
-        let s = |v: &Value| match v {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        match self {
-            View::Status => {
-                let mut out = format!(
-                    "collabd {}  up {}s  database {}\n",
-                    s(&v["version"]),
-                    s(&v["uptime_secs"]),
-                    if v["database"] == json!(true) { "ok" } else { "UNREACHABLE" }
-                );
-                out += &table(
-                    &[
-                        "MAILBOX",
-                        "CONNECTED",
-                        "LAST SYNC",
-                        "SINCE POLL",
-                        "LAST COMMIT",
-                        "UIDVALIDITY",
-                        "HIGHEST UID",
-                        "PROCESSED",
-                        "LAST ERROR",
-                    ],
-                    v["mailboxes"].as_array().into_iter().flatten().map(|m| {
-                        [
-                            "name",
-                            "connected",
-                            "last_sync",
-                            "secs_since_poll",
-                            "last_commit",
-                            "uidvalidity",
-                            "highest_uid",
-                            "processed",
-                            "last_error",
-                        ]
-                        .iter()
-                        .map(|k| s(&m[*k]))
-                        .collect()
-                    }),
-                );
-                out
-            }
-            View::Campaigns => table(
-                &["ID", "NAME", "ARCHIVED"],
-                rows.iter().map(|r| vec![s(&r["id"]), s(&r["name"]), s(&r["archived_at"])]),
-            ),
-            View::Creators => table(
-                &["ID", "NAME", "PLATFORM", "HANDLE", "EMAILS"],
-                rows.iter().map(|r| {
-                    let emails: Vec<String> = r["emails"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|e| format!("{} ({})", s(&e["address"]), s(&e["role"])))
-                        .collect();
-                    vec![
-                        s(&r["id"]),
-                        s(&r["name"]),
-                        s(&r["platform"]),
-                        s(&r["handle"]),
-                        emails.join(", "),
-                    ]
-                }),
-            ),
-            View::Collabs => table(
-                &["ID", "STATUS", "SOURCE", "CREATOR", "CAMPAIGN", "CREATED"],
-                rows.iter().map(|r| {
-                    vec![
-                        s(&r["id"]),
-                        s(&r["status"]),
-                        s(&r["source"]),
-                        format!(
-                            "{} ({}:{})",
-                            s(&r["creator"]["name"]),
-                            s(&r["creator"]["platform"]),
-                            s(&r["creator"]["handle"])
-                        ),
-                        s(&r["campaign"]["name"]),
-                        s(&r["created_at"]),
-                    ]
-                }),
-            ),
-            View::Collab => {
-                let mut out = View::Collabs.render(v);
-                out += &format!(
-                    "\ndeliverables: {}\ncompensation: {}\ntimeline: {}\nterms: {}\n",
-                    v["deliverables"],
-                    v["compensation"],
-                    v["timeline"],
-                    s(&v["additional_terms"])
-                );
-                out += "\nEVENTS\n";
-                out += &table(
-                    &["AT", "KIND", "FROM", "TO", "ACTOR", "REASON"],
-                    v["events"].as_array().into_iter().flatten().map(|e| {
-                        ["at", "kind", "from_status", "to_status", "actor", "reason"]
-                            .iter()
-                            .map(|k| s(&e[*k]))
-                            .collect()
-                    }),
-                );
-                out
-            }
-            View::Inbox => table(
-                &["ID", "MAILBOX", "FROM", "SUBJECT", "RECEIVED"],
-                rows.iter().map(|r| {
-                    vec![
-                        s(&r["id"]),
-                        s(&r["mailbox"]),
-                        s(&r["from_address"]),
-                        s(&r["subject"]),
-                        s(&r["received_at"]),
-                    ]
-                }),
-            ),
-            View::Report => {
-                let mut out = String::new();
-                for (k, val) in v.as_object().into_iter().flatten() {
-                    match val {
-                        Value::Array(items) if k == "invalid" => {
-                            out += &format!("invalid: {}\n", items.len());
-                            for i in items {
-                                out += &format!(
-                                    "  line {}: {} {}\n",
-                                    s(&i["line"]),
-                                    s(&i["field"]),
-                                    s(&i["reason"])
-                                );
-                            }
-                        }
-                        other => out += &format!("{k}: {}\n", s(other)),
-                    }
-                }
-                out
-            }
-        }
+fn render_status(st: &StatusResult) -> String {
+    let mut out = format!(
+        "collabd {}  up {}s  database {}\n",
+        st.version,
+        st.uptime_secs,
+        if st.database { "ok" } else { "UNREACHABLE" }
+    );
+    out += &table(
+        &[
+            "MAILBOX",
+            "CONNECTED",
+            "LAST SYNC",
+            "SINCE POLL",
+            "LAST COMMIT",
+            "UIDVALIDITY",
+            "HIGHEST UID",
+            "PROCESSED",
+            "LAST ERROR",
+        ],
+        st.mailboxes.iter().map(|m| {
+            vec![
+                m.name.clone(),
+                m.connected.to_string(),
+                opt(&m.last_sync),
+                opt(&m.secs_since_poll),
+                opt(&m.last_commit),
+                opt(&m.uidvalidity),
+                m.highest_uid.to_string(),
+                m.processed.to_string(),
+                opt(&m.last_error),
+            ]
+        }),
+    );
+    out
+}
+
+fn render_campaigns(rows: &[Campaign]) -> String {
+    table(
+        &["ID", "NAME", "ARCHIVED"],
+        rows.iter().map(|r| vec![r.id.to_string(), r.name.clone(), opt(&r.archived_at)]),
+    )
+}
+
+fn render_creators(rows: &[Creator]) -> String {
+    table(
+        &["ID", "NAME", "PLATFORM", "HANDLE", "EMAILS"],
+        rows.iter().map(|r| {
+            let emails: Vec<String> =
+                r.emails.iter().map(|e| format!("{} ({})", e.address, e.role)).collect();
+            vec![
+                r.id.to_string(),
+                r.name.clone(),
+                r.platform.clone(),
+                r.handle.clone(),
+                emails.join(", "),
+            ]
+        }),
+    )
+}
+
+fn render_collabs(rows: &[Collaboration]) -> String {
+    table(
+        &["ID", "STATUS", "SOURCE", "CREATOR", "CAMPAIGN", "CREATED"],
+        rows.iter().map(|r| {
+            vec![
+                r.id.to_string(),
+                r.status.to_string(),
+                r.source.clone(),
+                format!("{} ({}:{})", r.creator.name, r.creator.platform, r.creator.handle),
+                r.campaign.name.clone(),
+                r.created_at.to_string(),
+            ]
+        }),
+    )
+}
+
+fn render_collab(d: &CollabDetail) -> String {
+    let v = &d.collab;
+    let mut out = render_collabs(slice(v));
+    out += &format!(
+        "\ndeliverables: {}\ncompensation: {}\ntimeline: {}\nterms: {}\n",
+        v.deliverables,
+        v.compensation,
+        v.timeline,
+        opt(&v.additional_terms)
+    );
+    out += "\nEVENTS\n";
+    out += &table(
+        &["AT", "KIND", "FROM", "TO", "ACTOR", "REASON"],
+        d.events.iter().map(|e| {
+            vec![
+                e.at.to_string(),
+                e.kind.clone(),
+                opt(&e.from_status),
+                opt(&e.to_status),
+                e.actor.clone(),
+                opt(&e.reason),
+            ]
+        }),
+    );
+    out
+}
+
+fn render_inbox(rows: &[UnmatchedMessage]) -> String {
+    table(
+        &["ID", "MAILBOX", "FROM", "SUBJECT", "RECEIVED"],
+        rows.iter().map(|r| {
+            vec![
+                r.id.to_string(),
+                r.mailbox.clone(),
+                opt(&r.from_address),
+                opt(&r.subject),
+                r.received_at.to_string(),
+            ]
+        }),
+    )
+}
+
+fn render_invalid(invalid: &[InvalidRow]) -> String {
+    let mut out = format!("invalid: {}\n", invalid.len());
+    for i in invalid {
+        out += &format!("  line {}: {} {}\n", i.line, opt(&i.field), i.reason);
     }
+    out
 }
 
-/// Left-aligned columns sized to their widest cell.
-fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let rows: Vec<Vec<String>> = rows.collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
+fn render_send(r: &SendResult) -> String {
+    let mut out =
+        format!("message_id: {}\nto: {}\nreply_to: {}\n", r.message_id, r.to, opt(&r.reply_to));
+    if let Some(status) = &r.status {
+        out += &format!("status: {status}\n");
     }
-    let line = |cells: Vec<String>| -> String {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_owned() + "\n"
-    };
-    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out += &line(r);
+    if let Some(message) = &r.message {
+        out += &format!("dry_run: true\nmessage:\n{message}\n");
     }
     out
 }
@@ -755,49 +898,56 @@ fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
 /// for the device approval or for the browser's redirect to a loopback listener.
 fn authorize(
     cli: &Cli,
-    mut login: Value,
-    flow: &str,
+    login: MailboxAuthorizeStatus,
+    flow: Flow,
     redirect_port: u16,
     wait: Duration,
 ) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", redirect_port))
         .context("cannot listen for the redirect on 127.0.0.1")?;
     let redirect_uri = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
-    let mut params = login.clone();
-    params["flow"] = json!(flow);
-    params["redirect_uri"] = json!(redirect_uri);
     let mut c = Client::connect(&cli.socket)?;
-    let start = c.call("mailbox.authorize", params)?;
+    let start = c.call(MailboxAuthorize {
+        mailbox: login.mailbox.clone(),
+        smtp: login.smtp,
+        flow,
+        redirect_uri: Some(redirect_uri),
+    })?;
     let deadline = std::time::Instant::now() + wait;
-    if start["flow"] == "device" {
-        println!(
-            "To authorize, open {} and enter the code {}",
-            start["verification_uri"].as_str().unwrap_or_default(),
-            start["user_code"].as_str().unwrap_or_default()
-        );
-        std::io::stdout().flush()?;
-        let interval = Duration::from_secs(start["interval"].as_u64().unwrap_or(5).max(1));
-        loop {
-            std::thread::sleep(interval);
-            let state = c.call("mailbox.authorize_status", login.clone())?;
-            match state["state"].as_str() {
-                Some("authorized") => break,
-                Some("failed") => bail!("authorization failed: {}", state["error"]),
-                _ if std::time::Instant::now() > deadline => bail!("gave up waiting"),
-                _ => {}
+    match start {
+        AuthorizeStart::Device(start) => {
+            println!(
+                "To authorize, open {} and enter the code {}",
+                start.verification_uri, start.user_code
+            );
+            std::io::stdout().flush()?;
+            let interval = Duration::from_secs(start.interval.max(1));
+            loop {
+                std::thread::sleep(interval);
+                match c.call(login.clone())? {
+                    AuthorizeState::Authorized => break,
+                    AuthorizeState::Failed { error } => {
+                        bail!("authorization failed: {}", Value::from(error))
+                    }
+                    AuthorizeState::Pending if std::time::Instant::now() > deadline => {
+                        bail!("gave up waiting")
+                    }
+                    AuthorizeState::Pending => {}
+                }
             }
         }
-    } else {
-        drop(c);
-        println!(
-            "To authorize, open this address in a browser:\n{}",
-            start["authorize_url"].as_str().unwrap_or_default()
-        );
-        std::io::stdout().flush()?;
-        let (code, state) = await_redirect(&listener, deadline)?;
-        login["code"] = json!(code);
-        login["state"] = json!(state);
-        Client::connect(&cli.socket)?.call("mailbox.authorize_finish", login)?;
+        AuthorizeStart::Code { authorize_url } => {
+            drop(c);
+            println!("To authorize, open this address in a browser:\n{authorize_url}");
+            std::io::stdout().flush()?;
+            let (code, state) = await_redirect(&listener, deadline)?;
+            Client::connect(&cli.socket)?.call(MailboxAuthorizeFinish {
+                mailbox: login.mailbox,
+                smtp: login.smtp,
+                code,
+                state,
+            })?;
+        }
     }
     println!("authorized: the refresh token is stored and the login retried");
     Ok(())
@@ -850,4 +1000,24 @@ fn await_redirect(
             return Ok(found);
         }
     }
+}
+/// Left-aligned columns sized to their widest cell.
+fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out += &line(r);
+    }
+    out
 }

@@ -12,7 +12,7 @@ use super::{OAuthError, TokenSource, describe};
 use crate::config::OAuthProvider;
 
 /// What the operator is shown to approve a device authorization.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeviceStart {
     pub verification_uri: String,
     pub user_code: String,

@@ -320,7 +320,7 @@ fn describe<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>
 }
 
 /// Where an operator's authorization of a login stands (`mailbox.authorize_status`).
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum AuthorizeState {
     /// Waiting for the operator (device flow) or for the redirect (code flow).

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{Store, StoreError};
 
 /// A campaign as the admin API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Campaign {
     pub id: i64,
     pub name: String,

@@ -222,7 +222,7 @@ pub async fn open_for(
 }
 
 /// A collaboration in the shape scripts rely on (`collabctl --json`).
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Collaboration {
     pub id: i64,
     pub status: CollabStatus,
@@ -239,7 +239,7 @@ pub struct Collaboration {
 }
 
 /// The creator part of a collaboration.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct CreatorRef {
     pub id: i64,
     pub name: String,
@@ -248,14 +248,14 @@ pub struct CreatorRef {
 }
 
 /// The campaign part of a collaboration.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct CampaignRef {
     pub id: i64,
     pub name: String,
 }
 
 /// One audit record.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Event {
     pub kind: String,
     pub from_status: Option<CollabStatus>,
@@ -266,7 +266,7 @@ pub struct Event {
 }
 
 /// One message linked to a collaboration.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LinkedMessage {
     pub id: i64,
     pub kind: String,
@@ -304,20 +304,24 @@ impl From<sqlx::Error> for CollabError {
 }
 
 impl super::Store {
-    /// Lists collaborations, newest first.
+    /// Lists collaborations, newest first (`page.after`: ids below it).
     pub async fn list_collaborations(
         &self,
         f: &CollabFilter,
+        page: super::Page,
     ) -> Result<Vec<Collaboration>, StoreError> {
         let ids = sqlx::query_scalar!(
             r#"SELECT id FROM collaborations
                WHERE ($1::bigint IS NULL OR campaign_id = $1)
                  AND ($2::bigint IS NULL OR creator_id = $2)
                  AND ($3::collab_status IS NULL OR status = $3)
-               ORDER BY id DESC LIMIT 1000"#,
+                 AND ($4::bigint IS NULL OR id < $4)
+               ORDER BY id DESC LIMIT $5"#,
             f.campaign_id,
             f.creator_id,
-            f.status as Option<CollabStatus>
+            f.status as Option<CollabStatus>,
+            page.after,
+            page.limit
         )
         .fetch_all(self.pool())
         .await?;

@@ -52,7 +52,7 @@ pub async fn unsubscribe(tx: &mut Tx, opt_outs: &[(i64, Option<i64>)]) -> Result
 }
 
 /// A Creator Pool entry with its addresses.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Creator {
     pub id: i64,
     pub name: String,
@@ -91,16 +91,24 @@ pub struct ImportCounts {
 }
 
 impl super::Store {
-    /// Creators matching a search (name, handle or address), or all; by name.
-    pub async fn list_creators(&self, search: Option<&str>) -> Result<Vec<Creator>, StoreError> {
+    /// Creators matching a search (name, handle or address), or all; in the order they were
+    /// added (`page.after`: ids above it).
+    pub async fn list_creators(
+        &self,
+        search: Option<&str>,
+        page: super::Page,
+    ) -> Result<Vec<Creator>, StoreError> {
         let pattern = search.map(|s| format!("%{}%", s.to_lowercase()));
         let ids = sqlx::query_scalar!(
             r#"SELECT c.id FROM creators c
-               WHERE $1::text IS NULL OR lower(c.name) LIKE $1 OR lower(c.handle) LIKE $1
-                  OR EXISTS (SELECT 1 FROM creator_emails e WHERE e.creator_id = c.id AND e.address LIKE $1)
-               ORDER BY lower(c.name), c.id
-               LIMIT 1000"#,
-            pattern
+               WHERE ($1::text IS NULL OR lower(c.name) LIKE $1 OR lower(c.handle) LIKE $1
+                  OR EXISTS (SELECT 1 FROM creator_emails e WHERE e.creator_id = c.id AND e.address LIKE $1))
+                 AND ($2::bigint IS NULL OR c.id > $2)
+               ORDER BY c.id
+               LIMIT $3"#,
+            pattern,
+            page.after,
+            page.limit
         )
         .fetch_all(self.pool())
         .await?;

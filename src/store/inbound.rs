@@ -32,7 +32,7 @@ pub struct NewInbound<'a> {
 }
 
 /// A message waiting for a person to decide what it is.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct UnmatchedMessage {
     pub id: i64,
     pub mailbox: String,
@@ -45,12 +45,16 @@ pub struct UnmatchedMessage {
 }
 
 impl super::Store {
-    /// Human messages no rule could match, newest first.
-    pub async fn unmatched(&self) -> Result<Vec<UnmatchedMessage>, StoreError> {
+    /// Human messages no rule could match, newest first (`page.after`: ids below it).
+    pub async fn unmatched(&self, page: super::Page) -> Result<Vec<UnmatchedMessage>, StoreError> {
         let rows = sqlx::query_as!(
             UnmatchedMessage,
             r#"SELECT id, mailbox, from_address, from_name, subject, sent_date, reply_text, received_at
-               FROM inbound_messages WHERE kind = 'unmatched' ORDER BY id DESC LIMIT 1000"#
+               FROM inbound_messages
+               WHERE kind = 'unmatched' AND ($1::bigint IS NULL OR id < $1)
+               ORDER BY id DESC LIMIT $2"#,
+            page.after,
+            page.limit
         )
         .fetch_all(self.pool())
         .await?;

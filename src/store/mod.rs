@@ -16,6 +16,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Postgres, Transaction};
 
 pub use collabs::CollabRef;
+
+/// Keyset paging on id: the rows after `after` in the list's order, at most `limit` of them
+/// (all when `None`). Lists order by id, so a page never skips or repeats a row when rows
+/// are added meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Page {
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
 pub use inbound::NewInbound;
 pub use outreach::OutreachRef;
 pub use sync::{SyncState, SyncSummary};

@@ -29,7 +29,7 @@ pub enum OutreachError {
 
 /// Parses `"Name <addr>"` or a bare address.
 pub fn parse_mailbox(s: &str) -> Result<Mailbox, OutreachError> {
-    s.parse::<Mailbox>().map_err(|e| OutreachError::Address(format!("{s:?}: {e}")))
+    crate::config::parse_mailbox(s).map_err(OutreachError::Address)
 }
 
 /// A message ready to send, with the identifiers recorded for matching replies.
