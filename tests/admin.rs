@@ -841,3 +841,61 @@ async fn lists_page_by_id_and_all_fetches_every_page() {
     let v = raw(env, br#"{"id":1,"method":"collab.list","params":{"after":"x"}}"#);
     assert_eq!((code(&v), v["error"]["field"].as_str()), ("invalid_params", Some("after")), "{v}");
 }
+
+#[tokio::test]
+async fn collab_export_streams_csv_and_jsonl_with_filters() {
+    let s = setup("").await;
+    let env = &s.env;
+    for c in ["Winter Glow", "Spring Launch"] {
+        collabctl_json(env, &["campaign", "create", c]);
+    }
+    collabctl_json(
+        env,
+        &[
+            "creator",
+            "add",
+            "--name",
+            "Ana, \"the\" maker",
+            "--platform",
+            "tiktok",
+            "--handle",
+            "ana.makes",
+        ],
+    );
+    // More than one export page (5,000 rows), straight into the table.
+    sqlx::raw_sql(
+        "INSERT INTO collaborations (creator_id, campaign_id, source, compensation, allow_duplicate, created_at)
+         SELECT (SELECT id FROM creators), (SELECT id FROM campaigns WHERE name = 'Winter Glow'),
+                'manual', '{\"product\": \"kit\"}', true, '2026-11-01'::timestamptz + g * interval '1 minute'
+         FROM generate_series(1, 6000) g",
+    )
+    .execute(&s.db.pool)
+    .await
+    .unwrap();
+    let ctl = |args: &[&str]| {
+        let (ok, out, err) = collabctl(env, args);
+        assert!(ok, "{err}");
+        out
+    };
+    let csv_out = ctl(&["collab", "export", "--format", "csv"]);
+    let mut rdr = csv::Reader::from_reader(csv_out.as_bytes());
+    let headers = rdr.headers().unwrap().clone();
+    assert_eq!(&headers[0], "id");
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 6000);
+    let ids: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(ids.len(), 6000, "no row repeated across pages");
+    assert_eq!(rows[0].get(4).unwrap(), "Ana, \"the\" maker", "quoted as CSV");
+    assert_eq!(rows[0].get(6).unwrap(), "Winter Glow");
+    assert!(rows[0].get(8).unwrap().contains("kit"));
+
+    let jsonl = ctl(&["collab", "export", "--format", "jsonl", "--since", "2026-11-04"]);
+    let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // 2026-11-04 00:00 is minute 4,320 of the series: rows 4,320 to 6,000.
+    assert_eq!(lines.len(), 6000 - 4320 + 1);
+    assert!(lines.iter().all(|l| l["created_at"].as_str().unwrap() >= "2026-11-04"));
+    assert_eq!(ctl(&["collab", "export", "--campaign", "Spring Launch"]).lines().count(), 1);
+    assert_eq!(ctl(&["collab", "export", "--status", "cancelled", "--format", "jsonl"]), "");
+    let (ok, _, err) = collabctl(env, &["collab", "export", "--since", "yesterday"]);
+    assert!(!ok && err.contains("--since"), "{err}");
+}

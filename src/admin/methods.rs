@@ -148,6 +148,7 @@ impl AdminContext {
                         None => None,
                     },
                     status: f.status.as_deref().map(parse_status).transpose()?,
+                    since: f.since,
                 };
                 let list =
                     paged(page, |page| self.store.list_collaborations(&filter, page), |c| c.id);

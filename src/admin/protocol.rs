@@ -395,6 +395,9 @@ pub struct CollabList {
     pub campaign: Option<String>,
     pub creator: Option<String>,
     pub status: Option<String>,
+    /// Only collaborations created at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Rows after this id in the list's order (see [`PageParams`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<i64>,

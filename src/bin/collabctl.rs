@@ -222,6 +222,21 @@ enum CollabCmd {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// Every matching collaboration to stdout, newest first, streamed page by page (for
+    /// spreadsheets: csv; for scripts: jsonl, one object a line).
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        creator: Option<String>,
+        /// Only those created at or after this time (RFC 3339, or a date: YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+    },
     Show {
         id: i64,
     },
@@ -269,6 +284,12 @@ enum InboxCmd {
         #[arg(long)]
         reason: String,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Jsonl,
 }
 
 /// A connection to the daemon.
@@ -513,12 +534,25 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     campaign: campaign.clone(),
                     status: status.clone(),
                     creator: creator.clone(),
+                    since: None,
                     after: p.after,
                     limit: p.limit,
                 },
                 |c: &Collaboration| c.id,
                 render_collabs,
             ),
+            CollabCmd::Export { format, campaign, status, creator, since } => {
+                let since = since.as_deref().map(parse_since).transpose()?;
+                let filter = |after, limit| CollabList {
+                    campaign: campaign.clone(),
+                    status: status.clone(),
+                    creator: creator.clone(),
+                    since,
+                    after,
+                    limit,
+                };
+                export(c, *format, filter)
+            }
             CollabCmd::Show { id } => show(cli, c, CollabShow { id: *id }, render_collab),
             CollabCmd::Update { id, terms, reason } => {
                 let params =
@@ -1020,4 +1054,88 @@ fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
         out += &line(r);
     }
     out
+}
+
+/// `--since`: an RFC 3339 time, or a date (midnight UTC).
+fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.to_utc());
+    }
+    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("--since {s:?}: want RFC 3339 or YYYY-MM-DD"))?;
+    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+}
+
+/// Rows fetched per page while exporting: large pages, few round trips, bounded memory.
+const EXPORT_PAGE: u32 = 5000;
+
+/// Streams every collaboration `filter` selects to stdout, a page at a time.
+fn export(
+    c: &mut Client,
+    format: ExportFormat,
+    filter: impl Fn(Option<i64>, Option<u32>) -> CollabList,
+) -> anyhow::Result<()> {
+    let out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+    let (mut csv, mut jsonl) = match format {
+        ExportFormat::Csv => (Some(csv::Writer::from_writer(out)), None),
+        ExportFormat::Jsonl => (None, Some(out)),
+    };
+    if let Some(w) = csv.as_mut() {
+        w.write_record([
+            "id",
+            "status",
+            "source",
+            "creator_handle",
+            "creator_name",
+            "platform",
+            "campaign",
+            "deliverables",
+            "compensation",
+            "timeline",
+            "additional_terms",
+            "thread_id",
+            "created_at",
+            "updated_at",
+        ])?;
+    }
+    let mut after = None;
+    loop {
+        let (items, next) = c.call(filter(after, Some(EXPORT_PAGE)))?.into_parts();
+        for l in &items {
+            if let Some(w) = csv.as_mut() {
+                w.write_record([
+                    l.id.to_string().as_str(),
+                    l.status.as_str(),
+                    &l.source,
+                    &l.creator.handle,
+                    &l.creator.name,
+                    &l.creator.platform,
+                    &l.campaign.name,
+                    &l.deliverables.to_string(),
+                    &l.compensation.to_string(),
+                    &l.timeline.to_string(),
+                    l.additional_terms.as_deref().unwrap_or_default(),
+                    l.thread_id.as_deref().unwrap_or_default(),
+                    &l.created_at.to_rfc3339(),
+                    &l.updated_at.to_rfc3339(),
+                ])?;
+            }
+            if let Some(out) = jsonl.as_mut() {
+                serde_json::to_writer(&mut *out, l)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        let last = items.last().map(|l| l.id);
+        match next {
+            Some(n) if Some(n) == last && Some(n) != after => after = Some(n),
+            _ => break,
+        }
+    }
+    if let Some(mut w) = csv {
+        w.flush()?;
+    }
+    if let Some(mut out) = jsonl {
+        out.flush()?;
+    }
+    Ok(())
 }

@@ -282,6 +282,8 @@ pub struct CollabFilter {
     pub campaign_id: Option<i64>,
     pub creator_id: Option<i64>,
     pub status: Option<CollabStatus>,
+    /// Created at or after.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Why a lifecycle or creation request was refused.
@@ -316,12 +318,14 @@ impl super::Store {
                  AND ($2::bigint IS NULL OR creator_id = $2)
                  AND ($3::collab_status IS NULL OR status = $3)
                  AND ($4::bigint IS NULL OR id < $4)
+                 AND ($6::timestamptz IS NULL OR created_at >= $6)
                ORDER BY id DESC LIMIT $5"#,
             f.campaign_id,
             f.creator_id,
             f.status as Option<CollabStatus>,
             page.after,
-            page.limit
+            page.limit,
+            f.since
         )
         .fetch_all(self.pool())
         .await?;
