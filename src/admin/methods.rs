@@ -111,6 +111,9 @@ struct CreatorFields {
 #[serde(deny_unknown_fields)]
 struct ImportParams {
     rows: Vec<Value>,
+    /// Check the rows (and the creators and campaigns they name) but write nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 impl ImportParams {
@@ -596,6 +599,7 @@ impl AdminContext {
     }
 
     async fn creator_import(&self, p: ImportParams) -> Outcome {
+        let dry_run = p.dry_run;
         let mut invalid = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut rows = Vec::new();
@@ -617,6 +621,9 @@ impl AdminContext {
                     }
                 }
             }
+        }
+        if dry_run {
+            return Ok(json!({ "valid": rows.len() as u64 + duplicates, "invalid": invalid }));
         }
         let mut counts = self.store.upsert_creators(&rows).await.map_err(internal)?;
         counts.skipped += duplicates;
@@ -684,6 +691,7 @@ impl AdminContext {
     }
 
     async fn outreach_import(&self, p: ImportParams) -> Outcome {
+        let dry_run = p.dry_run;
         let (lines, rows): (Vec<_>, Vec<_>) = p.rows::<OutreachFields>().into_iter().unzip();
         let mut invalid = Vec::new();
         let mut valid = Vec::new();
@@ -694,6 +702,9 @@ impl AdminContext {
                     invalid.push(json!({ "line": line, "field": e.field, "reason": e.message }))
                 }
             }
+        }
+        if dry_run {
+            return Ok(json!({ "valid": valid.len(), "invalid": invalid }));
         }
         let recorded = self.store.record_outreach(&valid).await.map_err(internal)?;
         Ok(json!({

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use collabd::admin::protocol::{Request, Response};
+use collabd::import::{ImportOptions, Kind};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -109,7 +110,13 @@ enum CreatorCmd {
     /// By id, platform:handle, handle or email address.
     Show { creator: String },
     /// CSV with columns name,platform,handle,email[,manager_email][,tags] (tags split on ';').
-    Import { file: PathBuf },
+    /// All or nothing: one invalid row (line numbers count the header as 1) and nothing is
+    /// imported, unless --skip-invalid. Importing a file again changes nothing.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        opts: ImportOptions,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,8 +137,13 @@ enum OutreachCmd {
         #[arg(long)]
         sent_at: Option<String>,
     },
-    /// CSV with columns message_id,campaign,platform,handle,to,subject,sent_at.
-    Import { file: PathBuf },
+    /// CSV with columns message_id,campaign,platform,handle,to,subject,sent_at; sent_at in
+    /// RFC 3339, RFC 2822 or YYYY-MM-DD[ HH:MM[:SS]] (UTC). All or nothing, as creator import.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        opts: ImportOptions,
+    },
     /// Send outreach through the configured SMTP server.
     Send {
         #[arg(long)]
@@ -290,7 +302,7 @@ impl Client {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("collabctl: {e:#}");
             ExitCode::FAILURE
@@ -298,12 +310,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Command::Mailbox(MailboxCmd::Authorize { name, smtp, flow, redirect_port, wait }) =
         &cli.command
     {
         let login = json!({ "mailbox": name, "smtp": smtp });
-        return authorize(cli, login, flow, *redirect_port, Duration::from_secs(*wait));
+        authorize(cli, login, flow, *redirect_port, Duration::from_secs(*wait))?;
+        return Ok(ExitCode::SUCCESS);
     }
     let mut c = Client::connect(&cli.socket)?;
     let (result, view) = match &cli.command {
@@ -332,8 +345,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             CreatorCmd::Show { creator } => {
                 (c.call("creator.show", json!({ "creator": creator }))?, View::Creators)
             }
-            CreatorCmd::Import { file } => {
-                (import(&mut c, "creator.import", file, creator_row)?, View::Report)
+            CreatorCmd::Import { file, opts } => {
+                return import(cli, &mut c, file, Kind::Creator, *opts);
             }
         },
         Command::Outreach(cmd) => match cmd {
@@ -345,8 +358,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 )?,
                 View::Report,
             ),
-            OutreachCmd::Import { file } => {
-                (import(&mut c, "outreach.import", file, outreach_row)?, View::Report)
+            OutreachCmd::Import { file, opts } => {
+                return import(cli, &mut c, file, Kind::Outreach, *opts);
             }
             OutreachCmd::Send { campaign, creator, subject, body_file, dry_run } => {
                 let body = std::fs::read_to_string(body_file)
@@ -413,7 +426,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     } else {
         print!("{}", view.render(&result));
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Builds `terms` from flags; talking points, hashtags and keywords apply to every
@@ -453,123 +466,25 @@ fn terms_json(t: &TermsArgs) -> anyhow::Result<Value> {
                "timeline": { "deadlines": deadlines }, "additional_terms": t.terms }))
 }
 
-/// Rows per request when importing, well under the 1 MiB request limit.
-const IMPORT_CHUNK: usize = 1000;
-
-/// Streams a CSV file to the daemon in chunks and adds up the reports.
+/// Runs an import (see `collabd::import`) and prints its report; the exit status says
+/// whether every row was imported (0), none (1) or the valid ones only (2).
 fn import(
+    cli: &Cli,
     c: &mut Client,
-    method: &str,
-    file: &PathBuf,
-    to_row: fn(&csv::StringRecord, &csv::StringRecord) -> Result<Value, String>,
-) -> anyhow::Result<Value> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_path(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let headers = rdr.headers()?.clone();
-    let mut totals = serde_json::Map::new();
-    let mut invalid = Vec::new();
-    let mut chunk = Vec::new();
-    let mut flush = |chunk: &mut Vec<Value>,
-                     totals: &mut serde_json::Map<String, Value>,
-                     invalid: &mut Vec<Value>|
-     -> anyhow::Result<()> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let r = c.call(method, json!({ "rows": std::mem::take(chunk) }))?;
-        for (k, v) in r.as_object().into_iter().flatten() {
-            match v {
-                Value::Array(a) => invalid.extend(a.iter().cloned()),
-                Value::Number(n) => {
-                    let sum = totals.get(k).and_then(Value::as_u64).unwrap_or(0)
-                        + n.as_u64().unwrap_or(0);
-                    totals.insert(k.clone(), json!(sum));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    };
-    for rec in rdr.records() {
-        match rec {
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                invalid.push(json!({ "line": line, "reason": e.to_string() }));
-            }
-            Ok(rec) => {
-                let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                match to_row(&headers, &rec) {
-                    Ok(mut row) => {
-                        row["line"] = json!(line);
-                        chunk.push(row);
-                    }
-                    Err(reason) => invalid.push(json!({ "line": line, "reason": reason })),
-                }
-            }
-        }
-        if chunk.len() >= IMPORT_CHUNK {
-            flush(&mut chunk, &mut totals, &mut invalid)?;
-        }
+    file: &std::path::Path,
+    kind: Kind,
+    opts: ImportOptions,
+) -> anyhow::Result<ExitCode> {
+    let outcome = collabd::import::run(file, kind, opts, &mut |m, p| c.call(m, p))?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+    } else {
+        print!("{}", View::Report.render(&outcome.report));
     }
-    flush(&mut chunk, &mut totals, &mut invalid)?;
-    invalid.sort_by_key(|v| v["line"].as_u64());
-    totals.insert("invalid".into(), Value::Array(invalid));
-    Ok(Value::Object(totals))
-}
-
-fn column<'a>(h: &csv::StringRecord, r: &'a csv::StringRecord, name: &str) -> Option<&'a str> {
-    h.iter()
-        .position(|c| c.eq_ignore_ascii_case(name))
-        .and_then(|i| r.get(i))
-        .filter(|v| !v.is_empty())
-}
-
-fn required<'a>(
-    h: &csv::StringRecord,
-    r: &'a csv::StringRecord,
-    name: &str,
-) -> Result<&'a str, String> {
-    column(h, r, name).ok_or_else(|| format!("column {name} is empty or missing"))
-}
-
-fn creator_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Value, String> {
-    let list = |name: &str| -> Vec<&str> {
-        column(h, r, name).map(|v| v.split(';').map(str::trim).collect()).unwrap_or_default()
-    };
-    Ok(json!({
-        "name": required(h, r, "name")?,
-        "platform": required(h, r, "platform")?,
-        "handle": required(h, r, "handle")?,
-        "emails": list("email"),
-        "manager_emails": list("manager_email"),
-        "tags": list("tags"),
-    }))
-}
-
-fn outreach_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Value, String> {
-    let sent_at = match column(h, r, "sent_at") {
-        None => None,
-        Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|d| d.to_rfc3339())
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                        .map(|d| format!("{d}T00:00:00Z"))
-                })
-                .map_err(|_| format!("sent_at {s:?} is not a date"))?,
-        ),
-    };
-    Ok(json!({
-        "message_id": required(h, r, "message_id")?,
-        "campaign": required(h, r, "campaign")?,
-        "creator": format!("{}:{}", required(h, r, "platform")?, required(h, r, "handle")?),
-        "to": required(h, r, "to")?,
-        "subject": column(h, r, "subject").unwrap_or_default(),
-        "sent_at": sent_at,
-    }))
+    if let Some(s) = outcome.summary {
+        eprintln!("collabctl: {s}");
+    }
+    Ok(ExitCode::from(outcome.exit))
 }
 
 /// How a result is shown to people.
