@@ -9,6 +9,7 @@ pub mod collab;
 pub mod config;
 pub mod daemon;
 pub mod imap;
+pub mod import;
 pub mod ingest;
 pub mod mail;
 pub mod matching;

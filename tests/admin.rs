@@ -303,12 +303,16 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
          Chloé,instagram,chloe.m,not-an-email,,,\n",
     )
     .unwrap();
-    let r = collabctl_json(&s.env, &["creator", "import", csv.to_str().unwrap()]);
+    // Invalid rows: nothing is imported unless --skip-invalid, which exits 2.
+    let (code, r, _) = import(&s.env, &["creator", "import", csv.to_str().unwrap()]);
+    assert_eq!((code, invalid_lines(&r)), (Some(1), vec![4, 6]), "{r}");
+    assert_eq!(s.db.rows("creators").await, 0);
+    let (code, r, _) =
+        import(&s.env, &["creator", "import", "--skip-invalid", csv.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{r}");
     assert_eq!(r["created"], 2, "{r}");
     assert_eq!(r["skipped"], 1, "{r}"); // the duplicate of ana.makes within the file
-    let lines: Vec<u64> =
-        r["invalid"].as_array().unwrap().iter().map(|i| i["line"].as_u64().unwrap()).collect();
-    assert_eq!(lines, vec![4, 6]);
+    assert_eq!(invalid_lines(&r), vec![4, 6]);
 
     // Importing again updates what changed and skips the rest.
     std::fs::write(&csv, "name,platform,handle,email\nAna S.,tiktok,ana.makes,ana@creators.example\nBen Okafor,youtube,benbuilds,ben@creators.example\n").unwrap();
@@ -329,7 +333,9 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
          <o-1@crm.example>,Winter Glow,tiktok,ana.makes,ana@creators.example,Hi Ana,2026-11-20\n",
     )
     .unwrap();
-    let r = collabctl_json(&s.env, &["outreach", "import", out.to_str().unwrap()]);
+    let (code, r, _) =
+        import(&s.env, &["outreach", "import", "--skip-invalid", out.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{r}");
     assert_eq!((r["recorded"].as_u64(), r["skipped"].as_u64()), (Some(1), Some(1)), "{r}");
     assert_eq!(r["invalid"][0]["line"], 3);
 
@@ -373,6 +379,132 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
         ))
         .await;
     wait_for_rows(&s.db, "collaborations", 1, Duration::from_secs(20), &s.daemon).await;
+}
+
+/// `collabctl --json …` for imports, which may fail on purpose: (exit status, the
+/// report, stderr).
+fn import(env: &DaemonEnv, args: &[&str]) -> (Option<i32>, Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collabctl"))
+        .arg("--socket")
+        .arg(env.path("admin.sock"))
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("collabctl {args:?}: {e}: {stdout:?} {stderr}"));
+    (out.status.code(), report, stderr)
+}
+
+fn invalid_lines(r: &Value) -> Vec<u64> {
+    r["invalid"].as_array().unwrap().iter().map(|i| i["line"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn outreach_import_takes_mail_dates_and_is_all_or_nothing_and_idempotent() {
+    let s = setup("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let creators = dir.path().join("creators.csv");
+    std::fs::write(
+        &creators,
+        "name,platform,handle,email\n\
+         Ana Souza,tiktok,ana.makes,ana@creators.example\n\
+         Ben Okafor,youtube,benbuilds,ben@creators.example\n",
+    )
+    .unwrap();
+    let creators = creators.to_str().unwrap();
+    let (code, r, err) = import(&s.env, &["creator", "import", creators]);
+    assert_eq!((code, r["created"].as_u64()), (Some(0), Some(2)), "{r} {err}");
+    // Nothing extra on a pipe: no progress, no summary.
+    assert_eq!(err, "");
+    // The same creators again: nothing changes, nothing is an error.
+    let (code, r, _) = import(&s.env, &["creator", "import", creators]);
+    assert_eq!(code, Some(0), "{r}");
+    assert_eq!((r["created"].as_u64(), r["skipped"].as_u64()), (Some(0), Some(2)), "{r}");
+    assert_eq!(s.db.rows("creators").await, 2);
+    collabctl_json(&s.env, &["campaign", "create", "Winter Glow"]);
+
+    let header = "message_id,campaign,platform,handle,to,subject,sent_at\n";
+    let good = [
+        "<o-1@crm.example>,Winter Glow,tiktok,ana.makes,ana@creators.example,Hi,\"Sun, 15 Nov 2026 16:59:12 GMT\"",
+        "<o-2@crm.example>,Winter Glow,youtube,benbuilds,ben@creators.example,Hi,\"15 Nov 2026 17:59:12 +0100\"",
+        "<o-3@crm.example>,Winter Glow,tiktok,ana.makes,ana@creators.example,Hi,\"Sun, 15 Nov 2026 08:59:12 PST\"",
+        "<o-4@crm.example>,Winter Glow,youtube,benbuilds,ben@creators.example,Hi,\"Sun, 15 Nov 2026 16:59:12 UTC\"",
+        "<o-5@crm.example>,Winter Glow,tiktok,ana.makes,ana@creators.example,Hi,2026-11-15 16:59:12",
+        "<o-6@crm.example>,Winter Glow,youtube,benbuilds,ben@creators.example,Hi,2026-11-15T16:59:12Z",
+    ];
+    // Line 3: a date in no known shape (found by collabctl); line 7: an unknown creator
+    // (found by the daemon).
+    let bad3 = "<o-7@crm.example>,Winter Glow,tiktok,ana.makes,ana@creators.example,Hi,15/11/2026";
+    let bad7 = "<o-8@crm.example>,Winter Glow,tiktok,nobody,x@creators.example,Hi,2026-11-15";
+    let mut body = String::from(header);
+    for l in [good[0], bad3, good[1], good[2], good[3], bad7, good[4], good[5]] {
+        body += l;
+        body += "\n";
+    }
+    let file = dir.path().join("outreach.csv");
+    std::fs::write(&file, body).unwrap();
+    let file = file.to_str().unwrap();
+
+    let (code, r, err) = import(&s.env, &["outreach", "import", file]);
+    assert_eq!((code, invalid_lines(&r)), (Some(1), vec![3, 7]), "{r}");
+    assert_eq!(r["invalid"][0]["field"], "sent_at", "{r}");
+    assert_eq!(r["invalid"][1]["field"], "creator", "{r}");
+    assert!(err.contains("line(s) 3, 7") && err.contains("nothing imported"), "{err}");
+    assert_eq!(s.db.rows("outreach_messages").await, 0);
+
+    let (code, r, _) = import(&s.env, &["outreach", "import", "--dry-run", file]);
+    assert_eq!((code, invalid_lines(&r), r["valid"].as_u64()), (Some(1), vec![3, 7], Some(6)));
+    assert_eq!(s.db.rows("outreach_messages").await, 0);
+
+    // The human report names the lines too.
+    let (ok, out, _) = collabctl(&s.env, &["outreach", "import", file]);
+    assert!(!ok && out.contains("line 3: sent_at") && out.contains("line 7: creator"), "{out}");
+
+    let (code, r, err) = import(&s.env, &["outreach", "import", "--skip-invalid", file]);
+    assert_eq!((code, r["recorded"].as_u64()), (Some(2), Some(6)), "{r}");
+    assert_eq!(invalid_lines(&r), vec![3, 7]);
+    assert!(err.contains("skipped, on line(s) 3, 7"), "{err}");
+    let sql = "SELECT count(*) FROM outreach_messages WHERE sent_at = '2026-11-15T16:59:12Z'";
+    assert_eq!(s.db.count(sql).await, 6, "every shape of date is the same instant");
+
+    // Again: nothing changes; the rows are reported as skipped, not as errors.
+    let (code, r, _) = import(&s.env, &["outreach", "import", "--skip-invalid", file]);
+    assert_eq!((code, r["recorded"].as_u64(), r["skipped"].as_u64()), (Some(2), Some(0), Some(6)));
+    assert_eq!(s.db.rows("outreach_messages").await, 6);
+
+    // The fixed file: the dry run passes, the import adds nothing new and succeeds.
+    let mut fixed = String::from(header);
+    for l in good {
+        fixed += l;
+        fixed += "\n";
+    }
+    std::fs::write(file, fixed).unwrap();
+    let (code, r, err) = import(&s.env, &["outreach", "import", "--dry-run", file]);
+    assert_eq!((code, r["valid"].as_u64(), err.as_str()), (Some(0), Some(6), ""), "{r}");
+    let (code, r, _) = import(&s.env, &["outreach", "import", file]);
+    assert_eq!((code, r["recorded"].as_u64(), r["skipped"].as_u64()), (Some(0), Some(0), Some(6)));
+    assert_eq!(s.db.rows("outreach_messages").await, 6);
+}
+
+#[tokio::test]
+async fn an_invalid_row_in_a_late_chunk_stops_the_whole_import() {
+    let s = setup("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let mut body = String::from("name,platform,handle,email\n");
+    for i in 0..2_500 {
+        // Line 2,402 (row 2,401, in the third chunk of 1,000) has a bad address, which only
+        // the daemon checks.
+        let email = if i == 2_400 { "not-an-email".to_owned() } else { format!("c{i}@x.example") };
+        body.push_str(&format!("Creator {i},tiktok,creator_{i},{email}\n"));
+    }
+    std::fs::write(&csv, body).unwrap();
+    let (code, r, _) = import(&s.env, &["creator", "import", csv.to_str().unwrap()]);
+    assert_eq!((code, invalid_lines(&r)), (Some(1), vec![2_402]), "{r}");
+    assert_eq!(s.db.rows("creators").await, 0);
 }
 
 #[tokio::test]

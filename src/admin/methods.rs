@@ -408,7 +408,9 @@ impl AdminContext {
         self.creator(&key).await
     }
 
+    /// Checks and upserts a chunk of creators; with `dry_run`, checks only.
     async fn creator_import(&self, p: CreatorImport) -> Result<CreatorImportReport, ErrorBody> {
+        let p_dry_run = p.dry_run;
         let mut invalid = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut rows = Vec::new();
@@ -428,6 +430,9 @@ impl AdminContext {
                     }
                 }
             }
+        }
+        if p_dry_run {
+            return Ok(CreatorImportReport { invalid, ..Default::default() });
         }
         let mut counts = self.store.upsert_creators(&rows).await.map_err(internal)?;
         counts.skipped += duplicates;
@@ -502,7 +507,10 @@ impl AdminContext {
         })
     }
 
+    /// Checks and records a chunk of outreach (the creators and campaigns they name must
+    /// exist); with `dry_run`, checks only.
     async fn outreach_import(&self, p: OutreachImport) -> Result<OutreachImportReport, ErrorBody> {
+        let dry_run = p.dry_run;
         let (lines, rows): (Vec<_>, Vec<_>) =
             import_rows::<OutreachFields>(p.rows).into_iter().unzip();
         let mut invalid = Vec::new();
@@ -512,6 +520,9 @@ impl AdminContext {
                 Ok(o) => valid.push(o),
                 Err(e) => invalid.push(InvalidRow { line, field: e.field, reason: e.message }),
             }
+        }
+        if dry_run {
+            return Ok(OutreachImportReport { invalid, ..Default::default() });
         }
         let recorded = self.store.record_outreach(&valid).await.map_err(internal)?;
         Ok(OutreachImportReport { recorded, skipped: valid.len() as u64 - recorded, invalid })

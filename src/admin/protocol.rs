@@ -346,6 +346,9 @@ pub fn rows<T: Serialize>(rows: Vec<Row<T>>) -> Vec<Value> {
 #[serde(deny_unknown_fields)]
 pub struct CreatorImport {
     pub rows: Vec<Value>,
+    /// Check the rows (and the creators and campaigns they name) but write nothing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
 }
 
 /// A batch of `outreach.import` rows (each a [`Row`] of [`OutreachFields`]).
@@ -353,6 +356,9 @@ pub struct CreatorImport {
 #[serde(deny_unknown_fields)]
 pub struct OutreachImport {
     pub rows: Vec<Value>,
+    /// Check the rows (and the creators and campaigns they name) but write nothing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
 }
 
 /// One outreach message sent elsewhere, for `outreach.record` and each import row.

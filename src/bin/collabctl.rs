@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use collabd::admin::protocol::*;
 use collabd::collab::{Compensation, Deadline, Deliverable, Money, Terms, Timeline};
+use collabd::import::{ChunkReport, ImportOptions, Kind};
 use collabd::oauth::AuthorizeState;
 use collabd::store::campaigns::Campaign;
 use collabd::store::collabs::Collaboration;
@@ -117,7 +118,12 @@ enum CreatorCmd {
     /// By id, platform:handle, handle or email address.
     Show { creator: String },
     /// CSV with columns name,platform,handle,email[,manager_email][,tags] (tags split on ';').
-    Import { file: PathBuf },
+    /// All or nothing: one invalid row means nothing is imported (see --skip-invalid).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        opts: ImportOptions,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,8 +144,13 @@ enum OutreachCmd {
         #[arg(long)]
         sent_at: Option<String>,
     },
-    /// CSV with columns message_id,campaign,platform,handle,to,subject,sent_at.
-    Import { file: PathBuf },
+    /// CSV with columns message_id,campaign,platform,handle,to,subject,sent_at (RFC 3339,
+    /// RFC 2822 or YYYY-MM-DD HH:MM[:SS] UTC). All or nothing (see --skip-invalid).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        opts: ImportOptions,
+    },
     /// Send outreach through the configured SMTP server.
     Send {
         #[arg(long)]
@@ -353,6 +364,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a CSV import (see `collabd::import`), prints its report, and ends the process with
+/// its status: 1 when invalid rows stopped it, 2 when `--skip-invalid` left rows out.
+fn import_file(
+    cli: &Cli,
+    file: &std::path::Path,
+    kind: Kind,
+    opts: ImportOptions,
+    call: &mut dyn FnMut(Vec<Value>, bool) -> anyhow::Result<ChunkReport>,
+) -> anyhow::Result<()> {
+    let outcome = collabd::import::run(file, kind, opts, call)?;
+    print_report(cli, &outcome.report, |_| {
+        let mut out = String::new();
+        for (name, n) in &outcome.counts {
+            out += &format!("{name}: {n}\n");
+        }
+        out + &render_invalid(&outcome.invalid)
+    })?;
+    if let Some(s) = &outcome.summary {
+        eprintln!("collabctl: {s}");
+    }
+    if outcome.exit != 0 {
+        std::io::stdout().flush()?;
+        std::process::exit(i32::from(outcome.exit));
+    }
+    Ok(())
+}
+
 /// Sends one call and prints its result: raw with `--json`, else through `render`.
 fn show<P: Params>(
     cli: &Cli,
@@ -432,24 +470,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     render_creators(slice(x))
                 })
             }
-            CreatorCmd::Import { file } => {
-                let mut totals = CreatorImportReport::default();
-                let invalid = import(c, file, creator_row, |c, rows| {
-                    let r = c.call(CreatorImport { rows })?;
-                    totals.created += r.created;
-                    totals.updated += r.updated;
-                    totals.skipped += r.skipped;
-                    Ok(r.invalid)
-                })?;
-                totals.invalid = invalid;
-                print_report(cli, &totals, |r| {
-                    format!(
-                        "created: {}\nupdated: {}\nskipped: {}\n{}",
-                        r.created,
-                        r.updated,
-                        r.skipped,
-                        render_invalid(&r.invalid)
-                    )
+            CreatorCmd::Import { file, opts } => {
+                import_file(cli, file, Kind::Creator, *opts, &mut |rows, dry_run| {
+                    let r = c.call(CreatorImport { rows, dry_run })?;
+                    let counts = vec![
+                        ("created", r.created),
+                        ("updated", r.updated),
+                        ("skipped", r.skipped),
+                    ];
+                    Ok(ChunkReport { counts, invalid: r.invalid })
                 })
             }
         },
@@ -475,22 +504,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     format!("recorded: {}\nskipped: {}\n", r.recorded, r.skipped)
                 })
             }
-            OutreachCmd::Import { file } => {
-                let mut totals = OutreachImportReport::default();
-                let invalid = import(c, file, outreach_row, |c, rows| {
-                    let r = c.call(OutreachImport { rows })?;
-                    totals.recorded += r.recorded;
-                    totals.skipped += r.skipped;
-                    Ok(r.invalid)
-                })?;
-                totals.invalid = invalid;
-                print_report(cli, &totals, |r| {
-                    format!(
-                        "recorded: {}\nskipped: {}\n{}",
-                        r.recorded,
-                        r.skipped,
-                        render_invalid(&r.invalid)
-                    )
+            OutreachCmd::Import { file, opts } => {
+                import_file(cli, file, Kind::Outreach, *opts, &mut |rows, dry_run| {
+                    let r = c.call(OutreachImport { rows, dry_run })?;
+                    let counts = vec![("recorded", r.recorded), ("skipped", r.skipped)];
+                    Ok(ChunkReport { counts, invalid: r.invalid })
                 })
             }
             OutreachCmd::Send { campaign, creator, subject, body_file, dry_run } => {
@@ -688,103 +706,6 @@ fn terms_from(t: &TermsArgs) -> anyhow::Result<Terms> {
     })
 }
 
-/// Rows per request when importing, well under the 1 MiB request limit.
-const IMPORT_CHUNK: usize = 1000;
-
-/// Streams a CSV file to the daemon in chunks of typed rows; `send` sends one chunk, adds
-/// up its counts and hands back its invalid rows. Answers every invalid row, by line.
-fn import<T: serde::Serialize>(
-    c: &mut Client,
-    file: &PathBuf,
-    to_row: fn(&csv::StringRecord, &csv::StringRecord) -> Result<T, String>,
-    mut send: impl FnMut(&mut Client, Vec<Value>) -> anyhow::Result<Vec<InvalidRow>>,
-) -> anyhow::Result<Vec<InvalidRow>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_path(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let headers = rdr.headers()?.clone();
-    let mut invalid = Vec::new();
-    let mut chunk = Vec::new();
-    for rec in rdr.records() {
-        match rec {
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                invalid.push(InvalidRow { line, field: None, reason: e.to_string() });
-            }
-            Ok(rec) => {
-                let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                match to_row(&headers, &rec) {
-                    Ok(fields) => chunk.push(Row { line, fields }),
-                    Err(reason) => invalid.push(InvalidRow { line, field: None, reason }),
-                }
-            }
-        }
-        if chunk.len() >= IMPORT_CHUNK {
-            invalid.extend(send(c, rows(std::mem::take(&mut chunk)))?);
-        }
-    }
-    if !chunk.is_empty() {
-        invalid.extend(send(c, rows(chunk))?);
-    }
-    invalid.sort_by_key(|i| i.line);
-    Ok(invalid)
-}
-
-fn column<'a>(h: &csv::StringRecord, r: &'a csv::StringRecord, name: &str) -> Option<&'a str> {
-    h.iter()
-        .position(|c| c.eq_ignore_ascii_case(name))
-        .and_then(|i| r.get(i))
-        .filter(|v| !v.is_empty())
-}
-
-fn required<'a>(
-    h: &csv::StringRecord,
-    r: &'a csv::StringRecord,
-    name: &str,
-) -> Result<&'a str, String> {
-    column(h, r, name).ok_or_else(|| format!("column {name} is empty or missing"))
-}
-
-fn creator_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<CreatorFields, String> {
-    let list = |name: &str| -> Vec<String> {
-        column(h, r, name)
-            .map(|v| v.split(';').map(|s| s.trim().to_owned()).collect())
-            .unwrap_or_default()
-    };
-    Ok(CreatorFields {
-        name: required(h, r, "name")?.to_owned(),
-        platform: required(h, r, "platform")?.to_owned(),
-        handle: required(h, r, "handle")?.to_owned(),
-        emails: list("email"),
-        manager_emails: list("manager_email"),
-        tags: list("tags"),
-    })
-}
-
-fn outreach_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<OutreachFields, String> {
-    let sent_at = match column(h, r, "sent_at") {
-        None => None,
-        Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|d| d.to_utc())
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
-                })
-                .map_err(|_| format!("sent_at {s:?} is not a date"))?,
-        ),
-    };
-    Ok(OutreachFields {
-        message_id: required(h, r, "message_id")?.to_owned(),
-        campaign: required(h, r, "campaign")?.to_owned(),
-        creator: format!("{}:{}", required(h, r, "platform")?, required(h, r, "handle")?),
-        to: required(h, r, "to")?.to_owned(),
-        subject: column(h, r, "subject").unwrap_or_default().to_owned(),
-        sent_at,
-    })
-}
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(T::to_string).unwrap_or_default()

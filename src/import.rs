@@ -1,0 +1,456 @@
+//! CSV imports (`collabctl creator import`, `collabctl outreach import`): reading the file,
+//! checking every row, parsing dates, and the all-or-nothing protocol with the daemon.
+//!
+//! An import is all or nothing across the whole file, though rows travel in chunks of
+//! [`CHUNK`]: every row is first checked, locally (columns, dates) and then by the daemon in
+//! `dry_run` calls (addresses, unknown creators and campaigns), before a single row is
+//! written. Only then are the rows sent for real. Writes are idempotent (creators are
+//! upserted, outreach is keyed on its Message-ID), so a run cut short is finished by
+//! running it again.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde_json::{Value, json};
+
+/// Rows per request, well under the admin socket's 1 MiB request limit.
+pub const CHUNK: usize = 1000;
+
+/// Files with more rows than this show progress on a terminal.
+pub const PROGRESS_ROWS: usize = 10_000;
+
+/// Exit status when `--skip-invalid` left rows out.
+pub const EXIT_SKIPPED: u8 = 2;
+
+/// How an import treats invalid rows.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Check every row (including creators and campaigns they name) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import the valid rows and list the others (exit status 2 when any were skipped).
+    /// Without it, one invalid row means nothing is imported.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub skip_invalid: bool,
+}
+
+/// What is imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Creator,
+    Outreach,
+}
+
+impl Kind {
+    fn required_columns(self) -> &'static [&'static str] {
+        match self {
+            Kind::Creator => &["name", "platform", "handle"],
+            Kind::Outreach => &["message_id", "campaign", "platform", "handle", "to"],
+        }
+    }
+}
+
+/// What the daemon said of one chunk: its counts by name (`created`, `recorded`, …) and
+/// the rows it refused.
+#[derive(Debug, Default)]
+pub struct ChunkReport {
+    pub counts: Vec<(&'static str, u64)>,
+    pub invalid: Vec<crate::admin::protocol::InvalidRow>,
+}
+
+/// The result of an import: the report to show and the process's exit status.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The whole report, for `--json`.
+    pub report: Value,
+    /// Its counts by name (`created`, `recorded`, `valid`, …), for people.
+    pub counts: Vec<(String, u64)>,
+    /// Every refused row, by line.
+    pub invalid: Vec<crate::admin::protocol::InvalidRow>,
+    pub exit: u8,
+    /// What went wrong, for stderr; `None` when every row was fine.
+    pub summary: Option<String>,
+}
+
+/// A row the file or the daemon refused, by its line in the file (the header is line 1).
+fn problem(line: u64, field: Option<&str>, reason: impl Into<String>) -> Value {
+    json!({ "line": line, "field": field, "reason": reason.into() })
+}
+
+/// Reads a CSV file into request rows (each with its `line`) and the lines refused locally.
+pub fn read(file: &Path, kind: Kind) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let headers = rdr.headers().with_context(|| format!("{}: line 1", file.display()))?.clone();
+    for name in kind.required_columns() {
+        if !headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            bail!("{}: the header (line 1) has no column {name}", file.display());
+        }
+    }
+    let (mut rows, mut invalid) = (Vec::new(), Vec::new());
+    for rec in rdr.records() {
+        match rec {
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                invalid.push(problem(line, None, e.to_string()));
+            }
+            Ok(rec) => {
+                let line = rec.position().map(|p| p.line()).unwrap_or(0);
+                let row = match kind {
+                    Kind::Creator => creator_row(&headers, &rec),
+                    Kind::Outreach => outreach_row(&headers, &rec),
+                };
+                match row {
+                    Ok(mut row) => {
+                        row["line"] = json!(line);
+                        rows.push(row);
+                    }
+                    Err((field, reason)) => invalid.push(problem(line, Some(field), reason)),
+                }
+            }
+        }
+    }
+    Ok((rows, invalid))
+}
+
+type RowError = (&'static str, String);
+
+fn column<'a>(h: &csv::StringRecord, r: &'a csv::StringRecord, name: &str) -> Option<&'a str> {
+    h.iter()
+        .position(|c| c.eq_ignore_ascii_case(name))
+        .and_then(|i| r.get(i))
+        .filter(|v| !v.is_empty())
+}
+
+fn required<'a>(
+    h: &csv::StringRecord,
+    r: &'a csv::StringRecord,
+    name: &'static str,
+) -> Result<&'a str, RowError> {
+    column(h, r, name).ok_or_else(|| (name, "is empty or missing".to_owned()))
+}
+
+fn creator_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Value, RowError> {
+    let list = |name: &str| -> Vec<&str> {
+        column(h, r, name).map(|v| v.split(';').map(str::trim).collect()).unwrap_or_default()
+    };
+    Ok(json!({
+        "name": required(h, r, "name")?,
+        "platform": required(h, r, "platform")?,
+        "handle": required(h, r, "handle")?,
+        "emails": list("email"),
+        "manager_emails": list("manager_email"),
+        "tags": list("tags"),
+    }))
+}
+
+fn outreach_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Value, RowError> {
+    let sent_at = column(h, r, "sent_at")
+        .map(|s| parse_sent_at(s).map(|d| d.to_rfc3339()).map_err(|e| ("sent_at", e)))
+        .transpose()?;
+    Ok(json!({
+        "message_id": required(h, r, "message_id")?,
+        "campaign": required(h, r, "campaign")?,
+        "creator": format!("{}:{}", required(h, r, "platform")?, required(h, r, "handle")?),
+        "to": required(h, r, "to")?,
+        "subject": column(h, r, "subject").unwrap_or_default(),
+        "sent_at": sent_at,
+    }))
+}
+
+/// A time as CRMs and mail clients export it: RFC 3339 (`2026-11-15T16:59:12Z`), RFC 2822
+/// (`Sun, 15 Nov 2026 16:59:12 GMT`, weekday optional, numeric or named zone), or plain
+/// `YYYY-MM-DD[ HH:MM[:SS]]` (also with `T`), taken as UTC.
+pub fn parse_sent_at(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    let bad = |why: &str| {
+        format!("{s:?} is not a date{why} (expected RFC 3339, RFC 2822 or YYYY-MM-DD HH:MM:SS)")
+    };
+    if s.is_empty() {
+        return Err(bad(""));
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Ok(d.to_utc());
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+    {
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(d.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    if !s.starts_with(|c: char| c.is_ascii_digit()) && !s.contains(',') {
+        // Neither ISO-like nor RFC 2822 with a weekday; RFC 2822 without one starts with
+        // the day of the month.
+        return Err(bad(""));
+    }
+    let normalised = rfc2822_zone(s).map_err(|why| bad(&why))?;
+    DateTime::parse_from_rfc2822(&normalised)
+        .map(|d| d.to_utc())
+        .map_err(|e| bad(&format!(": {e}")))
+}
+
+/// Rewrites an RFC 2822 date's zone as a numeric offset, dropping a trailing comment
+/// (`+0000 (UTC)`). chrono takes GMT, UT and the US zones but not `UTC`, and takes every
+/// military letter as +0000; RFC 2822 says those letters carry no information (RFC 822
+/// had their signs backwards), so only `Z` is accepted and the others are refused rather
+/// than guessed.
+fn rfc2822_zone(s: &str) -> Result<String, String> {
+    let s = match s.rfind('(') {
+        Some(i) if s.ends_with(')') => s[..i].trim_end(),
+        _ => s,
+    };
+    let (rest, zone) = s.rsplit_once(char::is_whitespace).ok_or_else(String::new)?;
+    if !zone.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Ok(s.to_owned());
+    }
+    let offset = match zone.to_ascii_uppercase().as_str() {
+        "UT" | "UTC" | "GMT" | "Z" => "+0000",
+        "EST" => "-0500",
+        "EDT" => "-0400",
+        "CST" => "-0600",
+        "CDT" => "-0500",
+        "MST" => "-0700",
+        "MDT" => "-0600",
+        "PST" => "-0800",
+        "PDT" => "-0700",
+        _ => return Err(format!(": unknown time zone {zone:?}")),
+    };
+    Ok(format!("{} {offset}", rest.trim_end()))
+}
+
+/// Whether to show progress: only for a person watching a big file go.
+pub fn shows_progress(rows: usize, stderr_is_terminal: bool) -> bool {
+    stderr_is_terminal && rows > PROGRESS_ROWS
+}
+
+struct Progress {
+    on: bool,
+    total: usize,
+}
+
+impl Progress {
+    fn show(&self, what: &str, done: usize) {
+        if self.on {
+            eprint!("\r{what} {done}/{} rows", self.total);
+            if done >= self.total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+/// Runs an import: reads and checks every row, then writes them (unless a row is invalid
+/// and `skip_invalid` is off, or `dry_run`). `call` sends one chunk of rows, checking
+/// only when its flag is set.
+pub fn run(
+    file: &Path,
+    kind: Kind,
+    opts: ImportOptions,
+    call: &mut dyn FnMut(Vec<Value>, bool) -> anyhow::Result<ChunkReport>,
+) -> anyhow::Result<Outcome> {
+    let (rows, mut invalid) = read(file, kind)?;
+    let total = rows.len();
+    let progress = Progress { on: shows_progress(total, std::io::stderr().is_terminal()), total };
+
+    // Pass 1: the daemon checks references without writing.
+    let mut refused = std::collections::HashSet::new();
+    for (i, chunk) in rows.chunks(CHUNK).enumerate() {
+        let r = call(chunk.to_vec(), true)?;
+        for p in r.invalid {
+            refused.insert(p.line);
+            invalid.push(serde_json::to_value(p)?);
+        }
+        progress.show("checked", i * CHUNK + chunk.len());
+    }
+    let valid: Vec<Value> =
+        rows.into_iter().filter(|r| !refused.contains(&r["line"].as_u64().unwrap_or(0))).collect();
+    invalid.sort_by_key(|v| v["line"].as_u64());
+    let lines = |invalid: &[Value]| {
+        let l: Vec<String> = invalid.iter().map(|v| v["line"].to_string()).collect();
+        l.join(", ")
+    };
+
+    if opts.dry_run || (!invalid.is_empty() && !opts.skip_invalid) {
+        let n = invalid.len();
+        let summary = (n > 0).then(|| {
+            let what =
+                if opts.dry_run { "dry run" } else { "use --skip-invalid to import the rest" };
+            format!("{n} invalid row(s) on line(s) {}; nothing imported ({what})", lines(&invalid))
+        });
+        let report = json!({ "dry_run": opts.dry_run, "valid": valid.len(), "invalid": invalid });
+        return Ok(Outcome {
+            report,
+            counts: vec![("valid".into(), valid.len() as u64)],
+            invalid: typed(invalid)?,
+            exit: u8::from(n > 0),
+            summary,
+        });
+    }
+
+    // Pass 2: write. A row refused now (a campaign archived since pass 1, say) is listed.
+    let mut totals = serde_json::Map::new();
+    let mut written = 0;
+    for chunk in valid.chunks(CHUNK) {
+        let r = call(chunk.to_vec(), false)?;
+        for p in r.invalid {
+            invalid.push(serde_json::to_value(p)?);
+        }
+        for (k, n) in r.counts {
+            let sum = totals.get(k).and_then(Value::as_u64).unwrap_or(0) + n;
+            totals.insert(k.to_owned(), json!(sum));
+        }
+        written += chunk.len();
+        progress.show("imported", written);
+    }
+    invalid.sort_by_key(|v| v["line"].as_u64());
+    let n = invalid.len();
+    let summary =
+        (n > 0).then(|| format!("{n} invalid row(s) skipped, on line(s) {}", lines(&invalid)));
+    let counts = totals.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect();
+    totals.insert("invalid".into(), Value::Array(invalid.clone()));
+    Ok(Outcome {
+        report: Value::Object(totals),
+        counts,
+        invalid: typed(invalid)?,
+        exit: if n > 0 { EXIT_SKIPPED } else { 0 },
+        summary,
+    })
+}
+
+/// The refused rows as the protocol's type.
+fn typed(invalid: Vec<Value>) -> anyhow::Result<Vec<crate::admin::protocol::InvalidRow>> {
+    invalid.into_iter().map(|v| Ok(serde_json::from_value(v)?)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> String {
+        parse_sent_at(s).unwrap_or_else(|e| panic!("{s:?}: {e}")).to_rfc3339()
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(at("2026-11-15T16:59:12Z"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("2026-11-15T17:59:12+01:00"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("2026-11-15T16:59:12.250Z"), "2026-11-15T16:59:12.250+00:00");
+    }
+
+    #[test]
+    fn rfc2822_with_and_without_weekday() {
+        assert_eq!(at("Sun, 15 Nov 2026 16:59:12 GMT"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("15 Nov 2026 16:59:12 GMT"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("Sun, 15 Nov 2026 17:59:12 +0100"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("15 Nov 2026 11:59:12 -0500"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("Sun, 15 Nov 2026 16:59:12 +0000 (UTC)"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("Thu, 5 Nov 2026 16:59 GMT"), "2026-11-05T16:59:00+00:00");
+    }
+
+    #[test]
+    fn rfc2822_named_zones() {
+        for (zone, utc_hour) in [
+            ("GMT", 12),
+            ("UT", 12),
+            ("UTC", 12),
+            ("utc", 12),
+            ("Z", 12),
+            ("EST", 17),
+            ("EDT", 16),
+            ("CST", 18),
+            ("CDT", 17),
+            ("MST", 19),
+            ("MDT", 18),
+            ("PST", 20),
+            ("PDT", 19),
+        ] {
+            let d = parse_sent_at(&format!("15 Nov 2026 12:00:00 {zone}"))
+                .unwrap_or_else(|e| panic!("{zone}: {e}"));
+            assert_eq!(d.to_rfc3339(), format!("2026-11-15T{utc_hour}:00:00+00:00"), "{zone}");
+        }
+    }
+
+    #[test]
+    fn plain_dates_are_utc() {
+        assert_eq!(at("2026-11-15 16:59:12"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("2026-11-15 16:59"), "2026-11-15T16:59:00+00:00");
+        assert_eq!(at("2026-11-15T16:59:12"), "2026-11-15T16:59:12+00:00");
+        assert_eq!(at("2026-11-15T16:59"), "2026-11-15T16:59:00+00:00");
+        assert_eq!(at("2026-11-15"), "2026-11-15T00:00:00+00:00");
+    }
+
+    #[test]
+    fn invalid_dates_say_why() {
+        for s in [
+            "",
+            "yesterday",
+            "15/11/2026",
+            "2026-13-01 10:00",
+            "2026-11-15 25:00",
+            "Sun, 32 Nov 2026 16:59:12 GMT",
+            "Mon, 15 Nov 2026 16:59:12 GMT", // 15 Nov 2026 is a Sunday
+            "15 Nov 2026 16:59:12 CET",      // not an RFC 2822 zone: ambiguous
+            "15 Nov 2026 16:59:12 A",        // military zones other than Z carry no offset
+            "15 Nov 2026 16:59:12 +2500",
+        ] {
+            let e = parse_sent_at(s).expect_err(s);
+            assert!(e.contains("is not a date"), "{s:?}: {e}");
+        }
+        assert!(parse_sent_at("15 Nov 2026 16:59:12 CET").unwrap_err().contains("\"CET\""));
+    }
+
+    #[test]
+    fn progress_only_for_big_files_on_a_terminal() {
+        assert!(shows_progress(10_001, true));
+        assert!(!shows_progress(10_000, true));
+        assert!(!shows_progress(50_000, false));
+    }
+
+    #[test]
+    fn rows_carry_their_line_and_bad_ones_name_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("o.csv");
+        std::fs::write(
+            &f,
+            "message_id,campaign,platform,handle,to,subject,sent_at\n\
+             <a@x>,C,tiktok,ana,ana@x.example,\"two\nlines\",Sun, 15 Nov 2026 16:59:12 GMT\n\
+             <b@x>,C,tiktok,ben,ben@x.example,Hi,\"Sun, 15 Nov 2026 16:59:12 GMT\"\n\
+             <c@x>,C,tiktok,,c@x.example,Hi,2026-11-15\n\
+             <d@x>,C,tiktok,dan,d@x.example,Hi,not a date\n",
+        )
+        .unwrap();
+        let (rows, invalid) = read(&f, Kind::Outreach).unwrap();
+        // Line 2's unquoted date splits at its comma: the zone lands in an extra column
+        // and sent_at holds just the weekday.
+        let lines: Vec<_> =
+            invalid.iter().map(|v| (v["line"].clone(), v["field"].clone())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (json!(2), json!("sent_at")),
+                (json!(5), json!("handle")),
+                (json!(6), json!("sent_at"))
+            ]
+        );
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["line"], 4);
+        assert_eq!(rows[0]["sent_at"], "2026-11-15T16:59:12+00:00");
+    }
+
+    #[test]
+    fn a_header_without_a_required_column_is_refused_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.csv");
+        std::fs::write(&f, "name,handle\nAna,ana\n").unwrap();
+        let e = read(&f, Kind::Creator).unwrap_err().to_string();
+        assert!(e.contains("no column platform"), "{e}");
+    }
+}
