@@ -172,6 +172,13 @@ struct CollabListParams {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RematchParams {
+    #[serde(default)]
+    since: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IdParams {
     id: i64,
 }
@@ -271,6 +278,7 @@ const MUTATING: &[&str] = &[
     "collab.cancel",
     "inbox.assign",
     "inbox.undecline",
+    "inbox.rematch",
     "mailbox.authorize",
     "mailbox.authorize_finish",
 ];
@@ -305,7 +313,7 @@ impl AdminContext {
                 let c = self.campaign(&campaign).await?;
                 to_value(self.store.archive_campaign(c.id).await.map_err(internal)?)
             }
-            "creator.add" => self.creator_add(params(p)?).await,
+            "creator.add" => self.rematched(self.creator_add(params(p)?).await).await,
             "creator.list" => {
                 let SearchParams { search } = params(p)?;
                 to_value(self.store.list_creators(search.as_deref()).await.map_err(internal)?)
@@ -314,14 +322,14 @@ impl AdminContext {
                 let CreatorParams { creator } = params(p)?;
                 to_value(self.creator(&creator).await?)
             }
-            "creator.import" => self.creator_import(params(p)?).await,
+            "creator.import" => self.rematched(self.creator_import(params(p)?).await).await,
             "outreach.record" => {
                 let row: OutreachFields = params(p)?;
                 let new = self.outreach_rows(vec![Ok(row)]).await?.remove(0)?;
                 let added = self.store.record_outreach(&[new]).await.map_err(internal)?;
-                Ok(json!({ "recorded": added, "skipped": 1 - added }))
+                self.rematched(Ok(json!({ "recorded": added, "skipped": 1 - added }))).await
             }
-            "outreach.import" => self.outreach_import(params(p)?).await,
+            "outreach.import" => self.rematched(self.outreach_import(params(p)?).await).await,
             "outreach.send" => self.outreach_send(params(p)?, actor).await,
             "collab.create" => self.collab_create(params(p)?, actor).await,
             "collab.list" => {
@@ -406,6 +414,17 @@ impl AdminContext {
                     })?;
                 self.collab_show(collab.id).await
             }
+            "inbox.rematch" => {
+                let RematchParams { since } = params(p)?;
+                let since = since
+                    .map(|s| {
+                        crate::ingest::parse_since(&s).ok_or_else(|| {
+                            ErrorBody::field("invalid_params", "since", "not a date or timestamp")
+                        })
+                    })
+                    .transpose()?;
+                to_value(crate::ingest::rematch(&self.store, since).await.map_err(internal)?)
+            }
             "mailbox.authorize" => self.authorize(params(p)?).await,
             "mailbox.authorize_finish" => {
                 let f: AuthorizeFinishParams = params(p)?;
@@ -435,6 +454,24 @@ impl AdminContext {
                 format!("unknown method {other:?}; see docs/admin-protocol.md"),
             )),
         }
+    }
+
+    /// After a change that adds creators or outreach: unmatched messages they now explain
+    /// are matched (`ingest::rematch`), reported as `rematched` beside the change's result.
+    /// The change is committed already, so a failed re-match is reported, not an error.
+    async fn rematched(&self, out: Outcome) -> Outcome {
+        let mut out = out?;
+        let rematched = match crate::ingest::rematch(&self.store, None).await {
+            Ok(r) => json!(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "rematch after import failed; run inbox.rematch");
+                json!({ "error": e.to_string() })
+            }
+        };
+        if let Value::Object(o) = &mut out {
+            o.insert("rematched".into(), rematched);
+        }
+        Ok(out)
     }
 
     /// The token source of a login named by `mailbox` or `smtp`.

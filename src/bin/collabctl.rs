@@ -241,6 +241,12 @@ enum InboxCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Match unmatched messages again against the creators and outreach known now.
+    Rematch {
+        /// Only messages received since this date (YYYY-MM-DD) or RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 /// A connection to the daemon.
@@ -406,6 +412,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 c.call("inbox.undecline", json!({ "message": message, "reason": reason }))?,
                 View::Collab,
             ),
+            InboxCmd::Rematch { since } => {
+                (c.call("inbox.rematch", json!({ "since": since }))?, View::Report)
+            }
         },
     };
     if cli.json {
