@@ -447,11 +447,14 @@ pub struct RematchReport {
 /// transactions of `REMATCH_BATCH` each. Each transaction locks its rows
 /// (`FOR UPDATE SKIP LOCKED`, only rows still `unmatched`) and commits their new kind with
 /// the collaborations and effects they cause, so a crash loses at most the batch in
-/// flight, which stays `unmatched` for the next run; nothing is counted twice.
+/// flight, which stays `unmatched` for the next run; nothing is counted twice. Runs of
+/// one daemon take turns, so two imports at once still match in id order.
 pub async fn rematch(
     store: &Store,
     since: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<RematchReport, StoreError> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = TURN.lock().await;
     let mut report = RematchReport::default();
     let mut after = 0;
     loop {

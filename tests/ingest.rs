@@ -795,3 +795,54 @@ async fn a_reply_waiting_unmatched_becomes_a_collaboration_once_its_outreach_is_
     assert_eq!(row.get::<Option<i64>, _>("collaboration_id"), Some(id));
     assert_eq!(outreach_status(&db, mid).await, "replied");
 }
+
+/// A decline that came before its outreach is read as ingest reads it: once the outreach
+/// is recorded, the message is a decline, the outreach declined, the creator opted out of
+/// the campaign, and no collaboration opens.
+#[tokio::test]
+async fn a_decline_waiting_unmatched_declines_once_its_outreach_is_recorded() {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    sqlx::query("INSERT INTO campaigns (name) VALUES ('Winter Glow')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    let mid = "o-2@crm.example";
+    let body = "No thanks, I'm not interested.";
+    imap.append(reply("bo@creators.example", "r-2@mail.example", Some(mid), &[mid], body)).await;
+    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
+    wait_for_socket(&env, &daemon).await;
+    collabctl_json(
+        &env,
+        &["creator", "add", "--name", "Bo", "--platform", "tiktok", "--handle", "bo.films"],
+    );
+    let o = collabctl_json(
+        &env,
+        &[
+            "outreach",
+            "record",
+            "--message-id",
+            &format!("<{mid}>"),
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "bo.films",
+            "--to",
+            "bo@creators.example",
+            "--subject",
+            "Hi Bo",
+        ],
+    );
+    assert_eq!(o["rematched"]["matched"], 1, "{o}");
+    assert_eq!(o["rematched"]["collaborations_created"], 0, "{o}");
+    let kind: String =
+        sqlx::query_scalar("SELECT kind FROM inbound_messages").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(kind, "decline");
+    assert_eq!(outreach_status(&db, mid).await, "declined");
+    assert_eq!(db.rows("collaborations").await, 0);
+    assert_eq!(db.rows("campaign_unsubscribes").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM creator_events WHERE kind = 'declined'").await, 1);
+}
