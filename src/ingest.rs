@@ -2,7 +2,7 @@
 //! rows, their matches and collaborations, and the mailbox's sync state commit together,
 //! so a crash anywhere neither loses a reply nor creates a second collaboration.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use tracing::{debug, info, warn};
 
@@ -167,27 +167,29 @@ fn prepare(f: Fetched, rules: &ClassifyRules) -> Prepared {
 /// A message with its final classification and match.
 struct Decided<'a> {
     p: &'a Prepared,
+    /// The mailbox it was fetched from.
+    mailbox: &'a str,
     class: Classification,
     found: Option<Match>,
     /// The collaboration a reply joined or started.
     collab: Option<CollabRef>,
+    /// Its `inbound_messages` id, once stored.
+    id: i64,
 }
 
-/// Stores a batch, less the UIDs in `seen`, with a handful of statements whatever its
-/// size: lookups, replies' collaborations, inbound rows, events and opt-outs all go in
-/// bulk; only learned addresses and the rarer matching rules cost statements of their own.
-async fn store_batch(
+/// The decision for new mail and for stored mail matched again (`rematch`) alike: every
+/// message's match (against outreach and pool addresses as they are now), its final kind
+/// (a human message nothing explains is `unmatched`), and the open collaboration each
+/// matched reply joins or starts, in the order given, so the first reply of a pair
+/// decides a new collaboration's thread. The caller writes the rows, then calls `settle`.
+async fn decide<'a>(
     tx: &mut Tx,
-    src: &Source,
-    prepared: &[Prepared],
-    seen: &HashSet<u32>,
-    report: &mut BatchReport,
-) -> Result<(), StoreError> {
-    let fresh: Vec<&Prepared> = prepared.iter().filter(|p| !seen.contains(&p.uid)).collect();
-
-    let lookups = matching::Lookups::load(tx, fresh.iter().map(|p| &p.mail)).await?;
-    let mut decided = Vec::with_capacity(fresh.len());
-    for p in fresh {
+    messages: impl IntoIterator<Item = (&'a str, &'a Prepared)>,
+) -> Result<(Vec<Decided<'a>>, matching::Lookups), StoreError> {
+    let messages: Vec<(&str, &Prepared)> = messages.into_iter().collect();
+    let lookups = matching::Lookups::load(tx, messages.iter().map(|(_, p)| &p.mail)).await?;
+    let mut decided = Vec::with_capacity(messages.len());
+    for (mailbox, p) in messages {
         let found = match p.class.kind {
             Kind::Own | Kind::Skipped | Kind::Bulk => None,
             kind => matching::resolve(tx, &p.mail, kind, &lookups).await?,
@@ -199,7 +201,7 @@ async fn store_batch(
                 "no outreach thread, reply token or pool address matches",
             );
         }
-        decided.push(Decided { p, class, found, collab: None });
+        decided.push(Decided { p, mailbox, class, found, collab: None, id: 0 });
     }
 
     // Replies join or start their collaboration first, so each row is written once, linked.
@@ -220,13 +222,19 @@ async fn store_batch(
     for (&i, c) in replies.iter().zip(collabs) {
         decided[i].collab = Some(c);
     }
+    Ok((decided, lookups))
+}
 
-    let rows: Vec<NewInbound<'_>> = decided.iter().map(|d| row(src, d)).collect();
-    let ids = inbound::insert_many(tx, &src.mailbox, src.uidvalidity, &rows).await?;
-    report.stored = ids.len() as u32;
-    let unmatched: Vec<i64> =
-        decided.iter().filter(|d| d.class.kind == Kind::Unmatched).map(|d| ids[&d.p.uid]).collect();
-    inbound::notify_unmatched(tx, &unmatched).await?;
+/// What decided messages do once their rows are written (`id` set): the `created` event of
+/// each new collaboration (its reason ends with `note`, when given), the effects on
+/// outreach and standing (`apply_effects`), and the manager addresses learned from threads.
+/// Returns how many collaborations were created.
+async fn settle(
+    tx: &mut Tx,
+    decided: &[Decided<'_>],
+    lookups: &matching::Lookups,
+    note: Option<&str>,
+) -> Result<u32, StoreError> {
     // Why each new collaboration exists; only those that were created need the words.
     let origins: Vec<(i64, String, i64)> = decided
         .iter()
@@ -237,13 +245,14 @@ async fn store_batch(
             } else {
                 ""
             };
+            let note = note.map(|n| format!("; {n}")).unwrap_or_default();
             let reason = format!(
-                "reply in mailbox {} (uid {}), matched by {}{revived}",
-                src.mailbox,
+                "reply in mailbox {} (uid {}), matched by {}{revived}{note}",
+                d.mailbox,
                 d.p.uid,
                 m.rule.as_str()
             );
-            Some((c.id, reason, ids[&d.p.uid]))
+            Some((c.id, reason, d.id))
         })
         .collect();
     let created: Vec<Created<'_>> = origins
@@ -255,63 +264,93 @@ async fn store_batch(
         })
         .collect();
     collabs::record_created(tx, DAEMON_ACTOR, &created).await?;
-    report.collaborations_created = created.len() as u32;
 
-    apply_effects(tx, &decided, &ids).await?;
+    apply_effects(tx, decided).await?;
+
+    for d in decided {
+        let mail = &d.p.mail;
+        if let (true, Some(m), Some(from)) = (d.class.kind.is_human(), &d.found, &mail.from_address)
+            && m.rule.is_thread()
+            && !lookups.creators_by_address.contains_key(from)
+            && creators::learn_address(tx, m.creator_id(), from).await?
+        {
+            info!(address = %from, creator = m.creator_id(), mailbox = %d.mailbox, uid = d.p.uid,
+                "learned a new manager address from the thread");
+        }
+    }
+    Ok(created.len() as u32)
+}
+
+/// Stores a batch, less the UIDs in `seen`, with a handful of statements whatever its
+/// size: lookups, replies' collaborations, inbound rows, events and opt-outs all go in
+/// bulk; only learned addresses and the rarer matching rules cost statements of their own.
+async fn store_batch(
+    tx: &mut Tx,
+    src: &Source,
+    prepared: &[Prepared],
+    seen: &HashSet<u32>,
+    report: &mut BatchReport,
+) -> Result<(), StoreError> {
+    let fresh = prepared.iter().filter(|p| !seen.contains(&p.uid));
+    let (mut decided, lookups) = decide(tx, fresh.map(|p| (src.mailbox.as_str(), p))).await?;
+
+    let rows: Vec<NewInbound<'_>> = decided.iter().map(|d| row(src, d)).collect();
+    let ids = inbound::insert_many(tx, &src.mailbox, src.uidvalidity, &rows).await?;
+    report.stored = ids.len() as u32;
+    for d in &mut decided {
+        d.id = ids[&d.p.uid];
+    }
+    let unmatched: Vec<i64> =
+        decided.iter().filter(|d| d.class.kind == Kind::Unmatched).map(|d| d.id).collect();
+    inbound::notify_unmatched(tx, &unmatched).await?;
+    report.collaborations_created = settle(tx, &decided, &lookups, None).await?;
 
     for d in &decided {
         let mail = &d.p.mail;
         let span = tracing::info_span!("message", mailbox = %src.mailbox, uid = d.p.uid,
             message_id = mail.message_id.as_deref().unwrap_or("-"));
         let _g = span.enter();
-        if let (true, Some(m), Some(from)) = (d.class.kind.is_human(), &d.found, &mail.from_address)
-            && m.rule.is_thread()
-            && !lookups.creators_by_address.contains_key(from)
-            && creators::learn_address(tx, m.creator_id(), from).await?
-        {
-            info!(address = %from, creator = m.creator_id(), "learned a new manager address from the thread");
-        }
-        match (d.class.kind, &d.found, &d.collab) {
-            (Kind::Reply, Some(_), Some(c)) if c.created => {
-                info!(collaboration = c.id, "pending collaboration created");
-            }
-            (Kind::Reply, Some(_), Some(c)) => {
-                info!(collaboration = c.id, "reply attached to collaboration");
-            }
-            (Kind::Decline, Some(_), _) => {
-                info!(reason = %d.class.reason, opt_out = d.class.opt_out, "creator declined");
-            }
-            (Kind::Bounce, Some(m), _) => {
-                info!(outreach = m.outreach.id, reason = %d.class.reason, "outreach bounced");
-            }
-            (Kind::Complaint, Some(m), _) => {
-                warn!(
-                    outreach = m.outreach.id,
-                    "spam complaint: creator unsubscribed from the campaign"
-                );
-            }
-            (kind, _, _) => {
-                if kind == Kind::Skipped {
-                    warn!(size = mail.size, "message over the size limit recorded as skipped");
-                }
-                info!(kind = kind.as_str(), reason = %d.class.reason, "message recorded");
-            }
-        }
+        log_decision(d);
     }
     Ok(())
+}
+
+fn log_decision(d: &Decided<'_>) {
+    match (d.class.kind, &d.found, &d.collab) {
+        (Kind::Reply, Some(_), Some(c)) if c.created => {
+            info!(collaboration = c.id, "pending collaboration created");
+        }
+        (Kind::Reply, Some(_), Some(c)) => {
+            info!(collaboration = c.id, "reply attached to collaboration");
+        }
+        (Kind::Decline, Some(_), _) => {
+            info!(reason = %d.class.reason, opt_out = d.class.opt_out, "creator declined");
+        }
+        (Kind::Bounce, Some(m), _) => {
+            info!(outreach = m.outreach.id, reason = %d.class.reason, "outreach bounced");
+        }
+        (Kind::Complaint, Some(m), _) => {
+            warn!(
+                outreach = m.outreach.id,
+                "spam complaint: creator unsubscribed from the campaign"
+            );
+        }
+        (kind, _, _) => {
+            if kind == Kind::Skipped {
+                warn!(size = d.p.mail.size, "message over the size limit recorded as skipped");
+            }
+            info!(kind = kind.as_str(), reason = %d.class.reason, "message recorded");
+        }
+    }
 }
 
 /// What a batch's messages do to outreach and to creators' standing, a statement per kind
 /// of effect: replies mark their outreach replied (and revive a bounced one), declines
 /// and complaints unsubscribe, hard bounces mark the outreach bounced. Every decline,
 /// opt-out, complaint and revival is recorded as a creator event an operator can undo.
-async fn apply_effects(
-    tx: &mut Tx,
-    decided: &[Decided<'_>],
-    ids: &HashMap<u32, i64>,
-) -> Result<(), StoreError> {
+async fn apply_effects(tx: &mut Tx, decided: &[Decided<'_>]) -> Result<(), StoreError> {
     let stored: Vec<(&Decided<'_>, &Match, i64)> =
-        decided.iter().filter_map(|d| Some((d, d.found.as_ref()?, ids[&d.p.uid]))).collect();
+        decided.iter().filter_map(|d| Some((d, d.found.as_ref()?, d.id))).collect();
     let outreach_of = |keep: &dyn Fn(&Classification) -> bool| -> Vec<i64> {
         let mut ids: Vec<i64> = stored
             .iter()
@@ -383,4 +422,135 @@ fn row<'a>(src: &'a Source, d: &'a Decided<'_>) -> NewInbound<'a> {
         campaign_id: found.as_ref().map(Match::campaign_id),
         collaboration_id: d.collab.as_ref().map(|c| c.id),
     }
+}
+
+/// The note on the `created` event of a collaboration the re-match opened.
+pub const REMATCH_NOTE: &str = "rematched after import";
+
+/// Stored messages re-matched per transaction.
+pub const REMATCH_BATCH: i64 = 500;
+
+/// What a re-match did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RematchReport {
+    /// Unmatched messages looked at.
+    pub examined: u64,
+    /// Of those, how many now matched (replies and declines).
+    pub matched: u64,
+    pub collaborations_created: u64,
+}
+
+/// Matches again the stored `unmatched` messages (received since `since`, when given)
+/// against outreach and creators as they are now, as ingest would have had they been
+/// known when the mail came: the same `decide` and `settle`, so a reply opens or joins its
+/// Pending collaboration, a decline declines, learned addresses are learned, and each new
+/// collaboration's `created` event says it was rematched after import.
+///
+/// Messages go in id order (the order they were committed: UID order per mailbox), in
+/// transactions of `REMATCH_BATCH` each. Each transaction locks its rows
+/// (`FOR UPDATE SKIP LOCKED`, only rows still `unmatched`) and commits their new kind with
+/// the collaborations and effects they cause, so a crash loses at most the batch in
+/// flight, which stays `unmatched` for the next run; nothing is counted twice. Runs of
+/// one daemon take turns, so two imports at once still match in id order.
+pub async fn rematch(
+    store: &Store,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<RematchReport, StoreError> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = TURN.lock().await;
+    let mut report = RematchReport::default();
+    let mut after = 0;
+    loop {
+        let mut tx = store.begin().await?;
+        let rows = inbound::lock_unmatched(&mut tx, after, since, REMATCH_BATCH).await?;
+        let Some(last) = rows.last() else {
+            tx.commit().await?;
+            break;
+        };
+        after = last.id;
+        report.examined += rows.len() as u64;
+        let prepared: Vec<Prepared> = rows.iter().map(stored_prepared).collect();
+        let (decided, lookups) =
+            decide(&mut tx, rows.iter().map(|r| r.mailbox.as_str()).zip(&prepared)).await?;
+        // `decide` keeps the order it was given: each decision is its row's.
+        let decided: Vec<Decided<'_>> = decided
+            .into_iter()
+            .zip(&rows)
+            .map(|(d, r)| Decided { id: r.id, ..d })
+            .filter(|d| d.found.is_some())
+            .collect();
+        let updates: Vec<inbound::Rematched<'_>> = decided
+            .iter()
+            .filter_map(|d| {
+                let m = d.found.as_ref()?;
+                Some(inbound::Rematched {
+                    id: d.id,
+                    kind: d.class.kind.as_str(),
+                    kind_reason: &d.class.reason,
+                    match_rule: m.rule.as_str(),
+                    outreach_id: m.outreach.id,
+                    creator_id: m.creator_id(),
+                    campaign_id: m.campaign_id(),
+                    collaboration_id: d.collab.as_ref().map(|c| c.id),
+                })
+            })
+            .collect();
+        report.matched += inbound::set_rematched(&mut tx, &updates).await?;
+        report.collaborations_created +=
+            u64::from(settle(&mut tx, &decided, &lookups, Some(REMATCH_NOTE)).await?);
+        tx.commit().await?;
+        for d in &decided {
+            let span = tracing::info_span!("rematch", mailbox = %d.mailbox, uid = d.p.uid,
+                inbound = d.id);
+            let _g = span.enter();
+            log_decision(d);
+        }
+    }
+    if report.matched > 0 {
+        info!(
+            examined = report.examined,
+            matched = report.matched,
+            collaborations_created = report.collaborations_created,
+            "unmatched messages rematched"
+        );
+    }
+    Ok(report)
+}
+
+/// A stored unmatched message as ingest would have prepared it: it was a human message
+/// (nothing else is stored `unmatched`), so its reading is `classify::human` of the stored
+/// new text. Where the stripper was unsure of that text is not stored: it is found again
+/// from the stored body, as parsing found it (for HTML mail cut before conversion, from
+/// the new text itself).
+fn stored_prepared(r: &inbound::StoredUnmatched) -> Prepared {
+    let body = r.text_body.clone().unwrap_or_default();
+    let reply_text = r.reply_text.clone().unwrap_or_default();
+    let again = mail::new_text(&body);
+    let reply_unsure =
+        if again.text == reply_text { again.unsure } else { mail::new_text(&reply_text).unsure };
+    let mail = ParsedMail {
+        message_id: r.message_id.clone(),
+        dedupe_key: String::new(),
+        in_reply_to: r.in_reply_to.clone(),
+        references: r.references.clone(),
+        from_address: r.from_address.clone(),
+        recipients: r.to_addresses.clone(),
+        subject: r.subject.clone(),
+        text_body: body,
+        reply_text,
+        reply_unsure,
+        ..Default::default()
+    };
+    let class = mail::classify::human(&mail);
+    Prepared { uid: r.uid as u32, mail, class }
+}
+
+/// Reads `--since`: a date (midnight UTC) or an RFC 3339 time.
+pub fn parse_since(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc())
 }

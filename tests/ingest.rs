@@ -604,3 +604,262 @@ async fn an_unmatched_message_is_announced_when_its_batch_commits() {
     let id: i64 = db.count("SELECT id FROM inbound_messages WHERE kind = 'unmatched'").await;
     assert_eq!(note.payload(), id.to_string());
 }
+
+/// Mail that came before its outreach: 2,000 replies to 200 creators whose outreach is not
+/// imported yet stay unmatched; the import re-matches them. The daemon is SIGKILLed after
+/// the re-match's first transaction (500 messages, creators 0..100) while its second waits
+/// on a held collaboration slot; `inbox rematch` after the restart finishes the job.
+/// Afterwards the state is what ingest makes when the outreach comes first: one Pending
+/// collaboration per creator and campaign, from its outreach's thread, every reply linked.
+#[tokio::test]
+async fn outreach_imported_after_its_replies_rematches_them_exactly_once_across_a_kill() {
+    let (db, seed, imap) = seeded_mailbox(200).await;
+    // The outreach exists only in the CRM export, not yet in the database.
+    let mut csv = String::from("message_id,campaign,platform,handle,to,subject,sent_at\n");
+    for (i, c) in seed.creators.iter().enumerate() {
+        csv += &format!(
+            "<{}>,Winter Glow,tiktok,creator_{i},{},Winter Glow x you,2026-11-20\n",
+            c.outreach_message_id, c.email
+        );
+    }
+    sqlx::query("DELETE FROM outreach_messages").execute(&db.pool).await.unwrap();
+    // The first 500 (one re-match transaction) answer creators 0..100, the rest 100..200.
+    let creator_of = |k: usize| if k < 500 { k % 100 } else { 100 + k % 100 };
+    let messages: Vec<Vec<u8>> =
+        (0..2000).map(|k| reply_to_outreach(&seed, creator_of(k), k as u32)).collect();
+    imap.append_all("INBOX", &messages).await;
+
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let mut daemon = env.spawn();
+    wait_for_rows(&db, "inbound_messages", 2000, Duration::from_secs(120), &daemon).await;
+    let unmatched = "SELECT count(*) FROM inbound_messages WHERE kind = 'unmatched'";
+    assert_eq!(db.count(unmatched).await, 2000);
+    assert_eq!(db.rows("collaborations").await, 0);
+    wait_for_socket(&env, &daemon).await;
+
+    // Creator 150's slot is taken by an uncommitted collaboration: the second re-match
+    // transaction waits on it.
+    let mut hold = db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO collaborations (creator_id, campaign_id, source) VALUES ($1, $2, 'manual')",
+    )
+    .bind(seed.creators[150].id)
+    .bind(seed.campaign_id)
+    .execute(&mut *hold)
+    .await
+    .unwrap();
+    let path = env.path("outreach.csv");
+    std::fs::write(&path, csv).unwrap();
+    let import = {
+        let (sock, path) = (env.path("admin.sock"), path.clone());
+        std::thread::spawn(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_collabctl"))
+                .arg("--socket")
+                .arg(sock)
+                .args(["outreach", "import"])
+                .arg(path)
+                .output()
+                .unwrap()
+        })
+    };
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                     AND query ILIKE '%INSERT INTO collaborations%'";
+    assert!(
+        eventually(Duration::from_secs(60), || async { db.count(waiting).await >= 1 }).await,
+        "the re-match never reached the held slot: {}",
+        daemon.logs()
+    );
+    daemon.kill();
+    hold.rollback().await.unwrap();
+    let _ = import.join();
+    assert_eq!(db.rows("outreach_messages").await, 200, "the import itself committed");
+    assert_eq!(db.count(unmatched).await, 1500, "only the first transaction committed");
+    assert_eq!(db.rows("collaborations").await, 100);
+
+    let daemon = env.spawn();
+    wait_for_socket(&env, &daemon).await;
+    let r = collabctl_json(&env, &["inbox", "rematch"]);
+    assert_eq!(
+        (r["matched"].as_u64(), r["collaborations_created"].as_u64()),
+        (Some(1500), Some(100)),
+        "{r}"
+    );
+    let again = collabctl_json(&env, &["inbox", "rematch"]);
+    assert_eq!(
+        (again["matched"].as_u64(), again["collaborations_created"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // What ingest makes when the outreach comes first.
+    let got: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT creator_id, campaign_id, status::text, source, thread_id FROM collaborations
+         ORDER BY creator_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let mut want: Vec<(i64, i64, String, String, Option<String>)> = seed
+        .creators
+        .iter()
+        .map(|c| {
+            let thread = Some(c.outreach_message_id.clone());
+            (c.id, seed.campaign_id, "pending".into(), "email".into(), thread)
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE kind = 'reply' AND match_rule = 'in_reply_to' AND collaboration_id IS NOT NULL").await, 2000);
+    assert_eq!(
+        db.count("SELECT count(*) FROM outreach_messages WHERE status = 'replied'").await,
+        200
+    );
+    assert_eq!(db.rows("collaboration_events").await, 200);
+    assert_eq!(
+        db.count("SELECT count(*) FROM collaboration_events WHERE kind = 'created' AND reason LIKE '%rematched after import'").await,
+        200
+    );
+}
+
+/// One reply that came before its creator and outreach: `creator add` explains nothing
+/// yet, `outreach record` makes it a Pending collaboration that says it was rematched.
+#[tokio::test]
+async fn a_reply_waiting_unmatched_becomes_a_collaboration_once_its_outreach_is_recorded() {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    sqlx::query("INSERT INTO campaigns (name) VALUES ('Winter Glow')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    let mid = "o-1@crm.example";
+    imap.append(reply(
+        "ana@creators.example",
+        "r-1@mail.example",
+        Some(mid),
+        &[mid],
+        "Yes please!",
+    ))
+    .await;
+    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
+    assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE kind = 'unmatched'").await, 1);
+    wait_for_socket(&env, &daemon).await;
+
+    let c = collabctl_json(
+        &env,
+        &[
+            "creator",
+            "add",
+            "--name",
+            "Ana",
+            "--platform",
+            "tiktok",
+            "--handle",
+            "ana.makes",
+            "--email",
+            "ana@creators.example",
+        ],
+    );
+    assert_eq!(c["handle"], "ana.makes", "{c}");
+    // Her address alone matches no outreach yet: the reply stays unmatched.
+    assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE kind = 'unmatched'").await, 1);
+    assert_eq!(db.rows("collaborations").await, 0);
+    let o = collabctl_json(
+        &env,
+        &[
+            "outreach",
+            "record",
+            "--message-id",
+            &format!("<{mid}>"),
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "ana.makes",
+            "--to",
+            "ana@creators.example",
+            "--subject",
+            "Hi Ana",
+            "--sent-at",
+            "2026-11-20T10:00:00Z",
+        ],
+    );
+    assert_eq!(
+        (o["rematched"]["matched"].as_u64(), o["rematched"]["collaborations_created"].as_u64()),
+        (Some(1), Some(1)),
+        "{o}"
+    );
+
+    let list = collabctl_json(&env, &["collab", "list", "--status", "pending"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let id = list[0]["id"].as_i64().unwrap();
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason FROM collaboration_events WHERE collaboration_id = $1 AND kind = 'created'",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(reason.ends_with("matched by in_reply_to; rematched after import"), "{reason}");
+    let row = sqlx::query("SELECT kind, match_rule, collaboration_id FROM inbound_messages")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("kind"), "reply");
+    assert_eq!(row.get::<Option<String>, _>("match_rule").as_deref(), Some("in_reply_to"));
+    assert_eq!(row.get::<Option<i64>, _>("collaboration_id"), Some(id));
+    assert_eq!(outreach_status(&db, mid).await, "replied");
+}
+
+/// A decline that came before its outreach is read as ingest reads it: once the outreach
+/// is recorded, the message is a decline, the outreach declined, the creator opted out of
+/// the campaign, and no collaboration opens.
+#[tokio::test]
+async fn a_decline_waiting_unmatched_declines_once_its_outreach_is_recorded() {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    sqlx::query("INSERT INTO campaigns (name) VALUES ('Winter Glow')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    let mid = "o-2@crm.example";
+    let body = "No thanks, I'm not interested.";
+    imap.append(reply("bo@creators.example", "r-2@mail.example", Some(mid), &[mid], body)).await;
+    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
+    wait_for_socket(&env, &daemon).await;
+    collabctl_json(
+        &env,
+        &["creator", "add", "--name", "Bo", "--platform", "tiktok", "--handle", "bo.films"],
+    );
+    let o = collabctl_json(
+        &env,
+        &[
+            "outreach",
+            "record",
+            "--message-id",
+            &format!("<{mid}>"),
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "bo.films",
+            "--to",
+            "bo@creators.example",
+            "--subject",
+            "Hi Bo",
+        ],
+    );
+    assert_eq!(o["rematched"]["matched"], 1, "{o}");
+    assert_eq!(o["rematched"]["collaborations_created"], 0, "{o}");
+    let kind: String =
+        sqlx::query_scalar("SELECT kind FROM inbound_messages").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(kind, "decline");
+    assert_eq!(outreach_status(&db, mid).await, "declined");
+    assert_eq!(db.rows("collaborations").await, 0);
+    assert_eq!(db.rows("campaign_unsubscribes").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM creator_events WHERE kind = 'declined'").await, 1);
+}

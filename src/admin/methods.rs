@@ -118,7 +118,12 @@ impl AdminContext {
                     archived.ok_or_else(|| not_found("campaign", &p.campaign))?,
                 )
             }
-            Call::CreatorAdd(p) => answer::<CreatorFields>(self.creator_add(p).await?),
+            Call::CreatorAdd(p) => {
+                let creator = self.creator_add(p).await?;
+                // The new creator's addresses may explain waiting mail; its report is logged.
+                self.rematch_after_change().await;
+                answer::<CreatorFields>(creator)
+            }
             Call::CreatorList(p) => {
                 let search = p.search.as_deref();
                 answer::<CreatorList>(
@@ -127,13 +132,32 @@ impl AdminContext {
                 )
             }
             Call::CreatorShow(p) => answer::<CreatorShow>(self.creator(&p.creator).await?),
-            Call::CreatorImport(p) => answer::<CreatorImport>(self.creator_import(p).await?),
+            Call::CreatorImport(p) => {
+                let dry_run = p.dry_run;
+                let mut report = self.creator_import(p).await?;
+                if !dry_run {
+                    report.rematched = Some(self.rematch_after_change().await);
+                }
+                answer::<CreatorImport>(report)
+            }
             Call::OutreachRecord(row) => {
                 let new = self.outreach_rows(vec![Ok(row)]).await?.remove(0)?;
                 let added = self.store.record_outreach(&[new]).await.map_err(internal)?;
-                answer::<OutreachFields>(RecordReport { recorded: added, skipped: 1 - added })
+                let rematched = Some(self.rematch_after_change().await);
+                answer::<OutreachFields>(RecordReport {
+                    recorded: added,
+                    skipped: 1 - added,
+                    rematched,
+                })
             }
-            Call::OutreachImport(p) => answer::<OutreachImport>(self.outreach_import(p).await?),
+            Call::OutreachImport(p) => {
+                let dry_run = p.dry_run;
+                let mut report = self.outreach_import(p).await?;
+                if !dry_run {
+                    report.rematched = Some(self.rematch_after_change().await);
+                }
+                answer::<OutreachImport>(report)
+            }
             Call::OutreachSend(p) => answer::<OutreachSend>(self.outreach_send(p, actor).await?),
             Call::CollabCreate(p) => answer::<CollabCreate>(self.collab_create(p, actor).await?),
             Call::CollabList(f) => {
@@ -194,6 +218,11 @@ impl AdminContext {
                     .ok_or_else(|| not_found("message", &format!("{} (unmatched)", a.message)))?;
                 answer::<InboxAssign>(self.collab_show(collab.id).await?)
             }
+            Call::InboxRematch(p) => {
+                let report =
+                    crate::ingest::rematch(&self.store, p.since).await.map_err(internal)?;
+                answer::<InboxRematch>(report)
+            }
             Call::InboxUndecline(u) => {
                 if u.reason.trim().is_empty() {
                     return Err(invalid("reason", "must not be empty"));
@@ -246,6 +275,28 @@ impl AdminContext {
         self.store.create_campaign(name).await.map_err(internal)?.ok_or_else(|| {
             ErrorBody::field(ErrorCode::Conflict, "name", format!("campaign {name:?} exists"))
         })
+    }
+
+    /// After a change that adds creators or outreach: unmatched messages they now explain
+    /// are matched (`ingest::rematch`). The change is committed already, so a failed
+    /// re-match is reported (and logged), not an error: `inbox.rematch` retries it.
+    async fn rematch_after_change(&self) -> Rematched {
+        match crate::ingest::rematch(&self.store, None).await {
+            Ok(r) => {
+                if r.matched > 0 {
+                    info!(
+                        matched = r.matched,
+                        created = r.collaborations_created,
+                        "unmatched messages rematched after a change to the pool or outreach"
+                    );
+                }
+                Rematched::Done(r)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rematch after import failed; run inbox.rematch");
+                Rematched::Failed { error: e.to_string() }
+            }
+        }
     }
 
     /// The token source of a login named by `mailbox` or `smtp`.
@@ -441,6 +492,7 @@ impl AdminContext {
             updated: counts.updated,
             skipped: counts.skipped,
             invalid,
+            rematched: None,
         })
     }
 
@@ -525,7 +577,8 @@ impl AdminContext {
             return Ok(OutreachImportReport { invalid, ..Default::default() });
         }
         let recorded = self.store.record_outreach(&valid).await.map_err(internal)?;
-        Ok(OutreachImportReport { recorded, skipped: valid.len() as u64 - recorded, invalid })
+        let skipped = valid.len() as u64 - recorded;
+        Ok(OutreachImportReport { recorded, skipped, invalid, rematched: None })
     }
 
     async fn outreach_send(&self, p: OutreachSend, actor: &str) -> Result<SendResult, ErrorBody> {

@@ -79,6 +79,8 @@ pub enum Call {
     InboxAssign(InboxAssign),
     #[serde(rename = "inbox.undecline")]
     InboxUndecline(InboxUndecline),
+    #[serde(rename = "inbox.rematch")]
+    InboxRematch(InboxRematch),
     #[serde(rename = "mailbox.authorize")]
     MailboxAuthorize(MailboxAuthorize),
     #[serde(rename = "mailbox.authorize_finish")]
@@ -104,6 +106,7 @@ impl Call {
             | Call::CollabCancel(_)
             | Call::InboxAssign(_)
             | Call::InboxUndecline(_)
+            | Call::InboxRematch(_)
             | Call::MailboxAuthorize(_)
             | Call::MailboxAuthorizeFinish(_) => true,
             Call::Status(_)
@@ -203,6 +206,7 @@ calls! {
     InboxUnmatched(InboxUnmatched) -> Listing<UnmatchedMessage>;
     InboxAssign(InboxAssign) -> CollabDetail;
     InboxUndecline(InboxUndecline) -> CollabDetail;
+    InboxRematch(InboxRematch) -> RematchReport;
     MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart;
     MailboxAuthorizeFinish(MailboxAuthorizeFinish) -> AuthorizeState;
     MailboxAuthorizeStatus(MailboxAuthorizeStatus) -> AuthorizeState;
@@ -467,6 +471,25 @@ pub struct InboxUndecline {
     pub reason: String,
 }
 
+/// `inbox.rematch`: unmatched messages received since `since` (all when absent).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxRematch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub use crate::ingest::RematchReport;
+
+/// The re-match that ran after a change adding creators or outreach: its report, or why it
+/// failed (the change itself is committed; `inbox.rematch` retries).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Rematched {
+    Done(RematchReport),
+    Failed { error: String },
+}
+
 /// The flows of `mailbox.authorize`; `auto` is the device flow where the provider offers
 /// it, the code flow otherwise.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -550,6 +573,9 @@ pub struct CreatorImportReport {
     pub updated: u64,
     pub skipped: u64,
     pub invalid: Vec<InvalidRow>,
+    /// The re-match this chunk's rows caused; absent on a dry run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rematched: Option<Rematched>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -557,6 +583,9 @@ pub struct OutreachImportReport {
     pub recorded: u64,
     pub skipped: u64,
     pub invalid: Vec<InvalidRow>,
+    /// The re-match this chunk's rows caused; absent on a dry run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rematched: Option<Rematched>,
 }
 
 /// `outreach.record`.
@@ -564,6 +593,9 @@ pub struct OutreachImportReport {
 pub struct RecordReport {
     pub recorded: u64,
     pub skipped: u64,
+    /// The re-match the new outreach caused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rematched: Option<Rematched>,
 }
 
 fn is_false(b: &bool) -> bool {

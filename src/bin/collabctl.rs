@@ -295,6 +295,13 @@ enum InboxCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Match unmatched messages again against the creators and outreach known now (imports
+    /// and `creator add`/`outreach record` do this by themselves).
+    Rematch {
+        /// Only messages received since this time (RFC 3339, or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -607,6 +614,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 let params = InboxUndecline { message: *message, reason: reason.clone() };
                 show(cli, c, params, render_collab)
             }
+            InboxCmd::Rematch { since } => {
+                let since = since.as_deref().map(parse_since).transpose()?;
+                show(cli, c, InboxRematch { since }, |r| {
+                    format!(
+                        "examined: {}\nmatched: {}\ncollaborations created: {}\n",
+                        r.examined, r.matched, r.collaborations_created
+                    )
+                })
+            }
         },
     }
 }
@@ -705,7 +721,6 @@ fn terms_from(t: &TermsArgs) -> anyhow::Result<Terms> {
         additional_terms: t.terms.clone(),
     })
 }
-
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(T::to_string).unwrap_or_default()

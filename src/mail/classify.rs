@@ -160,6 +160,13 @@ pub fn classify(mail: &ParsedMail, rules: &ClassifyRules) -> Classification {
         }
     }
 
+    human(mail)
+}
+
+/// The reading of a message already known to be human: a decline (or opt-out) when its
+/// new text says no, a reply otherwise. Ingest and the re-match of stored messages
+/// (`ingest::rematch`) both decide here.
+pub fn human(mail: &ParsedMail) -> Classification {
     if let Some(decline) = super::decline::read(&mail.reply_text, mail.reply_unsure.as_deref()) {
         return decline;
     }

@@ -241,3 +241,94 @@ pub fn is_stored_before(e: &StoreError) -> bool {
     let StoreError::Db(sqlx::Error::Database(db)) = e else { return false };
     db.is_unique_violation() && db.table() == Some("inbound_messages")
 }
+
+/// An unmatched message as stored, with what matching and the decline reading need.
+#[derive(Debug, Clone)]
+pub struct StoredUnmatched {
+    pub id: i64,
+    pub mailbox: String,
+    pub uid: i64,
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from_address: Option<String>,
+    pub to_addresses: Vec<String>,
+    pub subject: Option<String>,
+    pub text_body: Option<String>,
+    pub reply_text: Option<String>,
+}
+
+/// Locks up to `limit` messages still `unmatched`, in id order after `after_id` (and
+/// received since `since`, when given). Rows another transaction holds are skipped: that
+/// one is deciding them.
+pub async fn lock_unmatched(
+    tx: &mut Tx,
+    after_id: i64,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    limit: i64,
+) -> Result<Vec<StoredUnmatched>, StoreError> {
+    let rows = sqlx::query_as!(
+        StoredUnmatched,
+        r#"SELECT id, mailbox, uid, message_id, in_reply_to, "references", from_address,
+                  to_addresses, subject, text_body, reply_text
+           FROM inbound_messages
+           WHERE kind = 'unmatched' AND id > $1
+             AND ($2::timestamptz IS NULL OR received_at >= $2)
+           ORDER BY id
+           LIMIT $3
+           FOR UPDATE SKIP LOCKED"#,
+        after_id,
+        since,
+        limit
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows)
+}
+
+/// A stored message's new kind and match.
+#[derive(Debug, Clone)]
+pub struct Rematched<'a> {
+    pub id: i64,
+    pub kind: &'a str,
+    pub kind_reason: &'a str,
+    pub match_rule: &'a str,
+    pub outreach_id: i64,
+    pub creator_id: i64,
+    pub campaign_id: i64,
+    pub collaboration_id: Option<i64>,
+}
+
+/// Writes the matches of messages locked by `lock_unmatched`, in one statement. Only rows
+/// still `unmatched` change; returns how many did.
+pub async fn set_rematched(tx: &mut Tx, rows: &[Rematched<'_>]) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let col = |f: fn(&Rematched<'_>) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+    let reasons: Vec<&str> = rows.iter().map(|r| r.kind_reason).collect();
+    let rules: Vec<&str> = rows.iter().map(|r| r.match_rule).collect();
+    let collabs: Vec<Option<i64>> = rows.iter().map(|r| r.collaboration_id).collect();
+    let done = sqlx::query!(
+        r#"UPDATE inbound_messages m
+           SET kind = u.kind, kind_reason = u.reason, match_rule = u.rule,
+               outreach_id = u.outreach, creator_id = u.creator, campaign_id = u.campaign,
+               collaboration_id = u.collab
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                       $6::bigint[], $7::bigint[], $8::bigint[])
+                AS u(id, kind, reason, rule, outreach, creator, campaign, collab)
+           WHERE m.id = u.id AND m.kind = 'unmatched'"#,
+        &col(|r| r.id),
+        &kinds as &[&str],
+        &reasons as &[&str],
+        &rules as &[&str],
+        &col(|r| r.outreach_id),
+        &col(|r| r.creator_id),
+        &col(|r| r.campaign_id),
+        &collabs as &[Option<i64>],
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
