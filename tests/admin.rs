@@ -1031,3 +1031,68 @@ async fn collab_export_streams_csv_and_jsonl_with_filters() {
     let (ok, _, err) = collabctl(env, &["collab", "export", "--since", "yesterday"]);
     assert!(!ok && err.contains("--since"), "{err}");
 }
+
+#[tokio::test]
+async fn watch_prints_each_collaboration_and_unmatched_message_as_committed() {
+    use std::io::BufRead;
+    let s = setup("").await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    collabctl_json(
+        env,
+        &["creator", "add", "--name", "Ana", "--platform", "tiktok", "--handle", "ana.makes"],
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_collabctl"))
+        .arg("--socket")
+        .arg(env.path("admin.sock"))
+        .args(["--json", "watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            s.daemon.logs().contains("admin watch started")
+        })
+        .await,
+        "{}",
+        s.daemon.logs()
+    );
+    // A manual collaboration, then a stranger's mail: each arrives as one line, in order.
+    let collab = collabctl_json(
+        env,
+        &[
+            "collab",
+            "create",
+            "--creator",
+            "ana.makes",
+            "--campaign",
+            "Winter Glow",
+            "--product",
+            "kit",
+        ],
+    );
+    s.imap.append(reply("stranger@else.example", "st-1@else.example", None, &[], "Hi!")).await;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> Value {
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(20)).expect("an event")).unwrap()
+    };
+    let first = next();
+    assert_eq!(
+        (first["event"].as_str(), first["id"].as_i64()),
+        (Some("collaboration"), collab["id"].as_i64())
+    );
+    assert_eq!(first["creator"]["handle"], "ana.makes");
+    let second = next();
+    assert_eq!(second["event"], "unmatched", "{second}");
+    assert_eq!(second["from_address"], "stranger@else.example");
+    let _ = child.kill();
+    let _ = child.wait();
+}

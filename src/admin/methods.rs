@@ -18,6 +18,10 @@ use crate::store::creators::{Creator, NewCreator};
 use crate::store::outreach::NewOutreach;
 use crate::store::{Page, Store};
 
+/// The channels `watch` listens on: ingest and the admin methods NOTIFY them at commit.
+pub const WATCH_COLLABORATIONS: &str = "collabd_collaboration";
+pub const WATCH_UNMATCHED: &str = "collabd_unmatched";
+
 /// Everything the admin methods need from the running daemon.
 pub struct AdminContext {
     pub store: Store,
@@ -218,6 +222,11 @@ impl AdminContext {
                     .ok_or_else(|| not_found("message", &format!("{} (unmatched)", a.message)))?;
                 answer::<InboxAssign>(self.collab_show(collab.id).await?)
             }
+            // The connection itself streams a watch (see `server::watch`).
+            Call::Watch(_) => Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "watch is served by the connection, not as one answer",
+            )),
             Call::InboxRematch(p) => {
                 let report =
                     crate::ingest::rematch(&self.store, p.since).await.map_err(internal)?;
@@ -388,6 +397,21 @@ impl AdminContext {
     /// Live figures from the workers; the committed ones (`processed`, `highest_uid`,
     /// `last_commit`) from `mailbox_sync`, so a reload or restart does not reset them. With
     /// the database unreachable, the workers' own view stands in.
+    /// The event `watch` sends for a notification on `channel` about row `id`; `None` when
+    /// the row is gone (a collaboration deleted, a message matched since).
+    pub async fn watch_event(&self, channel: &str, id: i64) -> Option<WatchEvent> {
+        let found = match channel {
+            WATCH_COLLABORATIONS => {
+                self.store.collaboration(id).await.map(|c| c.map(WatchEvent::Collaboration))
+            }
+            _ => self.store.unmatched_message(id).await.map(|m| m.map(WatchEvent::Unmatched)),
+        };
+        found.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, channel, id, "watch: cannot load the row");
+            None
+        })
+    }
+
     async fn status(&self) -> StatusResult {
         let committed = self.store.sync_summaries().await.ok();
         let now = chrono::Utc::now();

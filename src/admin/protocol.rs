@@ -81,6 +81,8 @@ pub enum Call {
     InboxUndecline(InboxUndecline),
     #[serde(rename = "inbox.rematch")]
     InboxRematch(InboxRematch),
+    #[serde(rename = "watch")]
+    Watch(Watch),
     #[serde(rename = "mailbox.authorize")]
     MailboxAuthorize(MailboxAuthorize),
     #[serde(rename = "mailbox.authorize_finish")]
@@ -116,7 +118,8 @@ impl Call {
             | Call::CollabList(_)
             | Call::CollabShow(_)
             | Call::InboxUnmatched(_)
-            | Call::MailboxAuthorizeStatus(_) => false,
+            | Call::MailboxAuthorizeStatus(_)
+            | Call::Watch(_) => false,
         }
     }
 
@@ -207,6 +210,7 @@ calls! {
     InboxAssign(InboxAssign) -> CollabDetail;
     InboxUndecline(InboxUndecline) -> CollabDetail;
     InboxRematch(InboxRematch) -> RematchReport;
+    Watch(Watch) -> WatchEvent;
     MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart;
     MailboxAuthorizeFinish(MailboxAuthorizeFinish) -> AuthorizeState;
     MailboxAuthorizeStatus(MailboxAuthorizeStatus) -> AuthorizeState;
@@ -480,6 +484,21 @@ pub struct InboxRematch {
 }
 
 pub use crate::ingest::RematchReport;
+
+/// `watch`: the connection streams a [`WatchEvent`] line (with the request's id) for each
+/// collaboration created and each unmatched message, as they are committed, until the
+/// client closes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {}
+
+/// One event of `watch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WatchEvent {
+    Collaboration(crate::store::collabs::Collaboration),
+    Unmatched(crate::store::inbound::UnmatchedMessage),
+}
 
 /// The re-match that ran after a change adding creators or outreach: its report, or why it
 /// failed (the change itself is committed; `inbox.rematch` retries).

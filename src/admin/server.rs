@@ -14,8 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::methods::AdminContext;
-use super::protocol::{ErrorBody, ErrorCode, MAX_LINE, Request, Response};
+use super::protocol::{Call, ErrorBody, ErrorCode, MAX_LINE, Request, Response};
 use crate::config::AdminSettings;
+
+/// `watch` connections served at once.
+const MAX_WATCHERS: usize = 16;
 
 /// Connections served at once; more are told `busy` and closed.
 const MAX_CONNECTIONS: usize = 512;
@@ -237,6 +240,15 @@ async fn serve_connection(
                 req.id,
                 ErrorBody::new(ErrorCode::InvalidParams, "text must not contain NUL (U+0000)"),
             ),
+            Ok(req) if req.method == "watch" => {
+                match Call::parse(&req.method, req.params) {
+                    Ok(_) => watch(framed, req.id, ctx).await,
+                    Err(e) => {
+                        let _ = send(&mut framed, Response::err(req.id, e)).await;
+                    }
+                }
+                return;
+            }
             Ok(req) => {
                 let id = req.id.clone();
                 match ctx.dispatch(req, &actor).await {
@@ -247,6 +259,57 @@ async fn serve_connection(
         };
         if !send(&mut framed, response).await {
             return;
+        }
+    }
+}
+
+/// Streams `watch` events on this connection until the client closes it (or the daemon
+/// stops): LISTEN on the channels ingest and the admin methods NOTIFY at commit, and one
+/// result line (with the request's id) per event. No read timeout applies: a watcher only
+/// listens.
+async fn watch(mut framed: Conn, id: serde_json::Value, ctx: &AdminContext) {
+    use super::methods::{WATCH_COLLABORATIONS, WATCH_UNMATCHED};
+    // Each watcher holds a database connection of its own: a few, not one per socket.
+    static WATCHERS: Semaphore = Semaphore::const_new(MAX_WATCHERS);
+    let Ok(_slot) = WATCHERS.try_acquire() else {
+        let body = ErrorBody::new(ErrorCode::Busy, format!("{MAX_WATCHERS} watchers already"));
+        let _ = send(&mut framed, Response::err(id, body)).await;
+        return;
+    };
+    let mut listener = match sqlx::postgres::PgListener::connect_with(ctx.store.pool()).await {
+        Ok(l) => l,
+        Err(e) => {
+            let body = ErrorBody::new(ErrorCode::Internal, format!("cannot listen: {e}"));
+            let _ = send(&mut framed, Response::err(id, body)).await;
+            return;
+        }
+    };
+    if let Err(e) = listener.listen_all([WATCH_COLLABORATIONS, WATCH_UNMATCHED]).await {
+        let body = ErrorBody::new(ErrorCode::Internal, format!("cannot listen: {e}"));
+        let _ = send(&mut framed, Response::err(id, body)).await;
+        return;
+    }
+    debug!("admin watch started");
+    loop {
+        tokio::select! {
+            // Anything from the client (or its going away) ends the watch.
+            _ = framed.next() => return,
+            note = listener.recv() => {
+                let note = match note {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let body = ErrorBody::new(ErrorCode::Internal, format!("listen failed: {e}"));
+                        let _ = send(&mut framed, Response::err(id, body)).await;
+                        return;
+                    }
+                };
+                let Ok(row) = note.payload().parse::<i64>() else { continue };
+                let Some(event) = ctx.watch_event(note.channel(), row).await else { continue };
+                let value = serde_json::to_value(event).expect("events serialise");
+                if !send(&mut framed, Response::ok(id.clone(), value)).await {
+                    return;
+                }
+            }
         }
     }
 }

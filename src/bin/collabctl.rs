@@ -53,6 +53,9 @@ enum Command {
     /// Mailboxes' logins.
     #[command(subcommand)]
     Mailbox(MailboxCmd),
+    /// Print each new collaboration and each unmatched message as it is committed, until
+    /// interrupted (with --json: one object a line).
+    Watch,
 }
 
 #[derive(Subcommand)]
@@ -341,6 +344,12 @@ impl Client {
         // A refused connection is answered before the request is read: still read the
         // answer when the write fails.
         let written = self.writer.write_all(line.as_bytes());
+        self.read_answer(written)
+    }
+
+    /// Reads one answer line; `written` is how writing the request went (reported only when
+    /// no answer comes, as a refusal is answered before the request is read).
+    fn read_answer(&mut self, written: std::io::Result<()>) -> anyhow::Result<Value> {
         let mut answer = String::new();
         let read = self.reader.read_line(&mut answer);
         if answer.is_empty() {
@@ -439,6 +448,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     let mut c = Client::connect(&cli.socket)?;
     let c = &mut c;
+    if let Command::Watch = cli.command {
+        return watch(cli, c);
+    }
     match &cli.command {
         Command::Status => show(cli, c, StatusParams {}, render_status),
         Command::Campaign(cmd) => match cmd {
@@ -592,7 +604,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 show(cli, c, CollabCancel { id: *id, reason: reason.clone() }, render_collab)
             }
         },
-        Command::Mailbox(_) => unreachable!("handled above"),
+        Command::Mailbox(_) | Command::Watch => unreachable!("handled above"),
         Command::Inbox(cmd) => match cmd {
             InboxCmd::Unmatched { page } => list(
                 cli,
@@ -1074,4 +1086,43 @@ fn export(
         out.flush()?;
     }
     Ok(())
+}
+
+/// Streams `watch` events until the daemon closes the connection or the user interrupts.
+fn watch(cli: &Cli, c: &mut Client) -> anyhow::Result<()> {
+    // Events come when they come.
+    c.writer.set_read_timeout(None)?;
+    let mut out = std::io::stdout().lock();
+    let mut next = c.call_raw(Watch {}.into());
+    loop {
+        let event: WatchEvent =
+            serde_json::from_value(next?).context("unexpected event from collabd")?;
+        if cli.json {
+            serde_json::to_writer(&mut out, &event)?;
+            writeln!(out)?;
+        } else {
+            let line = match &event {
+                WatchEvent::Collaboration(l) => format!(
+                    "{}  collaboration {}  {}  {} / {}  ({})",
+                    l.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    l.id,
+                    l.status.as_str(),
+                    l.creator.handle,
+                    l.campaign.name,
+                    l.source
+                ),
+                WatchEvent::Unmatched(m) => format!(
+                    "{}  unmatched {}  {}  {:?}  in {}",
+                    m.received_at.format("%Y-%m-%d %H:%M:%S"),
+                    m.id,
+                    opt(&m.from_address),
+                    m.subject.as_deref().unwrap_or_default(),
+                    m.mailbox
+                ),
+            };
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        next = c.read_answer(Ok(()));
+    }
 }

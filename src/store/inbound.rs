@@ -61,6 +61,19 @@ impl super::Store {
         Ok(rows)
     }
 
+    /// One message as `inbox.unmatched` shows it, if it is (still) unmatched.
+    pub async fn unmatched_message(&self, id: i64) -> Result<Option<UnmatchedMessage>, StoreError> {
+        let row = sqlx::query_as!(
+            UnmatchedMessage,
+            r#"SELECT id, mailbox, from_address, from_name, subject, sent_date, reply_text, received_at
+               FROM inbound_messages WHERE id = $1 AND kind = 'unmatched'"#,
+            id
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row)
+    }
+
     /// Which of these `(uid, dedupe key)` pairs are stored already, by UID or by dedupe key.
     pub async fn stored_before(
         &self,
