@@ -506,9 +506,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 let sent_at = sent_at
                     .as_deref()
                     .map(|s| {
-                        chrono::DateTime::parse_from_rfc3339(s)
-                            .map(|d| d.to_utc())
-                            .with_context(|| format!("--sent-at {s:?} is not an RFC 3339 time"))
+                        collabd::import::parse_sent_at(s)
+                            .map_err(|e| anyhow::anyhow!("--sent-at {s:?}: {e}"))
                     })
                     .transpose()?;
                 let fields = OutreachFields {
