@@ -165,6 +165,8 @@ async fn a_revoked_grant_shows_reauthorize_and_the_device_flow_restores_it() {
     );
     let status = status_of(&s.env);
     assert!(status["last_error"].as_str().unwrap().contains("mailbox authorize brand"), "{status}");
+    let (_, table, _) = collabctl(&s.env, &["status"]);
+    assert!(table.contains("REAUTHORIZE"), "{table}");
     // No tight loop: with the grant gone the worker waits for a person.
     let refreshes = oauth.stats()["failed_refreshes"].as_u64().unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -759,7 +759,8 @@ fn render_status(st: &StatusResult) -> String {
         st.mailboxes.iter().map(|m| {
             vec![
                 m.name.clone(),
-                m.connected.to_string(),
+                // A gone OAuth2 grant needs a person: say so where the eye goes first.
+                if m.reauthorize { "REAUTHORIZE".into() } else { m.connected.to_string() },
                 opt(&m.last_sync),
                 opt(&m.secs_since_poll),
                 opt(&m.last_commit),
