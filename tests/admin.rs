@@ -951,6 +951,10 @@ async fn lists_page_by_id_and_all_fetches_every_page() {
     assert_eq!(collabctl_json(env, &["collab", "list"]).as_array().unwrap().len(), 250);
     let (ok, table, err) = collabctl(env, &["collab", "list", "--all"]);
     assert!(ok && table.lines().count() == 251, "{err}");
+    // Streamed page by page: the header once, every row once.
+    let (ok, table, err) = collabctl(env, &["collab", "list", "--all", "--limit", "40"]);
+    assert!(ok && table.lines().count() == 251, "{err}");
+    assert_eq!(table.lines().filter(|l| l.starts_with("ID")).count(), 1, "{table}");
 
     // A table shows 100 rows and says how to get the rest.
     let (ok, table, err) = collabctl(env, &["collab", "list"]);

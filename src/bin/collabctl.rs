@@ -654,20 +654,49 @@ where
     T: serde::Serialize,
 {
     if args.all {
+        // Streamed: each page is printed as it arrives (one JSON array with --json; the
+        // table's header once), so memory holds one page whatever the list's size.
         let limit = Some(args.limit.unwrap_or(1000));
-        let mut all = Vec::new();
+        let mut out = std::io::stdout().lock();
         let mut after = None;
+        let mut first = true;
+        if cli.json {
+            write!(out, "[")?;
+        }
         loop {
             let (items, next) = c.call(make(PageParams { after, limit }))?.into_parts();
+            if cli.json {
+                for item in &items {
+                    write!(
+                        out,
+                        "{}{}",
+                        if first { "\n  " } else { ",\n  " },
+                        serde_json::to_string(item)?
+                    )?;
+                    first = false;
+                }
+            } else if !items.is_empty() {
+                let table = render(&items);
+                let body = if first {
+                    table.as_str()
+                } else {
+                    table.split_once('\n').map_or("", |(_, b)| b)
+                };
+                write!(out, "{body}")?;
+                first = false;
+            }
+            out.flush()?;
             // A page that does not move on would loop forever.
             let last = items.last().map(id);
-            all.extend(items);
             match next {
                 Some(n) if Some(n) == last && Some(n) != after => after = Some(n),
                 _ => break,
             }
         }
-        return print_report(cli, &all, |rows| render(rows));
+        if cli.json {
+            writeln!(out, "{}]", if first { "" } else { "\n" })?;
+        }
+        return Ok(());
     }
     if cli.json && args.limit.is_none() && args.after.is_none() {
         return show(cli, c, make(PageParams::default()), |_| String::new());
