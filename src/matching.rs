@@ -48,6 +48,9 @@ impl Rule {
     }
 }
 
+/// Outreach statuses that still wait for an answer.
+const OPEN: &[&str] = &["sent", "replied"];
+
 /// A message's creator, campaign and thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
@@ -148,13 +151,13 @@ pub async fn resolve(
         mail.from_address.as_ref().and_then(|f| lookups.creators_by_address.get(f))
     {
         if let Some(m) =
-            found(Rule::SenderAddress)(outreach::latest_open_for_creator(tx, *creator).await?)
+            found(Rule::SenderAddress)(outreach::latest_for_creator(tx, *creator, OPEN).await?)
         {
             return Ok(Some(m));
         }
         // Only human messages get here: an auto-reply proves nothing about the address.
         if kind.is_human() {
-            let bounced = outreach::latest_bounced_for_creator(tx, *creator).await?;
+            let bounced = outreach::latest_for_creator(tx, *creator, &["bounced"]).await?;
             return Ok(found(Rule::SenderAfterBounce)(bounced));
         }
     }

@@ -23,37 +23,22 @@ pub async fn by_token(tx: &mut Tx, token: &str) -> Result<Option<OutreachRef>, S
     Ok(row)
 }
 
-/// The creator's most recent outreach that is still open (not bounced or declined).
-pub async fn latest_open_for_creator(
+/// The creator's most recent outreach whose status is one of `statuses`: `sent` or
+/// `replied` for the one still open, `bounced` for a human message from a pool address
+/// when none is open (the message proves the address works).
+pub async fn latest_for_creator(
     tx: &mut Tx,
     creator_id: i64,
+    statuses: &[&str],
 ) -> Result<Option<OutreachRef>, StoreError> {
     let row = sqlx::query_as!(
         OutreachRef,
         r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
-           WHERE creator_id = $1 AND status IN ('sent', 'replied')
+           WHERE creator_id = $1 AND status = ANY($2)
            ORDER BY sent_at DESC, id DESC
            LIMIT 1"#,
-        creator_id
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row)
-}
-
-/// The creator's most recent outreach that bounced, for a human message from a pool
-/// address when no outreach of theirs is open: the message proves the address works.
-pub async fn latest_bounced_for_creator(
-    tx: &mut Tx,
-    creator_id: i64,
-) -> Result<Option<OutreachRef>, StoreError> {
-    let row = sqlx::query_as!(
-        OutreachRef,
-        r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
-           WHERE creator_id = $1 AND status = 'bounced'
-           ORDER BY sent_at DESC, id DESC
-           LIMIT 1"#,
-        creator_id
+        creator_id,
+        statuses as &[&str]
     )
     .fetch_optional(&mut **tx)
     .await?;
