@@ -72,7 +72,18 @@ fn lines_about_collabd(output: &Output) -> Vec<String> {
 /// the binary cargo built: `verify` checks that every command is executable, and
 /// /usr/bin/collabd is not installed on a build machine. Everything else is unchanged.
 fn verifiable_copy(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
-    let original = fs::read_to_string(unit_path()).expect("read systemd/collabd.service");
+    verifiable_copy_of(&unit_path(), "collabd.service", dir, edit)
+}
+
+/// As `verifiable_copy`, for any of our units, saved as `name` (an instance name such as
+/// `collabd@brand.service` for the template).
+fn verifiable_copy_of(
+    unit: &Path,
+    name: &str,
+    dir: &Path,
+    edit: impl Fn(String) -> String,
+) -> PathBuf {
+    let original = fs::read_to_string(unit).expect("read the unit");
     let uses = original.matches(INSTALLED_BINARY).count();
     assert!(uses >= 1, "expected ExecStart= to run {INSTALLED_BINARY}");
     let built = env!("CARGO_BIN_EXE_collabd");
@@ -86,7 +97,7 @@ fn verifiable_copy(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
         eprintln!("note: /bin/kill is absent here (procps): ExecReload= verified with a stand-in");
         text = text.replace("/bin/kill", &stand_in.display().to_string());
     }
-    let path = dir.join("collabd.service");
+    let path = dir.join(name);
     fs::write(&path, edit(text)).unwrap();
     path
 }
@@ -256,4 +267,64 @@ fn sysusers_and_tmpfiles_snippets_apply_to_a_scratch_root() {
     };
     expect("etc/collabd", 0o750, collabd_gid);
     expect("etc/collabd/credentials", 0o700, 0);
+}
+
+fn template_path() -> PathBuf {
+    repo_file("systemd/collabd@.service")
+}
+
+/// The template `collabd@.service` is `collabd.service` but for what an instance must have
+/// of its own: its config file, runtime directory and credentials (and the comments that
+/// say so). Any other difference is a hardening drift between the two.
+#[test]
+fn template_differs_from_the_unit_only_where_an_instance_must() {
+    let keys = |path: &Path| -> Vec<String> {
+        fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter(|l| {
+                !["Description=", "ExecStart=", "RuntimeDirectory=", "LoadCredential="]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(keys(&template_path()), keys(&unit_path()));
+    let template = fs::read_to_string(template_path()).unwrap();
+    for line in [
+        "ExecStart=/usr/bin/collabd --config /etc/collabd/%i.toml",
+        "RuntimeDirectory=collabd/%i",
+        "LoadCredential=%i:/etc/collabd/credentials/%i",
+    ] {
+        assert!(template.lines().any(|l| l == line), "the template lacks {line:?}");
+    }
+}
+
+#[test]
+fn template_instance_passes_verify_and_scores_like_the_unit() {
+    let Some(analyze) = tool("systemd-analyze") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let unit = verifiable_copy_of(&template_path(), "collabd@brand.service", dir.path(), |t| t);
+    let (output, report) = run(&analyze, &["verify", unit.to_str().unwrap()]);
+    let complaints = lines_about_collabd(&output);
+    assert!(
+        output.status.success() && complaints.is_empty(),
+        "systemd-analyze verify rejected collabd@brand.service:\n{}\n\n{report}",
+        complaints.join("\n")
+    );
+    let exposure = |path: &Path| {
+        let (output, report) =
+            run(&analyze, &["security", "--offline=true", "--no-pager", path.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        overall_exposure(&stdout).unwrap_or_else(|| panic!("no exposure level:\n{report}"))
+    };
+    let instance = dir.path().join("score").join("collabd@brand.service");
+    fs::create_dir_all(instance.parent().unwrap()).unwrap();
+    fs::copy(template_path(), &instance).unwrap();
+    let (template, unit) = (exposure(&instance), exposure(&unit_path()));
+    eprintln!("collabd@brand.service overall exposure: {template}");
+    assert!(template <= MAX_EXPOSURE, "collabd@.service exposure {template}");
+    assert_eq!(template, unit, "the template scores like collabd.service");
 }
