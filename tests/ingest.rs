@@ -726,15 +726,7 @@ async fn outreach_imported_after_its_replies_rematches_them_exactly_once_across_
 /// yet, `outreach record` makes it a Pending collaboration that says it was rematched.
 #[tokio::test]
 async fn a_reply_waiting_unmatched_becomes_a_collaboration_once_its_outreach_is_recorded() {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    sqlx::query("INSERT INTO campaigns (name) VALUES ('Winter Glow')")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
+    let (db, imap, env, daemon) = daemon_with_only_a_campaign().await;
     let mid = "o-1@crm.example";
     imap.append(reply(
         "ana@creators.example",
@@ -818,15 +810,7 @@ async fn a_reply_waiting_unmatched_becomes_a_collaboration_once_its_outreach_is_
 /// the campaign, and no collaboration opens.
 #[tokio::test]
 async fn a_decline_waiting_unmatched_declines_once_its_outreach_is_recorded() {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    sqlx::query("INSERT INTO campaigns (name) VALUES ('Winter Glow')")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
+    let (db, imap, env, daemon) = daemon_with_only_a_campaign().await;
     let mid = "o-2@crm.example";
     let body = "No thanks, I'm not interested.";
     imap.append(reply("bo@creators.example", "r-2@mail.example", Some(mid), &[mid], body)).await;
@@ -862,4 +846,19 @@ async fn a_decline_waiting_unmatched_declines_once_its_outreach_is_recorded() {
     assert_eq!(db.rows("collaborations").await, 0);
     assert_eq!(db.rows("campaign_unsubscribes").await, 1);
     assert_eq!(db.count("SELECT count(*) FROM creator_events WHERE kind = 'declined'").await, 1);
+}
+
+/// A daemon watching an empty Dovecot mailbox, with the campaign "Winter Glow" and no
+/// creator or outreach yet: mail that comes before its CRM import.
+async fn daemon_with_only_a_campaign() -> (TestDb, Dovecot, DaemonEnv, DaemonProc) {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    sqlx::query("INSERT INTO campaigns (name) VALUES ('Winter Glow')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    (db, imap, env, daemon)
 }
