@@ -281,7 +281,7 @@ impl AdminContext {
                 })?;
                 answer::<MailboxAuthorizeStatus>(state)
             }
-            Call::MailboxAdd(mb) => answer::<MailboxSettings>(self.mailbox_add(mb).await?),
+            Call::MailboxAdd(mb) => answer::<Box<MailboxSettings>>(self.mailbox_add(*mb).await?),
             Call::MailboxList(_) => answer::<MailboxList>(self.mailbox_list().await?),
             Call::MailboxShow(p) => answer::<MailboxShow>(self.mailbox_show(&p.mailbox).await?),
             Call::MailboxPause(p) => {

@@ -90,7 +90,7 @@ pub enum Call {
     #[serde(rename = "mailbox.authorize_status")]
     MailboxAuthorizeStatus(MailboxAuthorizeStatus),
     #[serde(rename = "mailbox.add")]
-    MailboxAdd(crate::config::MailboxSettings),
+    MailboxAdd(Box<crate::config::MailboxSettings>),
     #[serde(rename = "mailbox.list")]
     MailboxList(MailboxList),
     #[serde(rename = "mailbox.show")]
@@ -232,7 +232,7 @@ calls! {
     MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart;
     MailboxAuthorizeFinish(MailboxAuthorizeFinish) -> AuthorizeState;
     MailboxAuthorizeStatus(MailboxAuthorizeStatus) -> AuthorizeState;
-    MailboxAdd(crate::config::MailboxSettings) -> MailboxEntry;
+    MailboxAdd(Box<crate::config::MailboxSettings>) -> MailboxEntry;
     MailboxList(MailboxList) -> Vec<MailboxEntry>;
     MailboxShow(MailboxShow) -> MailboxEntry;
     MailboxPause(MailboxPause) -> MailboxEntry;

@@ -85,7 +85,7 @@ enum MailboxCmd {
     },
     /// Add a mailbox to the database: the running daemon starts it within a second.
     /// Validated like a `[[mailboxes]]` entry; secrets are read by the daemon.
-    Add(MailboxAddArgs),
+    Add(Box<MailboxAddArgs>),
     /// Every mailbox, from the file and from the database.
     List,
     /// One mailbox's settings.
@@ -698,7 +698,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         },
         Command::Mailbox(cmd) => match cmd {
-            MailboxCmd::Add(args) => show(cli, c, args.settings()?, render_mailbox),
+            MailboxCmd::Add(args) => show(cli, c, Box::new(args.settings()?), render_mailbox),
             MailboxCmd::List => show(cli, c, MailboxList {}, |x| render_mailboxes(x)),
             MailboxCmd::Show { name } => {
                 show(cli, c, MailboxShow { mailbox: name.clone() }, render_mailbox)
