@@ -162,6 +162,29 @@ async fn a_database_mailbox_may_not_take_a_name_the_file_uses() {
     );
     assert!(!ok && err.contains("password_env"), "{err}");
 
+    // --oauth2 takes the oauth2 table from a TOML (or JSON) file; auth becomes xoauth2.
+    let oauth = env.path("oauth2.toml");
+    std::fs::write(&oauth, "[oauth2]\nprovider = \"google\"\nclient_id = \"abc\"\n").unwrap();
+    let oauth = oauth.display().to_string();
+    let entry = collabctl_json(
+        &env,
+        &[
+            "mailbox",
+            "add",
+            "gmail",
+            "--host",
+            "imap.gmail.com",
+            "--username",
+            "u@x.example",
+            "--oauth2",
+            &oauth,
+        ],
+    );
+    assert_eq!(entry["settings"]["auth"], "xoauth2");
+    assert_eq!(entry["settings"]["oauth2"]["provider"], "google");
+    assert_eq!(entry["settings"]["oauth2"]["client_id"], "abc");
+    collabctl_json(&env, &["mailbox", "remove", "gmail"]);
+
     // A clashing row that got there anyway is a config error naming both; the file's runs.
     sqlx::query("INSERT INTO mailboxes (name, settings) VALUES ('brand', '{}')")
         .execute(&db.pool)
