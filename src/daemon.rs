@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use tokio::sync::Notify;
 
-use crate::admin::{AdminContext, AdminServer, FileMailboxes, ServerError};
+use crate::admin::{AdminContext, AdminServer, FileConfig, ServerError};
 use crate::config::{MailboxSettings, Settings};
 use crate::imap::{MailboxHealth, MailboxWorker, Registry};
 use crate::ingest::Ingestor;
@@ -68,8 +68,8 @@ pub struct Daemon {
     /// The file's settings with the database's running mailboxes after its own: what the
     /// workers run.
     settings: Settings,
-    /// The file's mailboxes, for the admin methods.
-    file_mailboxes: FileMailboxes,
+    /// The file's settings, for the admin methods.
+    file_config: FileConfig,
     /// Set by the LISTEN task when `mailboxes` changed.
     db_changed: Arc<Notify>,
     store: Store,
@@ -121,14 +121,13 @@ impl Daemon {
         logins.configure(&settings, &store)?;
         let smtp_tokens = logins.get(Logins::SMTP_KEY);
         let mailer = settings.smtp.as_ref().map(|s| Mailer::new(s, smtp_tokens)).transpose()?;
-        let file_mailboxes: FileMailboxes =
-            Arc::new(std::sync::RwLock::new(file.mailboxes.clone()));
+        let file_config: FileConfig = Arc::new(std::sync::RwLock::new(file.clone()));
         let ctx = AdminContext {
             store: store.clone(),
             mailboxes: registry.clone(),
             mailer,
             logins: logins.clone(),
-            file_mailboxes: file_mailboxes.clone(),
+            file_config: file_config.clone(),
             started: Instant::now(),
         };
         let admin = AdminServer::bind(&settings.admin, ctx).await?;
@@ -137,7 +136,7 @@ impl Daemon {
             config_path,
             file,
             settings,
-            file_mailboxes,
+            file_config,
             db_changed,
             store,
             registry,
@@ -283,7 +282,7 @@ impl Daemon {
             }
         }
         if self.apply(wanted).await {
-            *self.file_mailboxes.write().expect("file mailboxes lock") = new.mailboxes.clone();
+            *self.file_config.write().expect("file config lock") = new.clone();
             self.file = new;
             info!("configuration reloaded");
         }
@@ -417,7 +416,14 @@ async fn with_database_mailboxes(file: &Settings, store: &Store) -> Result<Setti
                 key: format!("database mailbox {:?}", row.name),
                 reason: e.to_string(),
             })
-            .and_then(|mb| crate::config::validate_mailbox(index, &mb).map(|()| mb));
+            .and_then(|mb| crate::config::validate_mailbox(index, &mb).map(|()| mb))
+            .and_then(|mb| match (mb.auth.is_oauth(), &file.secrets.key_file) {
+                (true, None) => Err(crate::config::ConfigError::Invalid {
+                    key: "secrets.key_file".into(),
+                    reason: format!("database mailbox {:?} uses OAuth2: it needs one", mb.name),
+                }),
+                _ => Ok(mb),
+            });
         match mb {
             Ok(mb) => settings.mailboxes.push(mb),
             Err(e) => error!(mailbox = %row.name, error = %e, "database mailbox left out"),

@@ -166,20 +166,31 @@ async fn a_database_mailbox_may_not_take_a_name_the_file_uses() {
     let oauth = env.path("oauth2.toml");
     std::fs::write(&oauth, "[oauth2]\nprovider = \"google\"\nclient_id = \"abc\"\n").unwrap();
     let oauth = oauth.display().to_string();
-    let entry = collabctl_json(
-        &env,
-        &[
-            "mailbox",
-            "add",
-            "gmail",
-            "--host",
-            "imap.gmail.com",
-            "--username",
-            "u@x.example",
-            "--oauth2",
-            &oauth,
-        ],
-    );
+    let gmail = [
+        "mailbox",
+        "add",
+        "gmail",
+        "--host",
+        "imap.gmail.com",
+        "--username",
+        "u@x.example",
+        "--oauth2",
+        &oauth,
+    ];
+    // Not without the key that encrypts refresh tokens; a reload that adds it is seen.
+    let (ok, _, err) = collabctl(&env, &gmail);
+    assert!(!ok && err.contains("key_file"), "{err}");
+    std::fs::write(env.path("secret.key"), "ab".repeat(32)).unwrap();
+    let key = format!("[secrets]\nkey_file = \"{}\"\n", env.path("secret.key").display());
+    env.write_config(&[env.mailbox("brand", imap.port)], &key);
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let ok = eventually(Duration::from_secs(5), || {
+        let done = collabctl(&env, &gmail).0;
+        async move { done }
+    })
+    .await;
+    assert!(ok, "{}", daemon.logs());
+    let entry = collabctl_json(&env, &["mailbox", "show", "gmail"]);
     assert_eq!(entry["settings"]["auth"], "xoauth2");
     assert_eq!(entry["settings"]["oauth2"]["provider"], "google");
     assert_eq!(entry["settings"]["oauth2"]["client_id"], "abc");

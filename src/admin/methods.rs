@@ -31,14 +31,14 @@ pub struct AdminContext {
     pub mailer: Option<Mailer>,
     /// OAuth2 logins, for `mailbox.authorize`.
     pub logins: std::sync::Arc<crate::oauth::Logins>,
-    /// The config file's mailboxes (kept current on reload): a database mailbox may not
-    /// reuse their names.
-    pub file_mailboxes: FileMailboxes,
+    /// The config file as loaded (kept current on reload): a database mailbox may not
+    /// reuse its mailboxes' names, and needs its `[secrets] key_file` for OAuth2.
+    pub file_config: FileConfig,
     pub started: Instant,
 }
 
-/// The config file's `[[mailboxes]]`, shared with the daemon.
-pub type FileMailboxes = std::sync::Arc<std::sync::RwLock<Vec<MailboxSettings>>>;
+/// The config file's settings, shared with the daemon.
+pub type FileConfig = std::sync::Arc<std::sync::RwLock<crate::config::Settings>>;
 
 type Outcome = Result<Value, ErrorBody>;
 
@@ -298,8 +298,8 @@ impl AdminContext {
 
     /// The file's mailbox of that name, with its index there.
     fn file_mailbox(&self, name: &str) -> Option<(usize, MailboxSettings)> {
-        let file = self.file_mailboxes.read().expect("file mailboxes lock");
-        file.iter().enumerate().find(|(_, m)| m.name == name).map(|(i, m)| (i, m.clone()))
+        let file = self.file_config.read().expect("file config lock");
+        file.mailboxes.iter().enumerate().find(|(_, m)| m.name == name).map(|(i, m)| (i, m.clone()))
     }
 
     /// Validates a mailbox like a file entry and stores it; the running daemon picks it up
@@ -315,6 +315,15 @@ impl AdminContext {
         if let Some((i, _)) = self.file_mailbox(&mb.name) {
             return Err(name_clash(&mb.name, i));
         }
+        if mb.auth.is_oauth()
+            && self.file_config.read().expect("file config lock").secrets.key_file.is_none()
+        {
+            return Err(invalid(
+                "auth",
+                "OAuth2 needs [secrets] key_file in the config file (it encrypts the stored \
+                 refresh tokens)",
+            ));
+        }
         let json = serde_json::to_value(&mb).map_err(internal)?;
         let row = self.store.insert_mailbox(&mb.name, &json).await.map_err(internal)?;
         let row = row.ok_or_else(|| {
@@ -328,7 +337,7 @@ impl AdminContext {
     }
 
     async fn mailbox_list(&self) -> Result<Vec<MailboxEntry>, ErrorBody> {
-        let file = self.file_mailboxes.read().expect("file mailboxes lock").clone();
+        let file = self.file_config.read().expect("file config lock").mailboxes.clone();
         let mut all: Vec<MailboxEntry> = file.into_iter().map(file_entry).collect();
         for row in self.store.stored_mailboxes().await.map_err(internal)? {
             all.push(stored_entry(row)?);

@@ -5,5 +5,5 @@ mod methods;
 pub mod protocol;
 mod server;
 
-pub use methods::{AdminContext, FileMailboxes};
+pub use methods::{AdminContext, FileConfig};
 pub use server::{AdminServer, ServerError};
