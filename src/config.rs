@@ -469,9 +469,13 @@ impl MailboxSettings {
 
     /// Reads the password now, so a fixed password file is picked up on the next attempt.
     pub fn password(&self, index: usize) -> Result<String, ConfigError> {
-        let section = format!("mailboxes[{index}]");
+        self.password_in(&format!("mailboxes[{index}]"))
+    }
+
+    /// [`Self::password`], naming the key at fault under `section`.
+    pub fn password_in(&self, section: &str) -> Result<String, ConfigError> {
         let secret = read_secret(
-            &section,
+            section,
             self.password_file.as_deref(),
             self.password_env.as_deref(),
             true,

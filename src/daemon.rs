@@ -70,6 +70,8 @@ pub struct Daemon {
     settings: Settings,
     /// The file's settings, for the admin methods.
     file_config: FileConfig,
+    /// How many of `settings.mailboxes` come from the file (the database's follow).
+    file_count: usize,
     /// Set by the LISTEN task when `mailboxes` changed.
     db_changed: Arc<Notify>,
     store: Store,
@@ -134,6 +136,7 @@ impl Daemon {
         let admin = tokio::spawn(admin.serve(shutdown.child_token()));
         let mut daemon = Daemon {
             config_path,
+            file_count: file.mailboxes.len(),
             file,
             settings,
             file_config,
@@ -162,8 +165,14 @@ impl Daemon {
 
     fn spawn_worker(&mut self, index: usize, mb: MailboxSettings) {
         let stop = self.shutdown.child_token();
+        // The database's mailboxes come after the file's.
+        let section = if index < self.file_count {
+            format!("mailboxes[{index}]")
+        } else {
+            format!("database mailbox {:?}", mb.name)
+        };
         let worker = MailboxWorker::new(
-            index,
+            section,
             mb.clone(),
             self.ingestor(),
             self.settings.ingest.batch_size,
@@ -281,7 +290,7 @@ impl Daemon {
                 warn!(section = field, "this section changes only on restart");
             }
         }
-        if self.apply(wanted).await {
+        if self.apply(wanted, new.mailboxes.len()).await {
             *self.file_config.write().expect("file config lock") = new.clone();
             self.file = new;
             info!("configuration reloaded");
@@ -293,7 +302,7 @@ impl Daemon {
     async fn database_changed(&mut self) {
         match with_database_mailboxes(&self.file, &self.store).await {
             Ok(wanted) => {
-                if self.apply(wanted).await {
+                if self.apply(wanted, self.file.mailboxes.len()).await {
                     info!("database mailboxes applied");
                 }
             }
@@ -304,8 +313,9 @@ impl Daemon {
     /// Brings the running workers to `wanted`: mailboxes added, removed or changed are
     /// started, stopped or restarted, and failing ones retried at once (a fixed password
     /// file); the others keep running. Used by SIGHUP and by database changes. False (and
-    /// nothing changed) when the logins cannot be configured.
-    async fn apply(&mut self, new: Settings) -> bool {
+    /// nothing changed) when the logins cannot be configured. The first `file_count` of
+    /// `new.mailboxes` are the file's.
+    async fn apply(&mut self, new: Settings, file_count: usize) -> bool {
         if let Err(e) = self.logins.configure(&new, &self.store) {
             error!(error = %e, "new configuration rejected; keeping the running one");
             notify(&[NotifyState::Ready, NotifyState::Status(&format!("reload failed: {e}"))]);
@@ -330,6 +340,7 @@ impl Daemon {
         let stopped: Vec<String> = to_stop.iter().map(|r| r.settings.name.clone()).collect();
         stop_all(to_stop).await;
         self.settings = new;
+        self.file_count = file_count;
         let mut started = Vec::new();
         for (i, mb) in self.settings.mailboxes.clone().into_iter().enumerate() {
             if !self.workers.contains_key(&mb.name) {
