@@ -479,7 +479,10 @@ async fn listen_mailboxes(store: Store, changed: Arc<Notify>, stop: Cancellation
                 Err(e) => {
                     warn!(error = %e, "mailbox LISTEN failed; reconnecting");
                     changed.notify_one();
-                    break;
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => break,
+                    }
                 }
             }
         }
