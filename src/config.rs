@@ -73,7 +73,7 @@ impl AuthMethod {
 }
 
 /// Who issues the OAuth2 tokens; the presets fill in the endpoints and scope.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OAuthProvider {
     Google,
@@ -82,7 +82,7 @@ pub enum OAuthProvider {
 }
 
 /// An OAuth2 client: where tokens come from and with which grant.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Settings {
     pub provider: OAuthProvider,
@@ -393,8 +393,9 @@ impl Default for IngestSettings {
     }
 }
 
-/// One IMAP mailbox to watch.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// One IMAP mailbox to watch: a `[[mailboxes]]` entry of the file, or a row of the
+/// `mailboxes` table (stored as this type's JSON), validated alike ([`validate_mailbox`]).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MailboxSettings {
     pub name: String,
@@ -438,7 +439,7 @@ pub struct MailboxSettings {
 
 /// Optional clean-up after a message is committed; off by default so collabd never
 /// changes the mailbox unless asked.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum PostProcess {
     #[default]
@@ -448,7 +449,7 @@ pub enum PostProcess {
 }
 
 /// How the IMAP connection is protected.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
     #[default]
@@ -468,9 +469,13 @@ impl MailboxSettings {
 
     /// Reads the password now, so a fixed password file is picked up on the next attempt.
     pub fn password(&self, index: usize) -> Result<String, ConfigError> {
-        let section = format!("mailboxes[{index}]");
+        self.password_in(&format!("mailboxes[{index}]"))
+    }
+
+    /// [`Self::password`], naming the key at fault under `section`.
+    pub fn password_in(&self, section: &str) -> Result<String, ConfigError> {
         let secret = read_secret(
-            &section,
+            section,
             self.password_file.as_deref(),
             self.password_env.as_deref(),
             true,
@@ -529,6 +534,34 @@ pub fn credential_path(file: &Path) -> PathBuf {
     }
 }
 
+/// Checks one mailbox as `[[mailboxes]]` entry `index` (the key at fault is named
+/// `mailboxes[index]…`): a name, durations above zero, a complete login and a readable
+/// password. Shared by the file and by `collabctl mailbox add`.
+pub fn validate_mailbox(index: usize, mb: &MailboxSettings) -> Result<(), ConfigError> {
+    let section = format!("mailboxes[{index}]");
+    if mb.name.trim().is_empty() || mb.name.chars().any(char::is_control) {
+        return Err(ConfigError::invalid(
+            format!("{section}.name"),
+            format!("{:?} is empty or used twice", mb.name),
+        ));
+    }
+    if mb.host.trim().is_empty() {
+        return Err(ConfigError::invalid(format!("{section}.host"), "must not be empty"));
+    }
+    if mb.poll_interval.is_zero() || mb.timeout.is_zero() || mb.max_backoff.is_zero() {
+        return Err(ConfigError::invalid(
+            format!("{section}.poll_interval"),
+            "durations must be above zero",
+        ));
+    }
+    let has_password = mb.password_file.is_some() || mb.password_env.is_some();
+    validate_login(&section, mb.auth, has_password, mb.oauth2.as_ref(), OAuthPurpose::Imap)?;
+    if !mb.auth.is_oauth() {
+        mb.password(index)?;
+    }
+    Ok(())
+}
+
 impl Settings {
     /// Loads the file, applies `COLLABD__…` overrides and validates the result.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
@@ -562,30 +595,13 @@ impl Settings {
         }
         let mut names = std::collections::HashSet::new();
         for (i, mb) in self.mailboxes.iter().enumerate() {
-            if mb.name.is_empty() || !names.insert(mb.name.as_str()) {
+            if !names.insert(mb.name.as_str()) {
                 return Err(ConfigError::invalid(
                     format!("mailboxes[{i}].name"),
                     format!("{:?} is empty or used twice", mb.name),
                 ));
             }
-            if mb.poll_interval.is_zero() || mb.timeout.is_zero() || mb.max_backoff.is_zero() {
-                return Err(ConfigError::invalid(
-                    format!("mailboxes[{i}].poll_interval"),
-                    "durations must be above zero",
-                ));
-            }
-            let section = format!("mailboxes[{i}]");
-            let has_password = mb.password_file.is_some() || mb.password_env.is_some();
-            validate_login(
-                &section,
-                mb.auth,
-                has_password,
-                mb.oauth2.as_ref(),
-                OAuthPurpose::Imap,
-            )?;
-            if !mb.auth.is_oauth() {
-                mb.password(i)?;
-            }
+            validate_mailbox(i, mb)?;
         }
         if let Some(smtp) = &self.smtp {
             let has_password = smtp.password_file.is_some() || smtp.password_env.is_some();

@@ -14,13 +14,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::admin::{AdminContext, AdminServer, ServerError};
+use tokio::sync::Notify;
+
+use crate::admin::{AdminContext, AdminServer, FileConfig, ServerError};
 use crate::config::{MailboxSettings, Settings};
 use crate::imap::{MailboxHealth, MailboxWorker, Registry};
 use crate::ingest::Ingestor;
 use crate::mail::ClassifyRules;
 use crate::oauth::Logins;
 use crate::smtp::{Mailer, OutreachError};
+use crate::store::mailboxes::MAILBOXES_CHANNEL;
 use crate::store::{Store, StoreError};
 
 /// How long workers get to finish their batch in flight after a stop signal.
@@ -60,7 +63,17 @@ struct Running {
 /// The running daemon.
 pub struct Daemon {
     config_path: PathBuf,
+    /// The config file as loaded.
+    file: Settings,
+    /// The file's settings with the database's running mailboxes after its own: what the
+    /// workers run.
     settings: Settings,
+    /// The file's settings, for the admin methods.
+    file_config: FileConfig,
+    /// How many of `settings.mailboxes` come from the file (the database's follow).
+    file_count: usize,
+    /// Set by the LISTEN task when `mailboxes` changed.
+    db_changed: Arc<Notify>,
     store: Store,
     registry: Registry,
     logins: Arc<Logins>,
@@ -100,23 +113,34 @@ impl Daemon {
         store.migrate().await?;
         info!("database ready, migrations applied");
         let shutdown = CancellationToken::new();
+        // LISTEN before the first read, so no change slips between them.
+        let db_changed = Arc::new(Notify::new());
+        tokio::spawn(listen_mailboxes(store.clone(), db_changed.clone(), shutdown.child_token()));
         let registry: Registry = Arc::default();
         let logins = Arc::new(Logins::default());
+        let file = settings;
+        let settings = with_database_mailboxes(&file, &store).await?;
         logins.configure(&settings, &store)?;
         let smtp_tokens = logins.get(Logins::SMTP_KEY);
         let mailer = settings.smtp.as_ref().map(|s| Mailer::new(s, smtp_tokens)).transpose()?;
+        let file_config: FileConfig = Arc::new(std::sync::RwLock::new(file.clone()));
         let ctx = AdminContext {
             store: store.clone(),
             mailboxes: registry.clone(),
             mailer,
             logins: logins.clone(),
+            file_config: file_config.clone(),
             started: Instant::now(),
         };
         let admin = AdminServer::bind(&settings.admin, ctx).await?;
         let admin = tokio::spawn(admin.serve(shutdown.child_token()));
         let mut daemon = Daemon {
             config_path,
+            file_count: file.mailboxes.len(),
+            file,
             settings,
+            file_config,
+            db_changed,
             store,
             registry,
             logins,
@@ -141,8 +165,14 @@ impl Daemon {
 
     fn spawn_worker(&mut self, index: usize, mb: MailboxSettings) {
         let stop = self.shutdown.child_token();
+        // The database's mailboxes come after the file's.
+        let section = if index < self.file_count {
+            format!("mailboxes[{index}]")
+        } else {
+            format!("database mailbox {:?}", mb.name)
+        };
         let worker = MailboxWorker::new(
-            index,
+            section,
             mb.clone(),
             self.ingestor(),
             self.settings.ingest.batch_size,
@@ -196,6 +226,7 @@ impl Daemon {
                 _ = self.signals.term.recv() => { info!("SIGTERM: shutting down"); break; }
                 _ = self.signals.int.recv() => { info!("SIGINT: shutting down"); break; }
                 _ = self.signals.hup.recv() => self.reload().await,
+                _ = self.db_changed.notified() => self.database_changed().await,
                 _ = ticker.tick() => self.tick(),
             }
         }
@@ -241,20 +272,54 @@ impl Daemon {
                 return;
             }
         };
-        if let Err(e) = self.logins.configure(&new, &self.store) {
-            error!(error = %e, "new configuration rejected; keeping the running one");
-            notify(&[NotifyState::Ready, NotifyState::Status(&format!("reload failed: {e}"))]);
-            return;
-        }
+        let wanted = match with_database_mailboxes(&new, &self.store).await {
+            Ok(w) => w,
+            Err(e) => {
+                error!(error = %e, "new configuration rejected; keeping the running one");
+                notify(&[NotifyState::Ready, NotifyState::Status(&format!("reload failed: {e}"))]);
+                return;
+            }
+        };
         for (field, changed) in [
-            ("database", new.database != self.settings.database),
-            ("admin", new.admin != self.settings.admin),
-            ("smtp", new.smtp != self.settings.smtp),
-            ("log", new.log != self.settings.log),
+            ("database", new.database != self.file.database),
+            ("admin", new.admin != self.file.admin),
+            ("smtp", new.smtp != self.file.smtp),
+            ("log", new.log != self.file.log),
         ] {
             if changed {
                 warn!(section = field, "this section changes only on restart");
             }
+        }
+        if self.apply(wanted, new.mailboxes.len()).await {
+            *self.file_config.write().expect("file config lock") = new.clone();
+            self.file = new;
+            info!("configuration reloaded");
+        }
+    }
+
+    /// The `mailboxes` table changed: re-reads it and brings the workers to the file's
+    /// mailboxes plus the database's unpaused ones.
+    async fn database_changed(&mut self) {
+        match with_database_mailboxes(&self.file, &self.store).await {
+            Ok(wanted) => {
+                if self.apply(wanted, self.file.mailboxes.len()).await {
+                    info!("database mailboxes applied");
+                }
+            }
+            Err(e) => error!(error = %e, "cannot apply the database's mailboxes"),
+        }
+    }
+
+    /// Brings the running workers to `wanted`: mailboxes added, removed or changed are
+    /// started, stopped or restarted, and failing ones retried at once (a fixed password
+    /// file); the others keep running. Used by SIGHUP and by database changes. False (and
+    /// nothing changed) when the logins cannot be configured. The first `file_count` of
+    /// `new.mailboxes` are the file's.
+    async fn apply(&mut self, new: Settings, file_count: usize) -> bool {
+        if let Err(e) = self.logins.configure(&new, &self.store) {
+            error!(error = %e, "new configuration rejected; keeping the running one");
+            notify(&[NotifyState::Ready, NotifyState::Status(&format!("reload failed: {e}"))]);
+            return false;
         }
         let rules_changed = new.own_addresses() != self.settings.own_addresses()
             || new.ingest.batch_size != self.settings.ingest.batch_size
@@ -275,6 +340,7 @@ impl Daemon {
         let stopped: Vec<String> = to_stop.iter().map(|r| r.settings.name.clone()).collect();
         stop_all(to_stop).await;
         self.settings = new;
+        self.file_count = file_count;
         let mut started = Vec::new();
         for (i, mb) in self.settings.mailboxes.clone().into_iter().enumerate() {
             if !self.workers.contains_key(&mb.name) {
@@ -283,8 +349,9 @@ impl Daemon {
             }
         }
         self.publish_registry();
-        info!(stopped = ?stopped, started = ?started, "configuration reloaded");
+        info!(stopped = ?stopped, started = ?started, "mailbox workers updated");
         notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
+        true
     }
 
     /// "2 mailboxes (2 connected), 1240 messages, last message 5 s ago".
@@ -330,6 +397,94 @@ async fn stop_all(workers: Vec<Running>) {
         if tokio::time::timeout_at(deadline, r.task).await.is_err() {
             warn!(mailbox = %r.settings.name, "worker did not stop in time; aborting it");
             abort.abort();
+        }
+    }
+}
+
+/// The file's settings with the database's unpaused mailboxes appended (validated like
+/// the file's). A database mailbox whose name the file uses is a config error naming both,
+/// as is one that no longer validates; such rows are left out, the rest run.
+async fn with_database_mailboxes(file: &Settings, store: &Store) -> Result<Settings, DaemonError> {
+    let rows = store.stored_mailboxes().await?;
+    let mut settings = file.clone();
+    for row in rows.into_iter().filter(|r| !r.paused) {
+        if let Some(i) = file.mailboxes.iter().position(|m| m.name == row.name) {
+            let e = crate::config::ConfigError::Invalid {
+                key: format!("mailboxes[{i}].name"),
+                reason: format!(
+                    "mailbox {:?} is defined both in the config file (mailboxes[{i}]) and in \
+                     the database (collabctl mailbox add); the file's runs: `collabctl \
+                     mailbox remove` one or rename the other",
+                    row.name
+                ),
+            };
+            error!(error = %e, "config error");
+            continue;
+        }
+        let index = settings.mailboxes.len();
+        let mb = serde_json::from_value::<MailboxSettings>(row.settings)
+            .map_err(|e| crate::config::ConfigError::Invalid {
+                key: format!("database mailbox {:?}", row.name),
+                reason: e.to_string(),
+            })
+            .and_then(|mb| crate::config::validate_mailbox(index, &mb).map(|()| mb))
+            .and_then(|mb| match (mb.auth.is_oauth(), &file.secrets.key_file) {
+                (true, None) => Err(crate::config::ConfigError::Invalid {
+                    key: "secrets.key_file".into(),
+                    reason: format!("database mailbox {:?} uses OAuth2: it needs one", mb.name),
+                }),
+                _ => Ok(mb),
+            });
+        match mb {
+            Ok(mb) => settings.mailboxes.push(mb),
+            Err(e) => error!(mailbox = %row.name, error = %e, "database mailbox left out"),
+        }
+    }
+    Ok(settings)
+}
+
+/// LISTENs on `collabd_mailboxes` and wakes the daemon at every change; after a lost
+/// connection too, since notifications may have been missed meanwhile.
+async fn listen_mailboxes(store: Store, changed: Arc<Notify>, stop: CancellationToken) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(store.pool()).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot LISTEN for mailbox changes; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(MAILBOXES_CHANNEL).await {
+            warn!(error = %e, "cannot LISTEN for mailbox changes; retrying");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+            }
+        }
+        loop {
+            let got = tokio::select! {
+                _ = stop.cancelled() => return,
+                got = listener.try_recv() => got,
+            };
+            match got {
+                Ok(Some(n)) => {
+                    info!(mailbox = n.payload(), "mailboxes table changed");
+                    changed.notify_one();
+                }
+                // The connection was lost (and is re-established on the next call).
+                Ok(None) => changed.notify_one(),
+                Err(e) => {
+                    warn!(error = %e, "mailbox LISTEN failed; reconnecting");
+                    changed.notify_one();
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => break,
+                    }
+                }
+            }
         }
     }
 }

@@ -9,12 +9,14 @@ use tracing::info;
 
 use super::protocol::*;
 use crate::collab::{CollabStatus, Terms};
+use crate::config::{ConfigError, MailboxSettings};
 use crate::imap::Registry;
 use crate::mail::normalize_address;
 use crate::smtp::{Mailer, OutreachError};
 use crate::store::campaigns::Campaign;
 use crate::store::collabs::{CollabError, CollabFilter};
 use crate::store::creators::{Creator, NewCreator};
+use crate::store::mailboxes::StoredMailbox;
 use crate::store::outreach::NewOutreach;
 use crate::store::{Page, Store};
 
@@ -29,8 +31,14 @@ pub struct AdminContext {
     pub mailer: Option<Mailer>,
     /// OAuth2 logins, for `mailbox.authorize`.
     pub logins: std::sync::Arc<crate::oauth::Logins>,
+    /// The config file as loaded (kept current on reload): a database mailbox may not
+    /// reuse its mailboxes' names, and needs its `[secrets] key_file` for OAuth2.
+    pub file_config: FileConfig,
     pub started: Instant,
 }
+
+/// The config file's settings, shared with the daemon.
+pub type FileConfig = std::sync::Arc<std::sync::RwLock<crate::config::Settings>>;
 
 type Outcome = Result<Value, ErrorBody>;
 
@@ -273,7 +281,100 @@ impl AdminContext {
                 })?;
                 answer::<MailboxAuthorizeStatus>(state)
             }
+            Call::MailboxAdd(mb) => answer::<Box<MailboxSettings>>(self.mailbox_add(*mb).await?),
+            Call::MailboxList(_) => answer::<MailboxList>(self.mailbox_list().await?),
+            Call::MailboxShow(p) => answer::<MailboxShow>(self.mailbox_show(&p.mailbox).await?),
+            Call::MailboxPause(p) => {
+                answer::<MailboxPause>(self.mailbox_change(&p.mailbox, Some(true)).await?)
+            }
+            Call::MailboxResume(p) => {
+                answer::<MailboxResume>(self.mailbox_change(&p.mailbox, Some(false)).await?)
+            }
+            Call::MailboxRemove(p) => {
+                answer::<MailboxRemove>(self.mailbox_change(&p.mailbox, None).await?)
+            }
         }
+    }
+
+    /// The file's mailbox of that name, with its index there.
+    fn file_mailbox(&self, name: &str) -> Option<(usize, MailboxSettings)> {
+        let file = self.file_config.read().expect("file config lock");
+        file.mailboxes.iter().enumerate().find(|(_, m)| m.name == name).map(|(i, m)| (i, m.clone()))
+    }
+
+    /// Validates a mailbox like a file entry and stores it; the running daemon picks it up
+    /// through the `collabd_mailboxes` notification.
+    async fn mailbox_add(&self, mb: MailboxSettings) -> Result<MailboxEntry, ErrorBody> {
+        crate::config::validate_mailbox(0, &mb).map_err(|e| match e {
+            ConfigError::Invalid { key, reason } => {
+                let field = key.strip_prefix("mailboxes[0].").unwrap_or(&key).to_owned();
+                invalid(&field, format!("{field}: {reason}"))
+            }
+            other => invalid(".", other.to_string()),
+        })?;
+        if let Some((i, _)) = self.file_mailbox(&mb.name) {
+            return Err(name_clash(&mb.name, i));
+        }
+        if mb.auth.is_oauth()
+            && self.file_config.read().expect("file config lock").secrets.key_file.is_none()
+        {
+            return Err(invalid(
+                "auth",
+                "OAuth2 needs [secrets] key_file in the config file (it encrypts the stored \
+                 refresh tokens)",
+            ));
+        }
+        let json = serde_json::to_value(&mb).map_err(internal)?;
+        let row = self.store.insert_mailbox(&mb.name, &json).await.map_err(internal)?;
+        let row = row.ok_or_else(|| {
+            ErrorBody::field(
+                ErrorCode::Conflict,
+                "name",
+                format!("a database mailbox named {:?} exists already", mb.name),
+            )
+        })?;
+        stored_entry(row)
+    }
+
+    async fn mailbox_list(&self) -> Result<Vec<MailboxEntry>, ErrorBody> {
+        let file = self.file_config.read().expect("file config lock").mailboxes.clone();
+        let mut all: Vec<MailboxEntry> = file.into_iter().map(file_entry).collect();
+        for row in self.store.stored_mailboxes().await.map_err(internal)? {
+            all.push(stored_entry(row)?);
+        }
+        Ok(all)
+    }
+
+    async fn mailbox_show(&self, name: &str) -> Result<MailboxEntry, ErrorBody> {
+        if let Some((_, m)) = self.file_mailbox(name) {
+            return Ok(file_entry(m));
+        }
+        let row = self.store.stored_mailbox(name).await.map_err(internal)?;
+        stored_entry(row.ok_or_else(|| not_found("mailbox", name))?)
+    }
+
+    /// Pauses (`Some(true)`), resumes (`Some(false)`) or removes (`None`) a database
+    /// mailbox; the file's are changed in the file.
+    async fn mailbox_change(
+        &self,
+        name: &str,
+        paused: Option<bool>,
+    ) -> Result<MailboxEntry, ErrorBody> {
+        if let Some((i, _)) = self.file_mailbox(name) {
+            return Err(ErrorBody::field(
+                ErrorCode::Conflict,
+                "mailbox",
+                format!(
+                    "mailbox {name:?} is defined in the config file (mailboxes[{i}]): change it \
+                     there and reload (SIGHUP)"
+                ),
+            ));
+        }
+        let row = match paused {
+            Some(p) => self.store.set_mailbox_paused(name, p).await,
+            None => self.store.delete_mailbox(name).await,
+        };
+        stored_entry(row.map_err(internal)?.ok_or_else(|| not_found("mailbox", name))?)
     }
 
     async fn campaign_create(&self, p: CampaignCreate) -> Result<Campaign, ErrorBody> {
@@ -441,9 +542,29 @@ impl AdminContext {
                     processed,
                     last_error: h.last_error,
                     reauthorize: h.reauthorize,
+                    paused: false,
                 }
             })
             .collect();
+        let mut mailboxes = mailboxes;
+        if let Ok(stored) = self.store.stored_mailboxes().await {
+            for row in stored.into_iter().filter(|r| r.paused) {
+                mailboxes.push(MailboxStatus {
+                    name: row.name,
+                    connected: false,
+                    last_sync: None,
+                    last_poll: None,
+                    secs_since_poll: None,
+                    last_commit: None,
+                    uidvalidity: None,
+                    highest_uid: 0,
+                    processed: 0,
+                    last_error: None,
+                    reauthorize: false,
+                    paused: true,
+                });
+            }
+        }
         StatusResult {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_secs: self.started.elapsed().as_secs(),
@@ -710,6 +831,41 @@ impl AdminContext {
         self.store.transition(id, to, actor, reason).await.map_err(collab_error)?;
         self.collab_show(id).await
     }
+}
+
+/// The refusal of a database mailbox whose name the file uses: names both.
+fn name_clash(name: &str, index: usize) -> ErrorBody {
+    ErrorBody::field(
+        ErrorCode::Conflict,
+        "name",
+        format!(
+            "mailbox {name:?} is defined both in the config file (mailboxes[{index}]) and in \
+             the database (mailbox add): names must be unique"
+        ),
+    )
+}
+
+fn file_entry(m: MailboxSettings) -> MailboxEntry {
+    MailboxEntry {
+        name: m.name.clone(),
+        source: MailboxSource::File,
+        paused: false,
+        settings: m,
+        created_at: None,
+        updated_at: None,
+    }
+}
+
+fn stored_entry(row: StoredMailbox) -> Result<MailboxEntry, ErrorBody> {
+    let settings: MailboxSettings = serde_json::from_value(row.settings).map_err(internal)?;
+    Ok(MailboxEntry {
+        name: row.name,
+        source: MailboxSource::Database,
+        paused: row.paused,
+        settings,
+        created_at: Some(row.created_at),
+        updated_at: Some(row.updated_at),
+    })
 }
 
 fn validate_terms(t: &Terms) -> Result<(), ErrorBody> {

@@ -5,5 +5,5 @@ mod methods;
 pub mod protocol;
 mod server;
 
-pub use methods::AdminContext;
+pub use methods::{AdminContext, FileConfig};
 pub use server::{AdminServer, ServerError};

@@ -89,6 +89,18 @@ pub enum Call {
     MailboxAuthorizeFinish(MailboxAuthorizeFinish),
     #[serde(rename = "mailbox.authorize_status")]
     MailboxAuthorizeStatus(MailboxAuthorizeStatus),
+    #[serde(rename = "mailbox.add")]
+    MailboxAdd(Box<crate::config::MailboxSettings>),
+    #[serde(rename = "mailbox.list")]
+    MailboxList(MailboxList),
+    #[serde(rename = "mailbox.show")]
+    MailboxShow(MailboxShow),
+    #[serde(rename = "mailbox.pause")]
+    MailboxPause(MailboxPause),
+    #[serde(rename = "mailbox.resume")]
+    MailboxResume(MailboxResume),
+    #[serde(rename = "mailbox.remove")]
+    MailboxRemove(MailboxRemove),
 }
 
 impl Call {
@@ -110,7 +122,11 @@ impl Call {
             | Call::InboxUndecline(_)
             | Call::InboxRematch(_)
             | Call::MailboxAuthorize(_)
-            | Call::MailboxAuthorizeFinish(_) => true,
+            | Call::MailboxAuthorizeFinish(_)
+            | Call::MailboxAdd(_)
+            | Call::MailboxPause(_)
+            | Call::MailboxResume(_)
+            | Call::MailboxRemove(_) => true,
             Call::Status(_)
             | Call::CampaignList(_)
             | Call::CreatorList(_)
@@ -119,6 +135,8 @@ impl Call {
             | Call::CollabShow(_)
             | Call::InboxUnmatched(_)
             | Call::MailboxAuthorizeStatus(_)
+            | Call::MailboxList(_)
+            | Call::MailboxShow(_)
             | Call::Watch(_) => false,
         }
     }
@@ -214,6 +232,12 @@ calls! {
     MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart;
     MailboxAuthorizeFinish(MailboxAuthorizeFinish) -> AuthorizeState;
     MailboxAuthorizeStatus(MailboxAuthorizeStatus) -> AuthorizeState;
+    MailboxAdd(Box<crate::config::MailboxSettings>) -> MailboxEntry;
+    MailboxList(MailboxList) -> Vec<MailboxEntry>;
+    MailboxShow(MailboxShow) -> MailboxEntry;
+    MailboxPause(MailboxPause) -> MailboxEntry;
+    MailboxResume(MailboxResume) -> MailboxEntry;
+    MailboxRemove(MailboxRemove) -> MailboxEntry;
 }
 
 // ---- Parameters ----
@@ -551,7 +575,54 @@ pub struct MailboxAuthorizeFinish {
     pub state: String,
 }
 
+/// `mailbox.list`: the file's mailboxes and the database's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxList {}
+
+macro_rules! by_name {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            pub mailbox: String,
+        }
+    )*};
+}
+
+by_name! {
+    /// `mailbox.show`: one mailbox, from the file or the database.
+    MailboxShow;
+    /// `mailbox.pause`: a database mailbox's worker stops; its row stays.
+    MailboxPause;
+    /// `mailbox.resume`: a paused mailbox runs again.
+    MailboxResume;
+    /// `mailbox.remove`: the row goes and its worker stops (its mail and sync state stay).
+    MailboxRemove;
+}
+
 // ---- Results ----
+
+/// Where a mailbox is defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxSource {
+    File,
+    Database,
+}
+
+/// One mailbox in `mailbox.*` answers: its settings (secrets are only ever named) and
+/// whether it is paused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailboxEntry {
+    pub name: String,
+    pub source: MailboxSource,
+    pub paused: bool,
+    pub settings: crate::config::MailboxSettings,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 /// `status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -576,6 +647,9 @@ pub struct MailboxStatus {
     pub processed: u64,
     pub last_error: Option<String>,
     pub reauthorize: bool,
+    /// A database mailbox that `mailbox.pause` stopped.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// A row an import refused.

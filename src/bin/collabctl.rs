@@ -50,7 +50,8 @@ enum Command {
     /// Messages no rule could match.
     #[command(subcommand)]
     Inbox(InboxCmd),
-    /// Mailboxes' logins.
+    /// Mailboxes: the database's (add, pause, resume, remove), the file's (list, show),
+    /// and their OAuth2 logins.
     #[command(subcommand)]
     Mailbox(MailboxCmd),
     /// Print each new collaboration and each unmatched message as it is committed, until
@@ -82,6 +83,99 @@ enum MailboxCmd {
         #[arg(long, default_value_t = 900)]
         wait: u64,
     },
+    /// Add a mailbox to the database: the running daemon starts it within a second.
+    /// Validated like a `[[mailboxes]]` entry; secrets are read by the daemon.
+    Add(Box<MailboxAddArgs>),
+    /// Every mailbox, from the file and from the database.
+    List,
+    /// One mailbox's settings.
+    Show { name: String },
+    /// Stop a database mailbox's worker (it stays stored).
+    Pause { name: String },
+    /// Start a paused mailbox again.
+    Resume { name: String },
+    /// Delete a database mailbox; its worker stops (mail and sync state stay).
+    Remove { name: String },
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("login").required(true).args(["password_file", "password_env", "oauth2"]))]
+struct MailboxAddArgs {
+    name: String,
+    #[arg(long)]
+    host: String,
+    #[arg(long)]
+    port: Option<u16>,
+    /// `implicit` (default), `starttls` or `none`.
+    #[arg(long)]
+    tls: Option<String>,
+    #[arg(long)]
+    username: String,
+    /// File with the password, as the daemon sees it (relative: `$CREDENTIALS_DIRECTORY`).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Environment variable of the daemon holding the password.
+    #[arg(long)]
+    password_env: Option<String>,
+    /// TOML or JSON file with the `oauth2` table (provider, client_id, …).
+    #[arg(long)]
+    oauth2: Option<PathBuf>,
+    /// `xoauth2` (default with --oauth2) or `oauthbearer`.
+    #[arg(long)]
+    auth: Option<String>,
+    #[arg(long)]
+    folder: Option<String>,
+    /// A duration such as `60s` or `5m`.
+    #[arg(long)]
+    poll_interval: Option<String>,
+    /// Use IMAP IDLE (default true).
+    #[arg(long)]
+    idle: Option<bool>,
+}
+
+impl MailboxAddArgs {
+    /// The mailbox as `mailbox.add` takes it; the daemon fills in defaults and validates.
+    fn settings(&self) -> anyhow::Result<collabd::config::MailboxSettings> {
+        let mut v = serde_json::json!({
+            "name": self.name,
+            "host": self.host,
+            "username": self.username,
+        });
+        let o = v.as_object_mut().expect("object");
+        let mut set = |k: &str, x: Option<Value>| {
+            if let Some(x) = x {
+                o.insert(k.to_owned(), x);
+            }
+        };
+        set("port", self.port.map(Value::from));
+        set("tls", self.tls.clone().map(Value::from));
+        set("password_file", self.password_file.as_ref().map(|p| p.display().to_string().into()));
+        set("password_env", self.password_env.clone().map(Value::from));
+        set("folder", self.folder.clone().map(Value::from));
+        set("poll_interval", self.poll_interval.clone().map(Value::from));
+        set("idle", self.idle.map(Value::from));
+        let auth = self.auth.clone().or_else(|| self.oauth2.as_ref().map(|_| "xoauth2".into()));
+        set("auth", auth.map(Value::from));
+        if let Some(file) = &self.oauth2 {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let table: Value = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(_) => {
+                    let toml = config::File::from_str(&text, config::FileFormat::Toml);
+                    config::Config::builder()
+                        .add_source(toml)
+                        .build()
+                        .and_then(|c| c.try_deserialize::<Value>())
+                        .with_context(|| format!("{}: neither JSON nor TOML", file.display()))?
+                }
+            };
+            // A whole `[oauth2]` table or just its keys.
+            let table = table.get("oauth2").cloned().unwrap_or(table);
+            set("oauth2", Some(table));
+        }
+        serde_json::from_value(v).context("invalid mailbox")
+    }
 }
 
 #[derive(Subcommand)]
@@ -603,7 +697,28 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 show(cli, c, CollabCancel { id: *id, reason: reason.clone() }, render_collab)
             }
         },
-        Command::Mailbox(_) | Command::Watch => unreachable!("handled above"),
+        Command::Mailbox(cmd) => match cmd {
+            MailboxCmd::Add(args) => show(cli, c, Box::new(args.settings()?), render_mailbox),
+            MailboxCmd::List => show(cli, c, MailboxList {}, |x| render_mailboxes(x)),
+            MailboxCmd::Show { name } => {
+                show(cli, c, MailboxShow { mailbox: name.clone() }, render_mailbox)
+            }
+            MailboxCmd::Pause { name } => {
+                show(cli, c, MailboxPause { mailbox: name.clone() }, |x| render_mailboxes(slice(x)))
+            }
+            MailboxCmd::Resume { name } => {
+                show(cli, c, MailboxResume { mailbox: name.clone() }, |x| {
+                    render_mailboxes(slice(x))
+                })
+            }
+            MailboxCmd::Remove { name } => {
+                show(cli, c, MailboxRemove { mailbox: name.clone() }, |x| {
+                    render_mailboxes(slice(x))
+                })
+            }
+            MailboxCmd::Authorize { .. } => unreachable!("handled above"),
+        },
+        Command::Watch => unreachable!("handled above"),
         Command::Inbox(cmd) => match cmd {
             InboxCmd::Unmatched { page } => list(
                 cli,
@@ -789,7 +904,13 @@ fn render_status(st: &StatusResult) -> String {
             vec![
                 m.name.clone(),
                 // A gone OAuth2 grant needs a person: say so where the eye goes first.
-                if m.reauthorize { "REAUTHORIZE".into() } else { m.connected.to_string() },
+                if m.paused {
+                    "PAUSED".into()
+                } else if m.reauthorize {
+                    "REAUTHORIZE".into()
+                } else {
+                    m.connected.to_string()
+                },
                 opt(&m.last_sync),
                 opt(&m.secs_since_poll),
                 opt(&m.last_commit),
@@ -800,6 +921,57 @@ fn render_status(st: &StatusResult) -> String {
             ]
         }),
     );
+    out
+}
+
+fn source(m: &MailboxEntry) -> &'static str {
+    match m.source {
+        MailboxSource::File => "file",
+        MailboxSource::Database => "database",
+    }
+}
+
+fn render_mailboxes(rows: &[MailboxEntry]) -> String {
+    table(
+        &["MAILBOX", "SOURCE", "STATE", "HOST", "USERNAME", "FOLDER", "AUTH"],
+        rows.iter().map(|m| {
+            let s = &m.settings;
+            vec![
+                m.name.clone(),
+                source(m).into(),
+                if m.paused { "paused".into() } else { "active".into() },
+                format!("{}:{}", s.host, s.effective_port()),
+                s.username.clone(),
+                s.folder.clone(),
+                serde_json::to_value(s.auth)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+fn render_mailbox(m: &MailboxEntry) -> String {
+    let mut out = format!(
+        "mailbox {}  ({}, {})\n",
+        m.name,
+        source(m),
+        if m.paused { "paused" } else { "active" }
+    );
+    if let Some(at) = m.created_at {
+        out += &format!("created {at}  updated {}\n", opt(&m.updated_at));
+    }
+    // The settings as the file would have them; secrets are only ever named.
+    if let Ok(Value::Object(o)) = serde_json::to_value(&m.settings) {
+        for (k, v) in o.into_iter().filter(|(_, v)| !v.is_null()) {
+            let v = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            out += &format!("  {k:<18} {v}\n");
+        }
+    }
     out
 }
 

@@ -116,7 +116,7 @@ impl MailboxWorker {
     /// refreshed once and tried again; a second refusal is the session's error.
     async fn login(&self) -> Result<super::Session, ImapError> {
         let Some(tokens) = &self.tokens else {
-            let credential = Credential::Password(self.settings.password(self.index)?);
+            let credential = Credential::Password(self.settings.password_in(&self.section)?);
             return connect(&self.settings, &credential).await;
         };
         let method = self.settings.auth;

@@ -58,7 +58,9 @@ pub type Registry = Arc<std::sync::RwLock<Vec<(String, Arc<Mutex<MailboxHealth>>
 
 /// Watches one mailbox until told to stop.
 pub struct MailboxWorker {
-    pub(super) index: usize,
+    /// Where the mailbox is defined, for error messages: `mailboxes[2]`, or
+    /// `database mailbox "name"`.
+    pub(super) section: String,
     pub(super) settings: MailboxSettings,
     pub(super) ingestor: Ingestor,
     pub(super) batch_size: u32,
@@ -73,9 +75,9 @@ pub struct MailboxWorker {
 }
 
 impl MailboxWorker {
-    /// `index` is the mailbox's position in the config, used in error messages.
+    /// `section` says where the mailbox is defined (`mailboxes[2]`), for error messages.
     pub fn new(
-        index: usize,
+        section: String,
         settings: MailboxSettings,
         ingestor: Ingestor,
         batch_size: u32,
@@ -85,7 +87,7 @@ impl MailboxWorker {
     ) -> Self {
         MailboxWorker {
             tokens,
-            index,
+            section,
             settings,
             ingestor,
             batch_size,

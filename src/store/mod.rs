@@ -5,6 +5,7 @@ pub mod campaigns;
 pub mod collabs;
 pub mod creators;
 pub mod inbound;
+pub mod mailboxes;
 pub mod outreach;
 pub mod standing;
 pub mod sync;
