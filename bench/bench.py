@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark helpers for bench/run: generate a brand mailbox, run the obvious alternative
 (imaplib + email + psycopg), and measure IDLE latency (single replies and bursts). Not part of the product."""
-import argparse, base64, bisect, csv, email, email.policy, imaplib, os, random, socket, subprocess, sys, threading, time
+import argparse, base64, bisect, csv, email, email.policy, imaplib, json, os, random, socket, subprocess, sys, threading, time
 
 BRAND = "partners@brand.example"
 
@@ -312,6 +312,70 @@ def latency(args):
         q(floors, 0.5), q(floors, 0.99), q(own, 0.5), q(own, 0.99))))
 
 
+def fleet_connect(args):
+    """Starts collabd (the command given), polls `collabctl --json status` until every one
+    of the M mailboxes is connected, and prints collabd's pid and the seconds it took.
+    collabd is left running for the rest of the fleet run."""
+    with open(args.log, "wb") as log:
+        start = time.time()
+        proc = subprocess.Popen(args.command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = start + args.timeout
+    connected = 0
+    while True:
+        time.sleep(0.25)
+        if proc.poll() is not None:
+            sys.exit(f"collabd exited with {proc.returncode}; see {args.log}")
+        if time.time() > deadline:
+            sys.exit(f"only {connected} of {args.m} mailboxes connected within {args.timeout} s")
+        r = subprocess.run([args.collabctl, "--socket", args.socket, "--json", "status"],
+                           capture_output=True)
+        if r.returncode != 0:
+            continue  # the admin socket is not up yet
+        boxes = json.loads(r.stdout)["mailboxes"]
+        connected = sum(1 for b in boxes if b["connected"])
+        if len(boxes) == args.m and connected == args.m:
+            break
+    print(f"{proc.pid} {time.time() - start:.3f}")
+
+
+def fleet_latency(args):
+    """Delivers one reply to each of the M mailboxes (straight into maildir/new, as a local
+    delivery agent does; Dovecot announces it to the IDLE session) in one burst, and times
+    each until its row is committed in inbound_messages. Prints p50, p99 and max (ms), and
+    the seconds from the last delivery to the last commit."""
+    import psycopg
+    db = psycopg.connect(args.db, autocommit=True)
+    sent = {}
+    for i in range(args.m):
+        user = f"mb{i}@brand.example"
+        maildir = os.path.join(args.mail, user, "maildir")
+        mid = f"fleet-{i}-{time.time_ns()}@creators.example"
+        name = f"{time.time_ns()}.fleet{i}.bench"
+        tmp = os.path.join(maildir, "tmp", name)
+        with open(tmp, "wb") as f:
+            f.write(reply_raw(i, mid).replace(BRAND.encode(), user.encode()))
+        os.chown(tmp, args.uid, args.gid)
+        t0 = time.perf_counter()
+        os.rename(tmp, os.path.join(maildir, "new", name))
+        sent[mid] = t0
+    last_sent = time.perf_counter()
+    samples = []
+    deadline = last_sent + args.timeout
+    while sent:
+        # By key, not by id: ids are taken at INSERT, so rows commit out of id order.
+        rows = db.execute("SELECT dedupe_key FROM inbound_messages WHERE dedupe_key = ANY(%s)",
+                          (list(sent),)).fetchall()
+        now = time.perf_counter()
+        for (key,) in rows:
+            samples.append((now - sent.pop(key)) * 1000)
+        if now > deadline:
+            sys.exit(f"{len(sent)} of {args.m} replies not committed within {args.timeout} s")
+        time.sleep(0.005)
+    done = time.perf_counter()
+    print(" ".join(f"{x:.1f}" for x in (q(samples, 0.5), q(samples, 0.99), max(samples)))
+          + f" {done - last_sent:.3f}")
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -329,6 +393,14 @@ if __name__ == "__main__":
     w = sub.add_parser("ingest")
     w.add_argument("--db"); w.add_argument("--n", type=int); w.add_argument("--log")
     w.add_argument("--timeout", type=float, default=3600); w.add_argument("command", nargs="+")
+    fc = sub.add_parser("fleet-connect")
+    fc.add_argument("--m", type=int); fc.add_argument("--log"); fc.add_argument("--collabctl")
+    fc.add_argument("--socket"); fc.add_argument("--timeout", type=float, default=600)
+    fc.add_argument("command", nargs="+")
+    fl = sub.add_parser("fleet-latency")
+    fl.add_argument("--m", type=int); fl.add_argument("--mail"); fl.add_argument("--db")
+    fl.add_argument("--uid", type=int); fl.add_argument("--gid", type=int)
+    fl.add_argument("--timeout", type=float, default=120)
     args = p.parse_args()
     {"generate": generate, "alternative": alternative, "latency": latency, "burst": burst,
-     "ingest": ingest}[args.cmd](args)
+     "ingest": ingest, "fleet-connect": fleet_connect, "fleet-latency": fleet_latency}[args.cmd](args)

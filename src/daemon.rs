@@ -77,6 +77,10 @@ pub struct Daemon {
     store: Store,
     registry: Registry,
     logins: Arc<Logins>,
+    /// One copy of the brand's own addresses (every mailbox's username), shared by every
+    /// worker's Ingestor: a copy per worker made memory grow with the square of the number
+    /// of mailboxes (issue #15).
+    rules: Arc<ClassifyRules>,
     workers: HashMap<String, Running>,
     admin: JoinHandle<()>,
     shutdown: CancellationToken,
@@ -134,10 +138,12 @@ impl Daemon {
         };
         let admin = AdminServer::bind(&settings.admin, ctx).await?;
         let admin = tokio::spawn(admin.serve(shutdown.child_token()));
+        let rules = Arc::new(ClassifyRules { own_addresses: settings.own_addresses() });
         let mut daemon = Daemon {
             config_path,
             file_count: file.mailboxes.len(),
             file,
+            rules,
             settings,
             file_config,
             db_changed,
@@ -159,8 +165,7 @@ impl Daemon {
     }
 
     fn ingestor(&self) -> Ingestor {
-        let rules = ClassifyRules { own_addresses: self.settings.own_addresses() };
-        Ingestor::new(self.store.clone(), rules)
+        Ingestor::new(self.store.clone(), self.rules.clone())
     }
 
     fn spawn_worker(&mut self, index: usize, mb: MailboxSettings) {
@@ -341,6 +346,9 @@ impl Daemon {
         stop_all(to_stop).await;
         self.settings = new;
         self.file_count = file_count;
+        if rules_changed {
+            self.rules = Arc::new(ClassifyRules { own_addresses: self.settings.own_addresses() });
+        }
         let mut started = Vec::new();
         for (i, mb) in self.settings.mailboxes.clone().into_iter().enumerate() {
             if !self.workers.contains_key(&mb.name) {

@@ -3,6 +3,7 @@
 //! so a crash anywhere neither loses a reply nor creates a second collaboration.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
@@ -48,7 +49,7 @@ pub struct BatchReport {
 #[derive(Clone, Debug)]
 pub struct Ingestor {
     store: Store,
-    rules: ClassifyRules,
+    rules: Arc<ClassifyRules>,
 }
 
 #[derive(Debug)]
@@ -71,8 +72,9 @@ impl PreparedBatch {
 
 impl Ingestor {
     /// `rules` carry the brand's own addresses.
-    pub fn new(store: Store, rules: ClassifyRules) -> Self {
-        Ingestor { store, rules }
+    /// Workers share one `Arc` of them (they hold every mailbox's address).
+    pub fn new(store: Store, rules: impl Into<Arc<ClassifyRules>>) -> Self {
+        Ingestor { store, rules: rules.into() }
     }
 
     /// The store batches are written to.

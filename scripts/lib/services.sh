@@ -90,6 +90,9 @@ fresh_database() {
 
 # Starts a private Dovecot on 127.0.0.1:$2 with its state under $1 and the users
 # "user:password" given after; mail for USER is in $1/mail/USER/maildir.
+# DOVECOT_EXTRA_CONF (empty by default) is appended to the generated config, e.g. the
+# process and connection limits that many sessions from one address need (bench/run
+# --mailboxes).
 start_dovecot() {
     local dir=$1 port=$2; shift 2
     mkdir -p "$dir/mail" "$dir/run"
@@ -126,6 +129,7 @@ service imap-login {
 service anvil {
   chroot =
 }
+${DOVECOT_EXTRA_CONF:-}
 CONF
     chown -R nobody:nogroup "$dir/mail"
     /usr/sbin/dovecot -c "$dir/dovecot.conf" </dev/null >/dev/null 2>&1
