@@ -294,8 +294,9 @@ service anvil {{
     pub fn stop(&self) {
         // A master whose pid file is gone (or not yet written) is found by its config.
         let conf = self.path("dovecot.conf");
-        let _ =
-            Command::new("pkill").args(["-TERM", "-f", &format!("-c {}", conf.display())]).status();
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-f", &format!("dovecot -c {}", conf.display())])
+            .status();
         let pid = std::fs::read_to_string(self.path("run/master.pid")).unwrap_or_default();
         let Ok(pid) = pid.trim().parse::<i32>() else { return };
         let pid = nix::unistd::Pid::from_raw(pid);
