@@ -290,6 +290,31 @@ struct TermsArgs {
     terms: Option<String>,
 }
 
+/// Which collaborations `collab list` and `collab export` show.
+#[derive(Args, Clone)]
+struct CollabFilterArgs {
+    #[arg(long)]
+    campaign: Option<String>,
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    creator: Option<String>,
+}
+
+impl CollabFilterArgs {
+    /// The `collab.list` call for one page of these collaborations.
+    fn call(&self, since: Option<chrono::DateTime<chrono::Utc>>, p: PageParams) -> CollabList {
+        CollabList {
+            campaign: self.campaign.clone(),
+            status: self.status.clone(),
+            creator: self.creator.clone(),
+            since,
+            after: p.after,
+            limit: p.limit,
+        }
+    }
+}
+
 /// Paging of a list (keyset on id). A table shows 100 rows unless told otherwise and says
 /// how to get the next page; `--json` without paging flags prints the whole list.
 #[derive(Args, Default, Clone, Copy)]
@@ -321,12 +346,8 @@ enum CollabCmd {
         from_file: Option<PathBuf>,
     },
     List {
-        #[arg(long)]
-        campaign: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        creator: Option<String>,
+        #[command(flatten)]
+        filter: CollabFilterArgs,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -335,12 +356,8 @@ enum CollabCmd {
     Export {
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormat,
-        #[arg(long)]
-        campaign: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        creator: Option<String>,
+        #[command(flatten)]
+        filter: CollabFilterArgs,
         /// Only those created at or after this time (RFC 3339, or a date: YYYY-MM-DD, UTC).
         #[arg(long)]
         since: Option<String>,
@@ -656,32 +673,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 };
                 show(cli, c, params, render_collab)
             }
-            CollabCmd::List { campaign, status, creator, page } => list(
+            CollabCmd::List { filter, page } => list(
                 cli,
                 c,
                 *page,
-                |p| CollabList {
-                    campaign: campaign.clone(),
-                    status: status.clone(),
-                    creator: creator.clone(),
-                    since: None,
-                    after: p.after,
-                    limit: p.limit,
-                },
+                |p| filter.call(None, p),
                 |c: &Collaboration| c.id,
                 render_collabs,
             ),
-            CollabCmd::Export { format, campaign, status, creator, since } => {
+            CollabCmd::Export { format, filter, since } => {
                 let since = since.as_deref().map(parse_since).transpose()?;
-                let filter = |after, limit| CollabList {
-                    campaign: campaign.clone(),
-                    status: status.clone(),
-                    creator: creator.clone(),
-                    since,
-                    after,
-                    limit,
-                };
-                export(c, *format, filter)
+                export(c, *format, |after, limit| filter.call(since, PageParams { after, limit }))
             }
             CollabCmd::Show { id } => show(cli, c, CollabShow { id: *id }, render_collab),
             CollabCmd::Update { id, terms, reason } => {
