@@ -40,6 +40,28 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     #[serde(default)]
     pub secrets: SecretsSettings,
+    #[serde(default)]
+    pub cluster: ClusterSettings,
+}
+
+/// How instances sharing one database divide the mailboxes (see `crate::cluster`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// How long a mailbox lease lasts without renewal: the longest a dead instance's
+    /// mailboxes wait for another instance (plus one heartbeat, a fifth of it).
+    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    pub lease_ttl: Duration,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings { lease_ttl: default_lease_ttl() }
+    }
+}
+
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// Keys collabd keeps secrets with.
@@ -592,6 +614,13 @@ impl Settings {
         }
         if self.ingest.batch_size == 0 {
             return Err(ConfigError::invalid("ingest.batch_size", "must be at least 1"));
+        }
+        let ttl = self.cluster.lease_ttl;
+        if ttl < Duration::from_secs(2) || ttl > Duration::from_secs(600) {
+            return Err(ConfigError::invalid(
+                "cluster.lease_ttl",
+                "must be between 2s and 10m (a fifth of it is the heartbeat)",
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, mb) in self.mailboxes.iter().enumerate() {

@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 use tokio::sync::Notify;
 
 use crate::admin::{AdminContext, AdminServer, FileConfig, ServerError};
+use crate::cluster::{self, Membership};
 use crate::config::{MailboxSettings, Settings};
 use crate::imap::{MailboxHealth, MailboxWorker, Registry};
 use crate::ingest::Ingestor;
@@ -44,6 +45,15 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("stopped by a signal before start-up finished")]
     Interrupted,
+}
+
+/// Why a balancing round was skipped.
+#[derive(Debug, thiserror::Error)]
+enum BalanceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the database did not answer within a heartbeat")]
+    Slow,
 }
 
 /// Sends a notification to systemd when `NOTIFY_SOCKET` is set; a no-op otherwise.
@@ -82,6 +92,10 @@ pub struct Daemon {
     /// of mailboxes (issue #15).
     rules: Arc<ClassifyRules>,
     workers: HashMap<String, Running>,
+    /// This instance among the others sharing the database: which mailboxes it may work.
+    membership: Arc<Membership>,
+    /// Stops the lease keeper, last of all (leases are renewed while workers stop).
+    keeper_stop: CancellationToken,
     admin: JoinHandle<()>,
     shutdown: CancellationToken,
     signals: Signals,
@@ -116,6 +130,9 @@ impl Daemon {
         };
         store.migrate().await?;
         info!("database ready, migrations applied");
+        let membership = Membership::join(store.clone(), settings.cluster.lease_ttl).await?;
+        let keeper_stop = CancellationToken::new();
+        tokio::spawn(membership.clone().keep(keeper_stop.clone()));
         let shutdown = CancellationToken::new();
         // LISTEN before the first read, so no change slips between them.
         let db_changed = Arc::new(Notify::new());
@@ -151,16 +168,19 @@ impl Daemon {
             registry,
             logins,
             workers: HashMap::new(),
+            membership,
+            keeper_stop,
             admin,
             shutdown,
             signals,
         };
-        let wanted = daemon.settings.mailboxes.clone();
-        for (i, mb) in wanted.into_iter().enumerate() {
-            daemon.spawn_worker(i, mb);
-        }
-        daemon.publish_registry();
-        info!(mailboxes = daemon.workers.len(), "collabd started");
+        daemon.rebalance().await;
+        info!(
+            instance = daemon.membership.id(),
+            mailboxes = daemon.settings.mailboxes.len(),
+            working = daemon.workers.len(),
+            "collabd started"
+        );
         Ok(daemon)
     }
 
@@ -180,14 +200,73 @@ impl Daemon {
             section,
             mb.clone(),
             self.ingestor(),
-            self.settings.ingest.batch_size,
-            self.settings.ingest.max_message_size,
+            &self.settings.ingest,
             self.logins.get(&Logins::mailbox_key(&mb.name)),
+            Some(self.membership.id().to_owned()),
             stop.clone(),
         );
         let health = worker.health();
         let task = tokio::spawn(worker.run());
-        self.workers.insert(mb.name.clone(), Running { settings: mb, health, stop, task });
+        if self.membership.attach(&mb.name, task.abort_handle()) {
+            self.workers.insert(mb.name.clone(), Running { settings: mb, health, stop, task });
+        }
+    }
+
+    /// One balancing round (see `crate::cluster`): drops the workers whose lease went,
+    /// releases what is over this instance's share (stopping those workers first), claims
+    /// free leases up to it, and runs a worker for every lease held. Database trouble
+    /// skips the round; the keeper decides alone whether the leases can be trusted.
+    async fn rebalance(&mut self) {
+        let held = self.membership.held();
+        let gone: Vec<Running> = {
+            let names: Vec<String> = self
+                .workers
+                .iter()
+                .filter(|(n, r)| !held.contains(*n) || r.task.is_finished())
+                .map(|(n, _)| n.clone())
+                .collect();
+            names.iter().filter_map(|n| self.workers.remove(n)).collect()
+        };
+        stop_all(gone).await;
+        if self.membership.trusted()
+            && let Err(e) = self.balance().await
+        {
+            warn!(error = %e, "mailbox balancing skipped");
+        }
+        let held = self.membership.held();
+        for (i, mb) in self.settings.mailboxes.clone().into_iter().enumerate() {
+            if held.contains(&mb.name) && !self.workers.contains_key(&mb.name) {
+                self.spawn_worker(i, mb);
+            }
+        }
+        self.publish_registry();
+    }
+
+    /// Releases over the share and claims up to it; bounded by one heartbeat per step.
+    async fn balance(&mut self) -> Result<(), BalanceError> {
+        let every = self.membership.heartbeat();
+        let ttl = self.settings.cluster.lease_ttl.as_secs_f64();
+        let (live, leases) = tokio::time::timeout(every, async {
+            Ok::<_, StoreError>((
+                self.store.live_instances(ttl).await?,
+                self.store.live_leases().await?,
+            ))
+        })
+        .await
+        .map_err(|_| BalanceError::Slow)??;
+        let me = self.membership.id();
+        let taken = leases.into_iter().filter(|l| l.instance_id != me).map(|l| l.mailbox).collect();
+        let wanted: Vec<String> = self.settings.mailboxes.iter().map(|m| m.name.clone()).collect();
+        let plan = cluster::plan(&wanted, &self.membership.held(), &taken, live as usize);
+        if !plan.release.is_empty() {
+            let stopping = plan.release.iter().filter_map(|n| self.workers.remove(n)).collect();
+            stop_all(stopping).await;
+            self.membership.release(&plan.release).await?;
+        }
+        tokio::time::timeout(every, self.membership.claim(&plan.claim))
+            .await
+            .map_err(|_| BalanceError::Slow)??;
+        Ok(())
     }
 
     /// Publishes the current workers, in config order, to the admin server.
@@ -226,6 +305,8 @@ impl Daemon {
         self.announce_ready().await;
         let beat = sd_notify::watchdog_enabled().map_or(Duration::from_secs(10), |d| d / 2);
         let mut ticker = tokio::time::interval(beat);
+        let mut balance = tokio::time::interval(self.membership.heartbeat());
+        balance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = self.signals.term.recv() => { info!("SIGTERM: shutting down"); break; }
@@ -233,6 +314,7 @@ impl Daemon {
                 _ = self.signals.hup.recv() => self.reload().await,
                 _ = self.db_changed.notified() => self.database_changed().await,
                 _ = ticker.tick() => self.tick(),
+                _ = balance.tick() => self.rebalance().await,
             }
         }
         notify(&[NotifyState::Stopping]);
@@ -349,14 +431,10 @@ impl Daemon {
         if rules_changed {
             self.rules = Arc::new(ClassifyRules { own_addresses: self.settings.own_addresses() });
         }
-        let mut started = Vec::new();
-        for (i, mb) in self.settings.mailboxes.clone().into_iter().enumerate() {
-            if !self.workers.contains_key(&mb.name) {
-                started.push(mb.name.clone());
-                self.spawn_worker(i, mb);
-            }
-        }
-        self.publish_registry();
+        let before: Vec<String> = self.workers.keys().cloned().collect();
+        // Starts the workers of the leases held, claims new mailboxes, releases removed ones.
+        self.rebalance().await;
+        let started: Vec<&String> = self.workers.keys().filter(|n| !before.contains(n)).collect();
         info!(stopped = ?stopped, started = ?started, "mailbox workers updated");
         notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
         true
@@ -386,6 +464,9 @@ impl Daemon {
         self.shutdown.cancel();
         let workers: Vec<Running> = self.workers.into_values().collect();
         stop_all(workers).await;
+        // Only now: the leases were renewed while the workers finished their batches.
+        self.membership.leave().await;
+        self.keeper_stop.cancel();
         if tokio::time::timeout(Duration::from_secs(2), self.admin).await.is_err() {
             warn!("admin server did not stop in time");
         }

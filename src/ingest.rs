@@ -12,7 +12,7 @@ use crate::matching::{self, Match, Rule};
 use crate::store::collabs::{self, CollabRef, Created, Declined, OpenTarget};
 use crate::store::inbound::{self, NewInbound};
 use crate::store::standing::{self, StandingChange};
-use crate::store::{Store, StoreError, Tx, creators, outreach, sync};
+use crate::store::{Store, StoreError, Tx, cluster, creators, outreach, sync};
 
 /// The actor recorded on events the daemon itself causes.
 pub const DAEMON_ACTOR: &str = "collabd";
@@ -34,6 +34,9 @@ pub struct Source {
     pub mailbox: String,
     pub folder: String,
     pub uidvalidity: u32,
+    /// The instance whose mailbox lease every commit must find held (`crate::cluster`);
+    /// `None` outside the daemon (tools, tests of ingest alone).
+    pub lease_holder: Option<String>,
 }
 
 /// What one batch did, for logs and status.
@@ -114,6 +117,11 @@ impl Ingestor {
         let (mut tx, mut report) = loop {
             let mut report = BatchReport { last_uid, ..Default::default() };
             let mut tx = self.store.begin().await?;
+            if let Some(holder) = &src.lease_holder
+                && !cluster::holds_lease(&mut tx, &src.mailbox, holder).await?
+            {
+                return Err(StoreError::LeaseLost(src.mailbox.clone()));
+            }
             match store_batch(&mut tx, src, &batch.0, &seen, &mut report).await {
                 Ok(()) => break (tx, report),
                 Err(e) if inbound::is_stored_before(&e) => {

@@ -5,6 +5,7 @@
 //! domain rules, `admin` and `smtp` (outreach mail) serve operators, `daemon` supervises it all.
 
 pub mod admin;
+pub mod cluster;
 pub mod collab;
 pub mod config;
 pub mod daemon;

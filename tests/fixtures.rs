@@ -197,7 +197,12 @@ struct Alone {
 
 async fn ingest_alone(pool: &PgPool, raw: Vec<u8>, file: &str) -> Alone {
     let ingestor = Ingestor::new(Store::from_pool(pool.clone()), rules());
-    let src = Source { mailbox: "brand".into(), folder: "INBOX".into(), uidvalidity: 1 };
+    let src = Source {
+        mailbox: "brand".into(),
+        folder: "INBOX".into(),
+        uidvalidity: 1,
+        lease_holder: None,
+    };
     let fetched = Fetched { uid: 1, size: raw.len() as u64, raw, complete: true };
     ingestor
         .commit(&src, ingestor.prepare(vec![fetched]))

@@ -372,7 +372,12 @@ async fn ingest_in_order(db: &TestDb, messages: Vec<Vec<u8>>) {
     use collabd::ingest::{Fetched, Ingestor, Source};
     let rules = collabd::mail::ClassifyRules { own_addresses: vec![BRAND.into()] };
     let ingestor = Ingestor::new(db.store.clone(), rules);
-    let src = Source { mailbox: "brand".into(), folder: "INBOX".into(), uidvalidity: 1 };
+    let src = Source {
+        mailbox: "brand".into(),
+        folder: "INBOX".into(),
+        uidvalidity: 1,
+        lease_holder: None,
+    };
     for (i, raw) in messages.into_iter().enumerate() {
         let fetched = Fetched { uid: i as u32 + 1, size: raw.len() as u64, raw, complete: true };
         ingestor.commit(&src, ingestor.prepare(vec![fetched])).await.unwrap();

@@ -96,6 +96,7 @@ impl MailboxWorker {
             mailbox: self.settings.name.clone(),
             folder: self.settings.folder.clone(),
             uidvalidity,
+            lease_holder: self.lease_holder.clone(),
         };
         // The batch in flight (see the module comment): at most one.
         let mut in_flight: Option<InFlight> = None;

@@ -12,7 +12,7 @@ use tracing::{Instrument, error, info, info_span};
 
 use super::ImapError;
 use super::session::Wake;
-use crate::config::MailboxSettings;
+use crate::config::{IngestSettings, MailboxSettings};
 use crate::ingest::Ingestor;
 use crate::oauth::TokenSource;
 
@@ -72,6 +72,8 @@ pub struct MailboxWorker {
     pub(super) rescan_warned: Mutex<Option<(String, u32, u32)>>,
     /// Access tokens when the mailbox logs in with OAuth2.
     pub(super) tokens: Option<Arc<TokenSource>>,
+    /// The instance whose lease each commit must find held (see `crate::cluster`).
+    pub(super) lease_holder: Option<String>,
 }
 
 impl MailboxWorker {
@@ -80,18 +82,19 @@ impl MailboxWorker {
         section: String,
         settings: MailboxSettings,
         ingestor: Ingestor,
-        batch_size: u32,
-        max_message_size: u64,
+        limits: &IngestSettings,
         tokens: Option<Arc<TokenSource>>,
+        lease_holder: Option<String>,
         shutdown: CancellationToken,
     ) -> Self {
         MailboxWorker {
             tokens,
+            lease_holder,
             section,
             settings,
             ingestor,
-            batch_size,
-            max_message_size,
+            batch_size: limits.batch_size,
+            max_message_size: limits.max_message_size,
             health: Arc::default(),
             shutdown,
             rescan_warned: Mutex::default(),

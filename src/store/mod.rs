@@ -2,6 +2,7 @@
 //! (`.sqlx/` holds the offline data so a fresh clone builds without a database).
 
 pub mod campaigns;
+pub mod cluster;
 pub mod collabs;
 pub mod creators;
 pub mod inbound;
@@ -37,6 +38,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An ingest commit found its instance no longer holds the mailbox's lease.
+    #[error("mailbox {0:?} is no longer leased to this instance: not committed")]
+    LeaseLost(String),
 }
 
 /// A database transaction, the unit in which ingest keeps its invariants.
