@@ -247,20 +247,25 @@ impl Membership {
     pub async fn keep(self: Arc<Self>, stop: CancellationToken) {
         let every = self.heartbeat();
         loop {
-            let deadline = self.state.lock().expect("lease state").valid_until;
-            let trusted = Instant::now() < deadline;
+            // Armed while workers run: a deadline already past fires at once.
+            let (deadline, armed) = {
+                let s = self.state.lock().expect("lease state");
+                (s.valid_until, !s.workers.is_empty())
+            };
+            let renewal = async {
+                tokio::time::sleep(every).await;
+                tokio::time::timeout(every, self.renew()).await
+            };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep_until(deadline), if trusted => {
+                _ = tokio::time::sleep_until(deadline), if armed => {
                     self.distrust("no renewal reached the database in time");
                 }
-                _ = tokio::time::sleep(every) => {
-                    match tokio::time::timeout(every, self.renew()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => warn!(error = %e, "lease renewal failed"),
-                        Err(_) => warn!(timeout = ?every, "lease renewal timed out"),
-                    }
-                }
+                done = renewal => match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!(error = %e, "lease renewal failed"),
+                    Err(_) => warn!(timeout = ?every, "lease renewal timed out"),
+                },
             }
         }
     }

@@ -152,6 +152,7 @@ impl Daemon {
             logins: logins.clone(),
             file_config: file_config.clone(),
             started: Instant::now(),
+            instance: membership.id().to_owned(),
         };
         let admin = AdminServer::bind(&settings.admin, ctx).await?;
         let admin = tokio::spawn(admin.serve(shutdown.child_token()));
@@ -269,13 +270,14 @@ impl Daemon {
         Ok(())
     }
 
-    /// Publishes the current workers, in config order, to the admin server.
+    /// Publishes every mailbox, in config order, with its worker's health when it runs
+    /// here, to the admin server.
     fn publish_registry(&self) {
         let list = self
             .settings
             .mailboxes
             .iter()
-            .filter_map(|m| self.workers.get(&m.name).map(|r| (m.name.clone(), r.health.clone())))
+            .map(|m| (m.name.clone(), self.workers.get(&m.name).map(|r| r.health.clone())))
             .collect();
         *self.registry.write().expect("registry lock") = list;
     }

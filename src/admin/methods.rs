@@ -10,7 +10,7 @@ use tracing::info;
 use super::protocol::*;
 use crate::collab::{CollabStatus, Terms};
 use crate::config::{ConfigError, MailboxSettings};
-use crate::imap::Registry;
+use crate::imap::{MailboxHealth, Registry};
 use crate::mail::normalize_address;
 use crate::smtp::{Mailer, OutreachError};
 use crate::store::campaigns::Campaign;
@@ -35,6 +35,8 @@ pub struct AdminContext {
     /// reuse its mailboxes' names, and needs its `[secrets] key_file` for OAuth2.
     pub file_config: FileConfig,
     pub started: Instant,
+    /// This instance's id among those sharing the database (`crate::cluster`).
+    pub instance: String,
 }
 
 /// The config file's settings, shared with the daemon.
@@ -513,62 +515,52 @@ impl AdminContext {
         })
     }
 
+    /// Every mailbox this instance knows (the figures of those another instance works
+    /// come from the committed state), the paused ones, and the instances sharing the
+    /// database with the mailbox count each holds.
     async fn status(&self) -> StatusResult {
         let committed = self.store.sync_summaries().await.ok();
-        let now = chrono::Utc::now();
-        let mailboxes: Vec<MailboxStatus> = self
+        let leases = self.store.live_leases().await.ok();
+        let instances = self.store.instances().await.ok();
+        let holder = |name: &str| {
+            leases.as_ref()?.iter().find(|l| l.mailbox == name).map(|l| l.instance_id.clone())
+        };
+        let known: Vec<(String, Option<MailboxHealth>)> = self
             .mailboxes
             .read()
             .expect("registry lock")
             .iter()
-            .map(|(name, h)| {
-                let h = h.lock().expect("health lock").clone();
-                let c = committed.as_ref().and_then(|all| all.iter().find(|c| &c.mailbox == name));
-                let (highest_uid, processed) = match (c, &committed) {
-                    (Some(c), _) => (c.last_uid, u64::try_from(c.processed).unwrap_or(0)),
-                    // Reachable, never synced.
-                    (None, Some(_)) => (0, 0),
-                    (None, None) => (h.last_uid, h.processed),
-                };
-                MailboxStatus {
-                    name: name.clone(),
-                    connected: h.connected,
-                    last_sync: h.last_sync,
-                    last_poll: h.last_poll,
-                    secs_since_poll: h.last_poll.map(|t| (now - t).num_seconds().max(0)),
-                    last_commit: c.map(|c| c.last_commit),
-                    uidvalidity: h.uidvalidity.or(c.map(|c| c.uidvalidity)),
-                    highest_uid,
-                    processed,
-                    last_error: h.last_error,
-                    reauthorize: h.reauthorize,
-                    paused: false,
-                }
+            .map(|(name, h)| (name.clone(), h.as_ref().map(|h| h.lock().expect("health").clone())))
+            .collect();
+        let mut mailboxes: Vec<MailboxStatus> = known
+            .into_iter()
+            .map(|(name, health)| {
+                let holder = holder(&name);
+                mailbox_status(name, health, committed.as_deref(), holder, false)
             })
             .collect();
-        let mut mailboxes = mailboxes;
         if let Ok(stored) = self.store.stored_mailboxes().await {
             for row in stored.into_iter().filter(|r| r.paused) {
-                mailboxes.push(MailboxStatus {
-                    name: row.name,
-                    connected: false,
-                    last_sync: None,
-                    last_poll: None,
-                    secs_since_poll: None,
-                    last_commit: None,
-                    uidvalidity: None,
-                    highest_uid: 0,
-                    processed: 0,
-                    last_error: None,
-                    reauthorize: false,
-                    paused: true,
-                });
+                mailboxes.push(mailbox_status(row.name, None, committed.as_deref(), None, true));
             }
         }
         StatusResult {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_secs: self.started.elapsed().as_secs(),
             database: committed.is_some(),
+            instance: Some(self.instance.clone()),
+            instances: instances
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| InstanceStatus {
+                    id: i.id,
+                    host: i.host,
+                    pid: i.pid,
+                    started_at: i.started_at,
+                    heartbeat_age_ms: i.heartbeat_age_ms,
+                    mailboxes: u64::try_from(i.mailboxes).unwrap_or(0),
+                })
+                .collect(),
             mailboxes,
         }
     }
@@ -924,4 +916,39 @@ fn new_creator(f: &CreatorFields) -> Result<NewCreator, (&'static str, String)> 
         emails: norm(&f.emails, "email")?,
         manager_emails: norm(&f.manager_emails, "manager_email")?,
     })
+}
+
+/// One mailbox's status line: the worker's own figures when it runs here, else the
+/// committed state (which outlives workers and is the same whichever instance works it).
+fn mailbox_status(
+    name: String,
+    health: Option<MailboxHealth>,
+    committed: Option<&[crate::store::SyncSummary]>,
+    holder: Option<String>,
+    paused: bool,
+) -> MailboxStatus {
+    let now = chrono::Utc::now();
+    let c = committed.and_then(|all| all.iter().find(|c| c.mailbox == name));
+    let h = health.unwrap_or_default();
+    let (highest_uid, processed) = match (c, committed) {
+        (Some(c), _) => (c.last_uid, u64::try_from(c.processed).unwrap_or(0)),
+        // Reachable, never synced.
+        (None, Some(_)) => (0, 0),
+        (None, None) => (h.last_uid, h.processed),
+    };
+    MailboxStatus {
+        name,
+        connected: h.connected,
+        last_sync: h.last_sync,
+        last_poll: h.last_poll,
+        secs_since_poll: h.last_poll.map(|t| (now - t).num_seconds().max(0)),
+        last_commit: c.map(|c| c.last_commit),
+        uidvalidity: h.uidvalidity.or(c.map(|c| c.uidvalidity)),
+        highest_uid,
+        processed,
+        last_error: h.last_error,
+        reauthorize: h.reauthorize,
+        paused,
+        holder,
+    }
 }

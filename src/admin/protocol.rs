@@ -631,6 +631,26 @@ pub struct StatusResult {
     pub uptime_secs: u64,
     pub database: bool,
     pub mailboxes: Vec<MailboxStatus>,
+    /// The instance that answered.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// The instances sharing the database, newest heartbeat first (silent ones are
+    /// forgotten after an hour).
+    #[serde(default)]
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// One instance in `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    pub host: String,
+    pub pid: i32,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Milliseconds since its last heartbeat, by the database's clock.
+    pub heartbeat_age_ms: i64,
+    /// Mailbox leases it holds.
+    pub mailboxes: u64,
 }
 
 /// One mailbox in `status`.
@@ -650,6 +670,9 @@ pub struct MailboxStatus {
     /// A database mailbox that `mailbox.pause` stopped.
     #[serde(default)]
     pub paused: bool,
+    /// The instance whose lease lets it work the mailbox; none while nobody holds it.
+    #[serde(default)]
+    pub holder: Option<String>,
 }
 
 /// A row an import refused.

@@ -885,11 +885,18 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 fn render_status(st: &StatusResult) -> String {
     let mut out = format!(
-        "collabd {}  up {}s  database {}\n",
+        "collabd {}  up {}s  database {}  instance {}\n",
         st.version,
         st.uptime_secs,
-        if st.database { "ok" } else { "UNREACHABLE" }
+        if st.database { "ok" } else { "UNREACHABLE" },
+        st.instance.as_deref().unwrap_or("-"),
     );
+    // "here" for this instance's mailboxes, another's id, or "-" while nobody holds it.
+    let holder = |h: &Option<String>| match h {
+        Some(h) if Some(h) == st.instance.as_ref() => "here".to_owned(),
+        Some(h) => h.clone(),
+        None => "-".to_owned(),
+    };
     out += &table(
         &[
             "MAILBOX",
@@ -900,6 +907,7 @@ fn render_status(st: &StatusResult) -> String {
             "UIDVALIDITY",
             "HIGHEST UID",
             "PROCESSED",
+            "HOLDER",
             "LAST ERROR",
         ],
         st.mailboxes.iter().map(|m| {
@@ -919,10 +927,27 @@ fn render_status(st: &StatusResult) -> String {
                 opt(&m.uidvalidity),
                 m.highest_uid.to_string(),
                 m.processed.to_string(),
+                holder(&m.holder),
                 opt(&m.last_error),
             ]
         }),
     );
+    if !st.instances.is_empty() {
+        out += "\n";
+        out += &table(
+            &["INSTANCE", "HOST", "PID", "STARTED", "HEARTBEAT AGE", "MAILBOXES"],
+            st.instances.iter().map(|i| {
+                vec![
+                    i.id.clone(),
+                    i.host.clone(),
+                    i.pid.to_string(),
+                    i.started_at.to_string(),
+                    format!("{:.1}s", i.heartbeat_age_ms as f64 / 1000.0),
+                    i.mailboxes.to_string(),
+                ]
+            }),
+        );
+    }
     out
 }
 

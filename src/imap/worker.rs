@@ -52,9 +52,10 @@ impl MailboxHealth {
     }
 }
 
-/// Names and health of the running workers, shared with the admin server and the
-/// supervisor; replaced entries on reload.
-pub type Registry = Arc<std::sync::RwLock<Vec<(String, Arc<Mutex<MailboxHealth>>)>>>;
+/// Every mailbox this instance knows, in config order, with the health of its worker
+/// when it runs here (`None`: leased to another instance, or to none yet); shared with
+/// the admin server and replaced on every change.
+pub type Registry = Arc<std::sync::RwLock<Vec<(String, Option<Arc<Mutex<MailboxHealth>>>)>>>;
 
 /// Watches one mailbox until told to stop.
 pub struct MailboxWorker {

@@ -744,9 +744,14 @@ impl Drop for PrivatePg {
 /// A fresh database seeded with `creators` creators and their outreach, and an empty
 /// private Dovecot: where most tests start.
 pub async fn seeded_mailbox(creators: usize) -> (TestDb, Seed, Dovecot) {
+    seeded_mailbox_with(creators, "").await
+}
+
+/// [`seeded_mailbox`] with extra Dovecot configuration.
+pub async fn seeded_mailbox_with(creators: usize, dovecot_conf: &str) -> (TestDb, Seed, Dovecot) {
     let db = TestDb::new().await;
     let seed = seed(&db, creators).await;
-    (db, seed, Dovecot::start())
+    (db, seed, Dovecot::start_with(dovecot_conf))
 }
 
 /// Holds `inbound_messages` against inserts until the returned transaction ends. With
@@ -1380,4 +1385,197 @@ fn parse_uid_set(set: &str, max: usize) -> Vec<usize> {
         out.extend((a.min(b)..=a.max(b)).filter(|u| *u >= 1 && *u <= max));
     }
     out
+}
+
+/// Dovecot settings for many sessions of the one test user: one collabd mailbox per
+/// folder, several instances, and the sessions of killed instances not yet noticed.
+pub const MANY_SESSIONS: &str = "default_process_limit = 500\ndefault_client_limit = 2000\n\
+    protocol imap {\n  mail_max_userip_connections = 1000\n}\n";
+
+impl Dovecot {
+    /// Creates `folder` (a Maildir++ folder of the brand user) on disk.
+    pub fn create_maildir_folder(&self, folder: &str) {
+        let dir = self.path(&format!("mail/{BRAND}/maildir/.{folder}"));
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::fs::write(dir.join("maildirfolder"), b"").unwrap();
+        let status = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(self.path(&format!("mail/{BRAND}")))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Delivers into a folder made by [`Dovecot::create_maildir_folder`], as a local
+    /// delivery agent would (tmp/, then a rename into new/). Readable by Dovecot without a
+    /// chown: the file is world-readable and the folder's new/ is nobody's and writable.
+    pub fn deliver_to_folder(&self, folder: &str, name: &str, message: &[u8]) {
+        let dir = self.path(&format!("mail/{BRAND}/maildir/.{folder}"));
+        let tmp = dir.join("tmp").join(name);
+        std::fs::write(&tmp, message).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        std::fs::rename(&tmp, dir.join("new").join(name)).unwrap();
+    }
+}
+
+/// A TCP relay to `127.0.0.1:target` that can be cut: while cut, nothing passes either
+/// way and new connections hang, as when a network drops packets; healed, what waited
+/// passes on. Lives as long as the test's runtime.
+pub struct CuttableLink {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl CuttableLink {
+    pub async fn start(target: u16) -> CuttableLink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mut w = watch.clone();
+                tokio::spawn(async move {
+                    let _ = w.wait_for(|cut| !cut).await;
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let (client_rd, client_wr) = client.into_split();
+                    let (server_rd, server_wr) = server.into_split();
+                    tokio::spawn(pass_while_open(client_rd, server_wr, w.clone()));
+                    tokio::spawn(pass_while_open(server_rd, client_wr, w));
+                });
+            }
+        });
+        CuttableLink { port, cut }
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn heal(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+/// Copies one direction of a [`CuttableLink`], holding each chunk while the link is cut.
+async fn pass_while_open(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut link: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16384];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        if link.wait_for(|cut| !cut).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// `url` with its port replaced: the same database through a relay.
+pub fn via_port(url: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (auth_host, path) = rest.split_once('/').unwrap();
+    let (before_port, _) = auth_host.rsplit_once(':').unwrap();
+    format!("{scheme}://{before_port}:{port}/{path}")
+}
+
+/// What an instance logged about one mailbox lease (`crate::cluster`'s events).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseEvent {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub kind: String,
+    pub instance: String,
+    pub mailbox: String,
+}
+
+/// The lease events in a daemon's text log (`lease_acquired`, `lease_released`,
+/// `lease_lost`), in order.
+pub fn lease_events(log: &str) -> Vec<LeaseEvent> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let start = line.find(&format!(" {key}="))? + key.len() + 2;
+        let rest = &line[start..];
+        let value = rest.split(' ').next()?;
+        Some(value.trim_matches('"').to_owned())
+    };
+    log.lines()
+        .filter(|l| l.contains("event=\"lease_"))
+        .filter_map(|l| {
+            let at = chrono::DateTime::parse_from_rfc3339(l.split_whitespace().next()?).ok()?;
+            Some(LeaseEvent {
+                at: at.with_timezone(&chrono::Utc),
+                kind: field(l, "event")?,
+                instance: field(l, "instance")?,
+                mailbox: field(l, "mailbox")?,
+            })
+        })
+        .collect()
+}
+
+/// One instance's hold on a mailbox: from, to, instance.
+type Holding = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>, String);
+
+/// Checks that no mailbox was ever held by two instances at once, from every instance's
+/// lease events: each holding runs from `lease_acquired` to `lease_released` or
+/// `lease_lost`, or to the instance's death (`deaths`: instance pid → when it was
+/// SIGKILLed), or on to the end. Returns how many holdings there were.
+pub fn assert_never_held_twice(
+    events: &[LeaseEvent],
+    deaths: &std::collections::HashMap<i32, chrono::DateTime<chrono::Utc>>,
+) -> usize {
+    use std::collections::HashMap;
+    let pid_of = |instance: &str| -> i32 {
+        instance.rsplit('-').nth(1).and_then(|p| p.parse().ok()).unwrap()
+    };
+    let far = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+    // (mailbox) → [(from, to, instance)]
+    let mut open: HashMap<(String, String), chrono::DateTime<chrono::Utc>> = HashMap::new();
+    let mut spans: HashMap<String, Vec<Holding>> = HashMap::new();
+    let mut sorted = events.to_vec();
+    sorted.sort_by_key(|e| e.at);
+    for e in &sorted {
+        let key = (e.mailbox.clone(), e.instance.clone());
+        match e.kind.as_str() {
+            "lease_acquired" => {
+                assert!(
+                    open.insert(key, e.at).is_none(),
+                    "acquired twice without a release: {e:?}"
+                );
+            }
+            _ => {
+                if let Some(from) = open.remove(&key) {
+                    spans.entry(e.mailbox.clone()).or_default().push((
+                        from,
+                        e.at,
+                        e.instance.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    for ((mailbox, instance), from) in open {
+        let to = deaths.get(&pid_of(&instance)).copied().unwrap_or(far);
+        spans.entry(mailbox).or_default().push((from, to, instance));
+    }
+    let mut total = 0;
+    for (mailbox, mut list) in spans {
+        list.sort_by_key(|s| s.0);
+        total += list.len();
+        for pair in list.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "mailbox {mailbox} held twice: {} from {} to {}, and {} from {}",
+                pair[0].2,
+                pair[0].0,
+                pair[0].1,
+                pair[1].2,
+                pair[1].0
+            );
+        }
+    }
+    total
 }
