@@ -213,3 +213,52 @@ async fn a_database_mailbox_may_not_take_a_name_the_file_uses() {
     assert!(ok, "{}", daemon.logs());
     assert_eq!(collabctl_json(&env, &["status"])["mailboxes"].as_array().unwrap().len(), 1);
 }
+
+/// A platform adds a brand inbox a day: the new mailbox's address must count as the
+/// brand's own at once, without restarting the mailboxes already running (with 2,000 of
+/// them, a restart of every worker was a reconnect storm of about 16 s).
+#[tokio::test]
+async fn a_new_mailbox_address_restarts_no_running_worker() {
+    let (db, _seed, imap) = seeded_mailbox(1).await;
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    wait_for_socket(&env, &daemon).await;
+    let sessions = || {
+        daemon.logs().matches("mailbox{mailbox=brand}: collabd::imap::session: connected").count()
+    };
+    until(Duration::from_secs(10), &daemon, "brand never connected", || sessions() == 1).await;
+
+    // A second brand address, on a server that refuses it: only its own worker suffers.
+    let (ok, _, err) = collabctl(
+        &env,
+        &[
+            "mailbox",
+            "add",
+            "press",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &imap.port.to_string(),
+            "--tls",
+            "none",
+            "--username",
+            "press@brand.example",
+            "--password-env",
+            "HOME",
+        ],
+    );
+    assert!(ok, "{err}");
+    until(Duration::from_secs(5), &daemon, "press never started", || {
+        daemon.logs().contains("mailbox{mailbox=press}")
+    })
+    .await;
+    // Mail from the new address into the old mailbox is the brand's own.
+    imap.append(reply("press@brand.example", "own-1@brand.example", None, &[], "Forwarding."))
+        .await;
+    wait_for_rows(&db, "inbound_messages", 1, Duration::from_secs(10), &daemon).await;
+    let kind: String =
+        sqlx::query_scalar("SELECT kind FROM inbound_messages").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(kind, "own", "{}", daemon.logs());
+    assert_eq!(sessions(), 1, "brand's worker was restarted:\n{}", daemon.logs());
+}
