@@ -374,6 +374,7 @@ impl Daemon {
             ("admin", new.admin != self.file.admin),
             ("smtp", new.smtp != self.file.smtp),
             ("log", new.log != self.file.log),
+            ("cluster", new.cluster != self.file.cluster),
         ] {
             if changed {
                 warn!(section = field, "this section changes only on restart");
