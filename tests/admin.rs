@@ -1521,3 +1521,78 @@ async fn a_campaign_bound_to_a_mailbox_is_never_matched_by_mail_in_another() {
     let r = collabctl_json(env, &["inbox", "rematch"]);
     assert_eq!(r["matched"], 0, "{r}");
 }
+
+#[tokio::test]
+async fn a_database_mailbox_added_at_run_time_sends_as_itself() {
+    let (default, sink_c) = (SmtpSink::start(), SmtpSink::start());
+    let s = two_mailboxes(&default, &[]).await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    add_creator(env, "ana");
+    let smtp = env.path("c-smtp.toml");
+    std::fs::write(
+        &smtp,
+        format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Team c <c-team@brand.example>\"\n",
+            sink_c.port
+        ),
+    )
+    .unwrap();
+    let (port, pass) = (s.imap.port.to_string(), env.path("imap.pass").display().to_string());
+    let mut add = vec![
+        "mailbox",
+        "add",
+        "c",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tls",
+        "none",
+        "--username",
+        BRAND,
+        "--password-file",
+        &pass,
+    ];
+    // A bad SMTP table is refused naming its key, as the file's are.
+    let bad = env.path("bad-smtp.toml");
+    std::fs::write(&bad, "host = \"127.0.0.1\"\nfrom = \"not an address\"\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    let (ok, _, err) = collabctl(env, &[&add[..], &["--smtp", bad]].concat());
+    assert!(!ok && err.contains("smtp.from"), "{err}");
+    add.extend(["--smtp", smtp.to_str().unwrap()]);
+    let entry = collabctl_json(env, &add);
+    assert_eq!(entry["settings"]["smtp"]["from"], "Team c <c-team@brand.example>", "{entry}");
+
+    let body = env.path("body.txt");
+    std::fs::write(&body, "Hi\n").unwrap();
+    let send = [
+        "outreach",
+        "send",
+        "--campaign",
+        "Winter Glow",
+        "--creator",
+        "ana",
+        "--subject",
+        "Hi",
+        "--body-file",
+        body.to_str().unwrap(),
+        "--mailbox",
+        "c",
+    ];
+    // The daemon applies the new mailbox within a second or so.
+    assert!(
+        eventually(Duration::from_secs(10), || async { collabctl(env, &send).0 }).await,
+        "{}",
+        s.daemon.logs()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            sink_c.received().contains("c-team@brand.example")
+        })
+        .await,
+        "c's SMTP server got: {}",
+        sink_c.received()
+    );
+    assert!(default.received().is_empty());
+}
