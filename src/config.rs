@@ -274,8 +274,9 @@ fn auth_name(auth: AuthMethod) -> &'static str {
     }
 }
 
-/// The SMTP server outreach is sent through.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// The SMTP server outreach is sent through: `[smtp]`, the default, or a mailbox's own
+/// `[mailboxes.smtp]` (stored with a database mailbox as part of its JSON).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     pub host: String,
@@ -309,8 +310,46 @@ impl SmtpSettings {
 
     /// The password, read now; `None` when the server needs no login.
     pub fn password(&self) -> Result<Option<String>, ConfigError> {
-        read_secret("smtp", self.password_file.as_deref(), self.password_env.as_deref(), false)
+        self.password_in("smtp")
     }
+
+    /// [`Self::password`], naming the key at fault under `section` (`mailboxes[1].smtp`).
+    pub fn password_in(&self, section: &str) -> Result<Option<String>, ConfigError> {
+        read_secret(section, self.password_file.as_deref(), self.password_env.as_deref(), false)
+    }
+}
+
+/// Checks an SMTP identity as `section` (`smtp` or `mailboxes[i].smtp`): the login fits
+/// together, its password is readable, and `from` and `reply_to` are addresses.
+fn validate_smtp(section: &str, smtp: &SmtpSettings) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("{section}.{k}");
+    if smtp.host.trim().is_empty() {
+        return Err(ConfigError::invalid(key("host"), "must not be empty"));
+    }
+    if smtp.timeout.is_zero() {
+        return Err(ConfigError::invalid(key("timeout"), "must be above zero"));
+    }
+    let has_password = smtp.password_file.is_some() || smtp.password_env.is_some();
+    if smtp.auth == AuthMethod::Oauthbearer {
+        return Err(ConfigError::invalid(
+            key("auth"),
+            "the SMTP client speaks XOAUTH2 (which Gmail and Microsoft 365 accept), not OAUTHBEARER",
+        ));
+    }
+    validate_login(section, smtp.auth, has_password, smtp.oauth2.as_ref(), OAuthPurpose::Smtp)?;
+    if smtp.auth.is_oauth() && smtp.username.is_none() {
+        return Err(ConfigError::invalid(key("username"), "required with auth = \"xoauth2\""));
+    }
+    if !smtp.auth.is_oauth() {
+        smtp.password_in(section)?;
+    }
+    parse_mailbox(&smtp.from)
+        .map_err(|e| ConfigError::invalid(key("from"), format!("bad address: {e}")))?;
+    if let Some(r) = &smtp.reply_to {
+        parse_mailbox(r)
+            .map_err(|e| ConfigError::invalid(key("reply_to"), format!("bad address: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Where the collaborations live.
@@ -457,6 +496,10 @@ pub struct MailboxSettings {
     /// Bound on every single network operation (connect, login, fetch, logout).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// The mailbox's own SMTP identity (`[mailboxes.smtp]`, the fields of `[smtp]`):
+    /// `outreach send --mailbox` sends through it. Absent: `[smtp]` is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpSettings>,
 }
 
 /// Optional clean-up after a message is committed; off by default so collabd never
@@ -492,6 +535,12 @@ impl MailboxSettings {
     /// Reads the password now, so a fixed password file is picked up on the next attempt.
     pub fn password(&self, index: usize) -> Result<String, ConfigError> {
         self.password_in(&format!("mailboxes[{index}]"))
+    }
+
+    /// Whether its IMAP login or its own SMTP login uses OAuth2 (and so needs
+    /// `[secrets] key_file`).
+    pub fn uses_oauth(&self) -> bool {
+        self.auth.is_oauth() || self.smtp.as_ref().is_some_and(|s| s.auth.is_oauth())
     }
 
     /// [`Self::password`], naming the key at fault under `section`.
@@ -558,7 +607,8 @@ pub fn credential_path(file: &Path) -> PathBuf {
 
 /// Checks one mailbox as `[[mailboxes]]` entry `index` (the key at fault is named
 /// `mailboxes[index]…`): a name, durations above zero, a complete login and a readable
-/// password. Shared by the file and by `collabctl mailbox add`.
+/// password, and its own SMTP identity checked as `[smtp]` is (`mailboxes[index].smtp…`).
+/// Shared by the file and by `collabctl mailbox add`.
 pub fn validate_mailbox(index: usize, mb: &MailboxSettings) -> Result<(), ConfigError> {
     let section = format!("mailboxes[{index}]");
     if mb.name.trim().is_empty() || mb.name.chars().any(char::is_control) {
@@ -580,6 +630,9 @@ pub fn validate_mailbox(index: usize, mb: &MailboxSettings) -> Result<(), Config
     validate_login(&section, mb.auth, has_password, mb.oauth2.as_ref(), OAuthPurpose::Imap)?;
     if !mb.auth.is_oauth() {
         mb.password(index)?;
+    }
+    if let Some(smtp) = &mb.smtp {
+        validate_smtp(&format!("{section}.smtp"), smtp)?;
     }
     Ok(())
 }
@@ -633,36 +686,7 @@ impl Settings {
             validate_mailbox(i, mb)?;
         }
         if let Some(smtp) = &self.smtp {
-            let has_password = smtp.password_file.is_some() || smtp.password_env.is_some();
-            if smtp.auth == AuthMethod::Oauthbearer {
-                return Err(ConfigError::invalid(
-                    "smtp.auth",
-                    "the SMTP client speaks XOAUTH2 (which Gmail and Microsoft 365 accept), not OAUTHBEARER",
-                ));
-            }
-            validate_login(
-                "smtp",
-                smtp.auth,
-                has_password,
-                smtp.oauth2.as_ref(),
-                OAuthPurpose::Smtp,
-            )?;
-            if smtp.auth.is_oauth() && smtp.username.is_none() {
-                return Err(ConfigError::invalid(
-                    "smtp.username",
-                    "required with auth = \"xoauth2\"",
-                ));
-            }
-            if !smtp.auth.is_oauth() {
-                smtp.password()?;
-            }
-            parse_mailbox(&smtp.from)
-                .map_err(|e| ConfigError::invalid("smtp.from", format!("bad address: {e}")))?;
-            if let Some(r) = &smtp.reply_to {
-                parse_mailbox(r).map_err(|e| {
-                    ConfigError::invalid("smtp.reply_to", format!("bad address: {e}"))
-                })?;
-            }
+            validate_smtp("smtp", smtp)?;
         }
         match (&self.secrets.key_file, self.uses_oauth()) {
             (None, true) => {
@@ -681,7 +705,7 @@ impl Settings {
 
     /// Whether any login uses OAuth2 (and so needs `[secrets] key_file`).
     pub fn uses_oauth(&self) -> bool {
-        self.mailboxes.iter().any(|m| m.auth.is_oauth())
+        self.mailboxes.iter().any(MailboxSettings::uses_oauth)
             || self.smtp.as_ref().is_some_and(|s| s.auth.is_oauth())
     }
 

@@ -23,7 +23,7 @@ use crate::imap::{MailboxHealth, MailboxWorker, Registry};
 use crate::ingest::Ingestor;
 use crate::mail::ClassifyRules;
 use crate::oauth::Logins;
-use crate::smtp::{Mailer, OutreachError};
+use crate::smtp::{Mailers, OutreachError, SharedMailers};
 use crate::store::mailboxes::MAILBOXES_CHANNEL;
 use crate::store::{Store, StoreError};
 
@@ -87,6 +87,8 @@ pub struct Daemon {
     store: Store,
     registry: Registry,
     logins: Arc<Logins>,
+    /// The SMTP identities `outreach send` picks from, shared with the admin server.
+    mailers: SharedMailers,
     /// One copy of the brand's own addresses (every mailbox's username), shared by every
     /// worker's Ingestor: a copy per worker made memory grow with the square of the number
     /// of mailboxes (issue #15).
@@ -142,13 +144,12 @@ impl Daemon {
         let file = settings;
         let settings = with_database_mailboxes(&file, &store).await?;
         logins.configure(&settings, &store)?;
-        let smtp_tokens = logins.get(Logins::SMTP_KEY);
-        let mailer = settings.smtp.as_ref().map(|s| Mailer::new(s, smtp_tokens)).transpose()?;
+        let mailers = Mailers::start(&settings, &logins)?;
         let file_config: FileConfig = Arc::new(std::sync::RwLock::new(file.clone()));
         let ctx = AdminContext {
             store: store.clone(),
             mailboxes: registry.clone(),
-            mailer,
+            mailers: mailers.clone(),
             logins: logins.clone(),
             file_config: file_config.clone(),
             started: Instant::now(),
@@ -168,6 +169,7 @@ impl Daemon {
             store,
             registry,
             logins,
+            mailers,
             workers: HashMap::new(),
             membership,
             keeper_stop,
@@ -431,6 +433,7 @@ impl Daemon {
         stop_all(to_stop).await;
         self.settings = new;
         self.file_count = file_count;
+        Mailers::update(&self.mailers, &self.settings.mailboxes, &self.logins);
         if rules_changed {
             self.rules = Arc::new(ClassifyRules { own_addresses: self.settings.own_addresses() });
         }
@@ -520,7 +523,7 @@ async fn with_database_mailboxes(file: &Settings, store: &Store) -> Result<Setti
                 reason: e.to_string(),
             })
             .and_then(|mb| crate::config::validate_mailbox(index, &mb).map(|()| mb))
-            .and_then(|mb| match (mb.auth.is_oauth(), &file.secrets.key_file) {
+            .and_then(|mb| match (mb.uses_oauth(), &file.secrets.key_file) {
                 (true, None) => Err(crate::config::ConfigError::Invalid {
                     key: "secrets.key_file".into(),
                     reason: format!("database mailbox {:?} uses OAuth2: it needs one", mb.name),

@@ -160,6 +160,8 @@ fn outreach_row(h: &csv::StringRecord, r: &csv::StringRecord) -> Result<Value, R
         "to": required(h, r, "to")?,
         "subject": column(h, r, "subject").unwrap_or_default(),
         "sent_at": sent_at,
+        // Optional: the mailbox it was sent from; empty or absent is unknown.
+        "mailbox": column(h, r, "mailbox"),
     }))
 }
 

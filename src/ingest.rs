@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracing::{debug, info, warn};
 
 use crate::mail::{self, Classification, ClassifyRules, Kind, ParsedMail};
-use crate::matching::{self, Match, Rule};
+use crate::matching::{self, Match};
 use crate::store::collabs::{self, CollabRef, Created, Declined, OpenTarget};
 use crate::store::inbound::{self, NewInbound};
 use crate::store::standing::{self, StandingChange};
@@ -202,7 +202,7 @@ async fn decide<'a>(
     for (mailbox, p) in messages {
         let found = match p.class.kind {
             Kind::Own | Kind::Skipped | Kind::Bulk => None,
-            kind => matching::resolve(tx, &p.mail, kind, &lookups).await?,
+            kind => matching::resolve(tx, &p.mail, kind, mailbox, &lookups).await?,
         };
         let mut class = p.class.clone();
         if class.kind.is_human() && found.is_none() {
@@ -250,7 +250,7 @@ async fn settle(
         .iter()
         .filter_map(|d| {
             let (c, m) = (d.collab.as_ref().filter(|c| c.created)?, d.found.as_ref()?);
-            let revived = if m.rule == Rule::SenderAfterBounce {
+            let revived = if m.rule.is_after_bounce() {
                 "; its outreach had bounced, and this reply revives the address"
             } else {
                 ""

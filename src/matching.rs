@@ -16,11 +16,17 @@ pub enum Rule {
     References,
     /// A recipient address carries an outreach's `+token`.
     ReplyToken,
-    /// The sender is in the Creator Pool; their most recent open outreach is the thread.
+    /// The sender is in the Creator Pool; their most recent open outreach of the mailbox
+    /// the message arrived in (or of an unknown mailbox) is the thread.
     SenderAddress,
+    /// As `SenderAddress`, but the arrival mailbox has no open outreach to the sender:
+    /// another mailbox's most recent is the thread.
+    SenderAddressOtherMailbox,
     /// The sender is in the Creator Pool and none of their outreach is open, but one
     /// bounced: the message proves the address works, so it answers that outreach.
     SenderAfterBounce,
+    /// As `SenderAfterBounce`, with another mailbox's bounced outreach.
+    SenderAfterBounceOtherMailbox,
     /// A bounce quotes the original's Message-ID.
     ReportedMessageId,
     /// A bounce names the failed recipient only.
@@ -35,7 +41,9 @@ impl Rule {
             Rule::References => "references",
             Rule::ReplyToken => "reply_token",
             Rule::SenderAddress => "sender_address",
+            Rule::SenderAddressOtherMailbox => "sender_address_other_mailbox",
             Rule::SenderAfterBounce => "sender_after_bounce",
+            Rule::SenderAfterBounceOtherMailbox => "sender_after_bounce_other_mailbox",
             Rule::ReportedMessageId => "reported_message_id",
             Rule::FinalRecipient => "final_recipient",
         }
@@ -45,6 +53,11 @@ impl Rule {
     /// answering on the creator's behalf.
     pub fn is_thread(self) -> bool {
         matches!(self, Rule::InReplyTo | Rule::References | Rule::ReplyToken)
+    }
+
+    /// Whether the match revives a bounced outreach.
+    pub fn is_after_bounce(self) -> bool {
+        matches!(self, Rule::SenderAfterBounce | Rule::SenderAfterBounceOtherMailbox)
     }
 }
 
@@ -101,65 +114,117 @@ impl Lookups {
         })
     }
 
-    /// The first of `ids` that names a known outreach.
-    fn first<'a>(&self, ids: impl IntoIterator<Item = &'a String>) -> Option<OutreachRef> {
-        ids.into_iter().find_map(|id| self.outreach.get(id)).cloned()
+    /// The first of `ids` that names a known outreach a message in `mailbox` may match
+    /// (one of a campaign bound to other mailboxes counts as unknown).
+    fn first<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a String>,
+        mailbox: &str,
+    ) -> Option<OutreachRef> {
+        ids.into_iter()
+            .find_map(|id| self.outreach.get(id).filter(|o| o.allowed_in(mailbox)))
+            .cloned()
     }
 }
 
-/// Finds the outreach a message is about. Bounces and complaints are matched by what they
-/// report;
-/// everything else by threading headers, then reply token, then sender address.
+/// The match of `rule`, when an outreach was found.
+fn found(rule: Rule, o: Option<OutreachRef>) -> Option<Match> {
+    o.map(|outreach| Match { outreach, rule })
+}
+
+/// Finds the outreach a message that arrived in `mailbox` is about. Bounces and
+/// complaints are matched by what they report; everything else by threading headers, then
+/// reply token, then sender address. Outreach of a campaign bound to other mailboxes is
+/// never the answer: each rule treats it as not found, so the next rule is tried.
 pub async fn resolve(
     tx: &mut Tx,
     mail: &ParsedMail,
     kind: Kind,
+    mailbox: &str,
     lookups: &Lookups,
 ) -> Result<Option<Match>, StoreError> {
-    let found = |rule| move |o: Option<OutreachRef>| o.map(|outreach| Match { outreach, rule });
     if matches!(kind, Kind::Bounce | Kind::Complaint) {
-        if let Some(m) =
-            found(Rule::ReportedMessageId)(lookups.first(&mail.signals.reported_message_ids))
-        {
-            return Ok(Some(m));
-        }
-        // A complaint is about one message: its recipient alone (often redacted) could name
-        // an outreach the complaint is not about, and it unsubscribes.
-        if kind == Kind::Complaint {
-            return Ok(None);
-        }
-        for addr in &mail.signals.reported_recipients {
-            let to = outreach::latest_to_address(tx, addr).await?;
-            if let Some(m) = found(Rule::FinalRecipient)(to) {
-                return Ok(Some(m));
-            }
-        }
+        return by_report(tx, mail, kind, mailbox, lookups).await;
+    }
+    if let Some(m) = by_thread(tx, mail, mailbox, lookups).await? {
+        return Ok(Some(m));
+    }
+    match mail.from_address.as_ref().and_then(|f| lookups.creators_by_address.get(f)) {
+        Some(&creator) => by_sender(tx, creator, kind, mailbox).await,
+        None => Ok(None),
+    }
+}
+
+/// A bounce or complaint: the outreach it quotes, else (bounces only) the latest sent to
+/// the failed recipient.
+async fn by_report(
+    tx: &mut Tx,
+    mail: &ParsedMail,
+    kind: Kind,
+    mailbox: &str,
+    lookups: &Lookups,
+) -> Result<Option<Match>, StoreError> {
+    let quoted = lookups.first(&mail.signals.reported_message_ids, mailbox);
+    if let Some(m) = found(Rule::ReportedMessageId, quoted) {
+        return Ok(Some(m));
+    }
+    // A complaint is about one message: its recipient alone (often redacted) could name
+    // an outreach the complaint is not about, and it unsubscribes.
+    if kind == Kind::Complaint {
         return Ok(None);
     }
-    if let Some(m) = found(Rule::InReplyTo)(lookups.first(&mail.in_reply_to)) {
-        return Ok(Some(m));
-    }
-    if let Some(m) = found(Rule::References)(lookups.first(mail.references.iter().rev())) {
-        return Ok(Some(m));
-    }
-    for token in mail.recipients.iter().filter_map(|r| plus_tag(r)) {
-        if let Some(m) = found(Rule::ReplyToken)(outreach::by_token(tx, token).await?) {
+    for addr in &mail.signals.reported_recipients {
+        let to = outreach::latest_to_address(tx, addr, mailbox).await?;
+        if let Some(m) = found(Rule::FinalRecipient, to) {
             return Ok(Some(m));
-        }
-    }
-    if let Some(creator) =
-        mail.from_address.as_ref().and_then(|f| lookups.creators_by_address.get(f))
-    {
-        if let Some(m) =
-            found(Rule::SenderAddress)(outreach::latest_for_creator(tx, *creator, OPEN).await?)
-        {
-            return Ok(Some(m));
-        }
-        // Only human messages get here: an auto-reply proves nothing about the address.
-        if kind.is_human() {
-            let bounced = outreach::latest_for_creator(tx, *creator, &["bounced"]).await?;
-            return Ok(found(Rule::SenderAfterBounce)(bounced));
         }
     }
     Ok(None)
+}
+
+/// The thread's signals: In-Reply-To, then References (newest first), then a recipient's
+/// reply token.
+async fn by_thread(
+    tx: &mut Tx,
+    mail: &ParsedMail,
+    mailbox: &str,
+    lookups: &Lookups,
+) -> Result<Option<Match>, StoreError> {
+    if let Some(m) = found(Rule::InReplyTo, lookups.first(&mail.in_reply_to, mailbox)) {
+        return Ok(Some(m));
+    }
+    let referenced = lookups.first(mail.references.iter().rev(), mailbox);
+    if let Some(m) = found(Rule::References, referenced) {
+        return Ok(Some(m));
+    }
+    for token in mail.recipients.iter().filter_map(|r| plus_tag(r)) {
+        let o = outreach::by_token(tx, token).await?.filter(|o| o.allowed_in(mailbox));
+        if let Some(m) = found(Rule::ReplyToken, o) {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
+}
+
+/// A Creator Pool sender's most recent open outreach, the arrival mailbox's own first;
+/// for a human message when none is open, their most recent bounced one, likewise.
+async fn by_sender(
+    tx: &mut Tx,
+    creator: i64,
+    kind: Kind,
+    mailbox: &str,
+) -> Result<Option<Match>, StoreError> {
+    let pick = |c: Option<outreach::SenderCandidate>, own: Rule, other: Rule| {
+        c.map(|c| Match { rule: if c.own_mailbox { own } else { other }, outreach: c.outreach })
+    };
+    let open = outreach::latest_for_creator(tx, creator, OPEN, mailbox).await?;
+    if let Some(m) = pick(open, Rule::SenderAddress, Rule::SenderAddressOtherMailbox) {
+        return Ok(Some(m));
+    }
+    // Only human messages get here: an auto-reply proves nothing about the address.
+    if !kind.is_human() {
+        return Ok(None);
+    }
+    let bounced = outreach::latest_for_creator(tx, creator, &["bounced"], mailbox).await?;
+    Ok(pick(bounced, Rule::SenderAfterBounce, Rule::SenderAfterBounceOtherMailbox))
 }

@@ -3,14 +3,15 @@
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::config::{ConfigError, SmtpSettings, TlsMode};
-use crate::oauth::{OAuthError, TokenSource};
+use crate::config::{ConfigError, MailboxSettings, SmtpSettings, TlsMode};
+use crate::oauth::{Logins, OAuthError, TokenSource};
 
 /// Why a message could not be built or sent.
 #[derive(Debug, thiserror::Error)]
@@ -82,13 +83,23 @@ impl Mailer {
         s: &SmtpSettings,
         tokens: Option<Arc<TokenSource>>,
     ) -> Result<Mailer, OutreachError> {
+        Mailer::new_in("smtp", s, tokens)
+    }
+
+    /// [`Mailer::new`] for the settings at `section` (`mailboxes[1].smtp`), which a bad
+    /// password file is reported under.
+    pub fn new_in(
+        section: &str,
+        s: &SmtpSettings,
+        tokens: Option<Arc<TokenSource>>,
+    ) -> Result<Mailer, OutreachError> {
         let login = match (tokens, &s.username) {
             (Some(tokens), Some(user)) => {
                 Login::OAuth { settings: Box::new(s.clone()), user: user.clone(), tokens }
             }
             _ => {
                 let mut builder = transport_builder(s)?;
-                if let (Some(user), Some(password)) = (&s.username, s.password()?) {
+                if let (Some(user), Some(password)) = (&s.username, s.password_in(section)?) {
                     builder = builder.credentials(Credentials::new(user.clone(), password));
                 }
                 Login::Fixed(builder.build())
@@ -99,6 +110,11 @@ impl Mailer {
             from: parse_mailbox(&s.from)?,
             reply_to: s.reply_to.as_deref().map(parse_mailbox).transpose()?,
         })
+    }
+
+    /// The From address its messages carry.
+    pub fn from(&self) -> String {
+        self.from.to_string()
     }
 
     /// Composes a plain-text outreach message with a fresh Message-ID and reply token.
@@ -160,4 +176,96 @@ impl Mailer {
 /// message or the connection.
 fn is_auth_refusal(e: &lettre::transport::smtp::Error) -> bool {
     e.status().is_some_and(|c| c.to_string() == "535" || c.to_string() == "534")
+}
+
+/// Why no mailer could be picked for `outreach send`.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    /// Neither `[smtp]` nor (when one was named) the mailbox's `[mailboxes.smtp]` is set.
+    #[error("no [smtp] section in the configuration{0}")]
+    NotConfigured(String),
+    #[error(
+        "no running mailbox named {0:?} (see `collabctl mailbox list`; a paused one cannot send)"
+    )]
+    UnknownMailbox(String),
+    /// The mailbox's SMTP settings could not be turned into a mailer (read at the last
+    /// configuration change).
+    #[error("mailbox {0:?} cannot send: {1}")]
+    Broken(String, String),
+}
+
+/// Every SMTP identity outreach can be sent as: the default `[smtp]` and each running
+/// mailbox's own (`None` for a mailbox without one: it sends through the default). The
+/// daemon replaces the mailboxes' part at every configuration change (`Daemon::apply`),
+/// so database mailboxes added at run time send as themselves; the default changes only
+/// on restart, like the rest of `[smtp]`.
+#[derive(Clone, Default)]
+pub struct Mailers {
+    default: Option<Mailer>,
+    mailboxes: HashMap<String, Result<Option<Mailer>, String>>,
+}
+
+/// The mailers, shared by the daemon (which updates them) and the admin methods.
+pub type SharedMailers = Arc<RwLock<Mailers>>;
+
+impl Mailers {
+    /// The default mailer from `[smtp]` (an error stops the start, as before) and each of
+    /// `settings.mailboxes`' own. `logins` must be configured for `settings`.
+    pub fn start(
+        settings: &crate::config::Settings,
+        logins: &Logins,
+    ) -> Result<SharedMailers, OutreachError> {
+        let default = settings
+            .smtp
+            .as_ref()
+            .map(|s| Mailer::new(s, logins.get(Logins::SMTP_KEY)))
+            .transpose()?;
+        let mut mailers = Mailers { default, mailboxes: HashMap::new() };
+        mailers.set_mailboxes(&settings.mailboxes, logins);
+        Ok(Arc::new(RwLock::new(mailers)))
+    }
+
+    /// Rebuilds the mailboxes' mailers from the running mailboxes; one that cannot be
+    /// built is logged and refuses to send, the others are unaffected.
+    pub fn set_mailboxes(&mut self, mailboxes: &[MailboxSettings], logins: &Logins) {
+        self.mailboxes = mailboxes
+            .iter()
+            .enumerate()
+            .map(|(i, mb)| {
+                let mailer = mb.smtp.as_ref().map(|s| {
+                    let section = format!("mailboxes[{i}].smtp");
+                    let tokens = logins.get(&Logins::mailbox_smtp_key(&mb.name));
+                    Mailer::new_in(&section, s, tokens).map_err(|e| {
+                        tracing::error!(mailbox = %mb.name, error = %e, "mailbox cannot send");
+                        e.to_string()
+                    })
+                });
+                (mb.name.clone(), mailer.transpose())
+            })
+            .collect();
+    }
+
+    /// [`Mailers::set_mailboxes`] on shared mailers: the one call `Daemon::apply` makes.
+    pub fn update(shared: &SharedMailers, mailboxes: &[MailboxSettings], logins: &Logins) {
+        shared.write().expect("mailers lock").set_mailboxes(mailboxes, logins);
+    }
+
+    /// The mailer for `outreach send`: the named mailbox's own, else the default.
+    pub fn pick(&self, mailbox: Option<&str>) -> Result<Mailer, PickError> {
+        let own = match mailbox {
+            None => None,
+            Some(name) => match self.mailboxes.get(name) {
+                None => return Err(PickError::UnknownMailbox(name.to_owned())),
+                Some(Err(e)) => return Err(PickError::Broken(name.to_owned(), e.clone())),
+                Some(Ok(own)) => own.as_ref(),
+            },
+        };
+        own.or(self.default.as_ref()).cloned().ok_or_else(|| {
+            PickError::NotConfigured(
+                mailbox
+                    .map(|m| format!(" and mailbox {m:?} has no smtp table of its own"))
+                    .unwrap_or_default(),
+            )
+        })
+    }
 }

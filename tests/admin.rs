@@ -1100,3 +1100,499 @@ async fn watch_prints_each_collaboration_and_unmatched_message_as_committed() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+// ---- Each mailbox sends as itself (issue #15 part 3) ----
+
+/// A daemon with two mailboxes on one Dovecot account: `a` reads INBOX, `b` reads folder
+/// `B`. `[smtp]` goes to `default`; each mailbox given a sink sends through it as
+/// `<name>-team@brand.example`.
+async fn two_mailboxes(default: &SmtpSink, own: &[(&str, &SmtpSink)]) -> Setup {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    imap.create_folder("B").await;
+    let env = DaemonEnv::new(&db.url);
+    let mailbox = |name: &str, folder: &str| {
+        let mut m = env.mailbox(name, imap.port);
+        m.extra = format!("folder = \"{folder}\"\n");
+        if let Some((_, sink)) = own.iter().find(|(n, _)| *n == name) {
+            m.extra += &format!(
+                "[mailboxes.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+                 from = \"Team {name} <{name}-team@brand.example>\"\n\
+                 reply_to = \"{name}-team@brand.example\"\n",
+                sink.port
+            );
+        }
+        m
+    };
+    env.write_config(
+        &[mailbox("a", "INBOX"), mailbox("b", "B")],
+        &format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Brand Partnerships <{BRAND}>\"\nreply_to = \"{BRAND}\"\n",
+            default.port
+        ),
+    );
+    let daemon = env.spawn();
+    wait_for_socket(&env, &daemon).await;
+    Setup { db, imap, env, daemon }
+}
+
+fn add_creator(env: &DaemonEnv, handle: &str) {
+    let email = format!("{handle}@creators.example");
+    collabctl_json(
+        env,
+        &[
+            "creator",
+            "add",
+            "--name",
+            handle,
+            "--platform",
+            "tiktok",
+            "--handle",
+            handle,
+            "--email",
+            &email,
+        ],
+    );
+}
+
+/// `outreach record` of `tiktok:<handle>` in `campaign`, sent from `mailbox` at `sent_at`.
+fn record(env: &DaemonEnv, mid: &str, campaign: &str, handle: &str, mailbox: &str, sent_at: &str) {
+    let to = format!("{handle}@creators.example");
+    let creator = format!("tiktok:{handle}");
+    let r = collabctl_json(
+        env,
+        &[
+            "outreach",
+            "record",
+            "--message-id",
+            mid,
+            "--campaign",
+            campaign,
+            "--creator",
+            &creator,
+            "--to",
+            &to,
+            "--mailbox",
+            mailbox,
+            "--sent-at",
+            sent_at,
+        ],
+    );
+    assert_eq!(r["recorded"], 1, "{r}");
+}
+
+/// Waits for the message with this Message-ID to be stored; its kind, match rule and the
+/// Message-ID of the outreach it matched.
+async fn decided(s: &Setup, message_id: &str) -> (String, Option<String>, Option<String>) {
+    let row = || async {
+        sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+            "SELECT i.kind, i.match_rule, o.message_id FROM inbound_messages i
+             LEFT JOIN outreach_messages o ON o.id = i.outreach_id WHERE i.message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(&s.db.pool)
+        .await
+        .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || async { row().await.is_some() }).await,
+        "{message_id} never stored\n{}",
+        s.daemon.logs()
+    );
+    row().await.unwrap()
+}
+
+#[tokio::test]
+async fn outreach_send_with_mailbox_goes_out_as_that_mailbox_and_is_recorded() {
+    let (default, sink_a, sink_b) = (SmtpSink::start(), SmtpSink::start(), SmtpSink::start());
+    let s = two_mailboxes(&default, &[("a", &sink_a), ("b", &sink_b)]).await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    add_creator(env, "ana");
+    let body = env.path("body.txt");
+    std::fs::write(&body, "Hi Ana,\nwould you like to join Winter Glow?\n").unwrap();
+    let body = body.to_str().unwrap();
+    let send = |mailbox: Option<&str>, subject: &str| {
+        let mut args = vec![
+            "outreach",
+            "send",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "ana",
+            "--subject",
+            subject,
+            "--body-file",
+            body,
+        ];
+        if let Some(m) = mailbox {
+            args.extend(["--mailbox", m]);
+        }
+        collabctl(env, &args)
+    };
+    // Mailbox b: b's server, b's From and Reply-To, and the row says b.
+    let r = collabctl_json(
+        env,
+        &[
+            "outreach",
+            "send",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "ana",
+            "--subject",
+            "From b",
+            "--body-file",
+            body,
+            "--mailbox",
+            "b",
+        ],
+    );
+    let mid_b = r["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (r["mailbox"].as_str(), r["from"].as_str()),
+        (Some("b"), Some("Team b <b-team@brand.example>")),
+        "{r}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async { sink_b.received().contains(&mid_b) }).await,
+        "b's SMTP server got: {}\n{}",
+        sink_b.received(),
+        s.daemon.logs()
+    );
+    let got = sink_b.received();
+    assert!(
+        got.contains("From: \"Team b\" <b-team@brand.example>")
+            || got.contains("From: Team b <b-team@brand.example>"),
+        "{got}"
+    );
+    assert!(got.contains("Reply-To: b-team+"), "{got}");
+    assert!(sink_a.received().is_empty() && default.received().is_empty());
+
+    // Mailbox a: a's server.
+    let r = collabctl_json(
+        env,
+        &[
+            "outreach",
+            "send",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "ana",
+            "--subject",
+            "From a",
+            "--body-file",
+            body,
+            "--mailbox",
+            "a",
+        ],
+    );
+    let mid_a = r["message_id"].as_str().unwrap().to_owned();
+    assert!(
+        eventually(Duration::from_secs(10), || async { sink_a.received().contains(&mid_a) }).await,
+        "a's SMTP server got: {}",
+        sink_a.received()
+    );
+    assert!(sink_a.received().contains("a-team@brand.example"));
+    assert!(!sink_b.received().contains(&mid_a) && default.received().is_empty());
+
+    // No mailbox: [smtp], mailbox unknown.
+    let (ok, out, err) = send(None, "Default");
+    assert!(ok, "{err}");
+    assert!(out.contains("from: Brand Partnerships"), "{out}");
+    assert!(eventually(Duration::from_secs(10), || async { !default.received().is_empty() }).await);
+    assert!(default.received().contains(BRAND));
+
+    let rows: Vec<(String, Option<String>, String)> =
+        sqlx::query_as("SELECT subject, mailbox, status FROM outreach_messages ORDER BY id")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("From b".to_owned(), Some("b".to_owned()), "sent".to_owned()),
+            ("From a".to_owned(), Some("a".to_owned()), "sent".to_owned()),
+            ("Default".to_owned(), None, "sent".to_owned()),
+        ]
+    );
+
+    // An unknown mailbox is a clear error, and nothing is recorded or sent.
+    let (ok, _, err) = send(Some("nope"), "x");
+    assert!(!ok && err.contains("not_found") && err.contains("\"nope\""), "{err}");
+    assert_eq!(s.db.rows("outreach_messages").await, 3);
+}
+
+#[tokio::test]
+async fn a_mailbox_without_its_own_smtp_sends_through_the_default() {
+    let (default, sink_b) = (SmtpSink::start(), SmtpSink::start());
+    let s = two_mailboxes(&default, &[("b", &sink_b)]).await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    add_creator(env, "ana");
+    let body = env.path("body.txt");
+    std::fs::write(&body, "Hi\n").unwrap();
+    let r = collabctl_json(
+        env,
+        &[
+            "outreach",
+            "send",
+            "--campaign",
+            "Winter Glow",
+            "--creator",
+            "ana",
+            "--subject",
+            "Hi",
+            "--body-file",
+            body.to_str().unwrap(),
+            "--mailbox",
+            "a",
+        ],
+    );
+    let mid = r["message_id"].as_str().unwrap().to_owned();
+    assert!(
+        eventually(Duration::from_secs(10), || async { default.received().contains(&mid) }).await,
+        "{}",
+        s.daemon.logs()
+    );
+    assert!(sink_b.received().is_empty());
+    let mailbox: Option<String> =
+        sqlx::query_scalar("SELECT mailbox FROM outreach_messages WHERE message_id = $1")
+            .bind(&mid)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(mailbox.as_deref(), Some("a"));
+}
+
+#[tokio::test]
+async fn outreach_import_takes_an_optional_mailbox_column_all_or_nothing() {
+    let default = SmtpSink::start();
+    let s = two_mailboxes(&default, &[]).await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    add_creator(env, "ana");
+    add_creator(env, "ben");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("outreach.csv");
+    let header = "message_id,campaign,platform,handle,to,subject,sent_at,mailbox\n";
+    let rows = [
+        "<o-1@crm.example>,Winter Glow,tiktok,ana,ana@creators.example,Hi,2026-11-15,a",
+        "<o-2@crm.example>,Winter Glow,tiktok,ben,ben@creators.example,Hi,2026-11-15,b",
+        "<o-3@crm.example>,Winter Glow,tiktok,ben,ben@creators.example,Hi,2026-11-15,",
+    ];
+    let bad = "<o-4@crm.example>,Winter Glow,tiktok,ana,ana@creators.example,Hi,2026-11-15,zz";
+    std::fs::write(&file, format!("{header}{}\n{bad}\n{}\n{}\n", rows[0], rows[1], rows[2]))
+        .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, r, _) = import(env, &["outreach", "import", path]);
+    assert_eq!((code, invalid_lines(&r)), (Some(1), vec![3]), "{r}");
+    assert_eq!(r["invalid"][0]["field"], "mailbox", "{r}");
+    assert_eq!(s.db.rows("outreach_messages").await, 0, "all or nothing");
+
+    std::fs::write(&file, format!("{header}{}\n", rows.join("\n"))).unwrap();
+    let (code, r, _) = import(env, &["outreach", "import", path]);
+    assert_eq!((code, r["recorded"].as_u64()), (Some(0), Some(3)), "{r}");
+    let got: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT message_id, mailbox FROM outreach_messages ORDER BY message_id")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            ("o-1@crm.example".to_owned(), Some("a".to_owned())),
+            ("o-2@crm.example".to_owned(), Some("b".to_owned())),
+            ("o-3@crm.example".to_owned(), None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_reply_by_sender_address_prefers_the_outreach_of_its_own_mailbox() {
+    let default = SmtpSink::start();
+    let s = two_mailboxes(&default, &[]).await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    collabctl_json(env, &["campaign", "create", "Spring Dew"]);
+    add_creator(env, "ana");
+    add_creator(env, "ben");
+    // Ana: b's outreach is older than a's; Ben: only a's.
+    record(env, "o-ana-b@crm.example", "Spring Dew", "ana", "b", "2026-11-10T10:00:00Z");
+    record(env, "o-ana-a@crm.example", "Winter Glow", "ana", "a", "2026-11-20T10:00:00Z");
+    record(env, "o-ben-a@crm.example", "Winter Glow", "ben", "a", "2026-11-20T10:00:00Z");
+
+    // No thread headers: only the sender's address can match them, both arriving in b.
+    let ana = reply("ana@creators.example", "r-ana@mail.example", None, &[], "Yes please!");
+    let ben = reply("ben@creators.example", "r-ben@mail.example", None, &[], "Count me in!");
+    s.imap.append_all("B", &[ana, ben]).await;
+
+    let (kind, rule, outreach) = decided(&s, "r-ana@mail.example").await;
+    assert_eq!(
+        (kind.as_str(), rule.as_deref(), outreach.as_deref()),
+        ("reply", Some("sender_address"), Some("o-ana-b@crm.example")),
+        "b's own outreach wins though a's is newer"
+    );
+    let (kind, rule, outreach) = decided(&s, "r-ben@mail.example").await;
+    assert_eq!(
+        (kind.as_str(), rule.as_deref(), outreach.as_deref()),
+        ("reply", Some("sender_address_other_mailbox"), Some("o-ben-a@crm.example")),
+        "with none of b's own, a's matches under its own rule"
+    );
+    let campaigns: Vec<String> = sqlx::query_scalar(
+        "SELECT k.name FROM collaborations c JOIN campaigns k ON k.id = c.campaign_id
+         JOIN creators p ON p.id = c.creator_id ORDER BY p.handle",
+    )
+    .fetch_all(&s.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(campaigns, ["Spring Dew", "Winter Glow"]);
+}
+
+#[tokio::test]
+async fn a_campaign_bound_to_a_mailbox_is_never_matched_by_mail_in_another() {
+    let default = SmtpSink::start();
+    let s = two_mailboxes(&default, &[]).await;
+    let env = &s.env;
+    let c = collabctl_json(env, &["campaign", "create", "Bound", "--mailbox", "a"]);
+    assert_eq!(c["mailboxes"], json!(["a"]), "{c}");
+    let (ok, out, _) = collabctl(env, &["campaign", "list"]);
+    assert!(
+        ok && out.contains("MAILBOXES")
+            && out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "Bound", "a"]),
+        "{out}"
+    );
+    let (ok, _, err) = collabctl(env, &["campaign", "create", "Nowhere", "--mailbox", "zz"]);
+    assert!(!ok && err.contains("mailboxes[0]"), "{err}");
+    add_creator(env, "ana");
+    add_creator(env, "ben");
+    record(env, "o-ana@crm.example", "Bound", "ana", "a", "2026-11-20T10:00:00Z");
+    record(env, "o-ben@crm.example", "Bound", "ben", "a", "2026-11-20T10:00:00Z");
+    // Recording the bound campaign's outreach as sent from b is refused.
+    let (ok, _, err) = collabctl(
+        env,
+        &[
+            "outreach",
+            "record",
+            "--message-id",
+            "o-x@crm.example",
+            "--campaign",
+            "Bound",
+            "--creator",
+            "tiktok:ana",
+            "--to",
+            "ana@creators.example",
+            "--mailbox",
+            "b",
+        ],
+    );
+    assert!(!ok && err.contains("bound"), "{err}");
+
+    // Into b: even In-Reply-To (and the sender's address) of a bound outreach match
+    // nothing there.
+    let in_b = reply(
+        "ana@creators.example",
+        "r-ana-b@mail.example",
+        Some("o-ana@crm.example"),
+        &["o-ana@crm.example"],
+        "Yes!",
+    );
+    let by_sender_b = reply("ben@creators.example", "r-ben-b@mail.example", None, &[], "Yes!");
+    s.imap.append_all("B", &[in_b, by_sender_b]).await;
+    for mid in ["r-ana-b@mail.example", "r-ben-b@mail.example"] {
+        let (kind, rule, outreach) = decided(&s, mid).await;
+        assert_eq!((kind.as_str(), rule, outreach), ("unmatched", None, None), "{mid}");
+    }
+    // Into a, the same reply matches.
+    let in_a = reply(
+        "ana@creators.example",
+        "r-ana-a@mail.example",
+        Some("o-ana@crm.example"),
+        &["o-ana@crm.example"],
+        "Yes!",
+    );
+    s.imap.append(in_a).await;
+    let (kind, rule, outreach) = decided(&s, "r-ana-a@mail.example").await;
+    assert_eq!(
+        (kind.as_str(), rule.as_deref(), outreach.as_deref()),
+        ("reply", Some("in_reply_to"), Some("o-ana@crm.example"))
+    );
+    // A rematch keeps the bound campaign out of b's mail too.
+    let r = collabctl_json(env, &["inbox", "rematch"]);
+    assert_eq!(r["matched"], 0, "{r}");
+}
+
+#[tokio::test]
+async fn a_database_mailbox_added_at_run_time_sends_as_itself() {
+    let (default, sink_c) = (SmtpSink::start(), SmtpSink::start());
+    let s = two_mailboxes(&default, &[]).await;
+    let env = &s.env;
+    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    add_creator(env, "ana");
+    let smtp = env.path("c-smtp.toml");
+    std::fs::write(
+        &smtp,
+        format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Team c <c-team@brand.example>\"\n",
+            sink_c.port
+        ),
+    )
+    .unwrap();
+    let (port, pass) = (s.imap.port.to_string(), env.path("imap.pass").display().to_string());
+    let mut add = vec![
+        "mailbox",
+        "add",
+        "c",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tls",
+        "none",
+        "--username",
+        BRAND,
+        "--password-file",
+        &pass,
+    ];
+    // A bad SMTP table is refused naming its key, as the file's are.
+    let bad = env.path("bad-smtp.toml");
+    std::fs::write(&bad, "host = \"127.0.0.1\"\nfrom = \"not an address\"\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    let (ok, _, err) = collabctl(env, &[&add[..], &["--smtp", bad]].concat());
+    assert!(!ok && err.contains("smtp.from"), "{err}");
+    add.extend(["--smtp", smtp.to_str().unwrap()]);
+    let entry = collabctl_json(env, &add);
+    assert_eq!(entry["settings"]["smtp"]["from"], "Team c <c-team@brand.example>", "{entry}");
+
+    let body = env.path("body.txt");
+    std::fs::write(&body, "Hi\n").unwrap();
+    let send = [
+        "outreach",
+        "send",
+        "--campaign",
+        "Winter Glow",
+        "--creator",
+        "ana",
+        "--subject",
+        "Hi",
+        "--body-file",
+        body.to_str().unwrap(),
+        "--mailbox",
+        "c",
+    ];
+    // The daemon applies the new mailbox within a second or so.
+    assert!(
+        eventually(Duration::from_secs(10), || async { collabctl(env, &send).0 }).await,
+        "{}",
+        s.daemon.logs()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            sink_c.received().contains("c-team@brand.example")
+        })
+        .await,
+        "c's SMTP server got: {}",
+        sink_c.received()
+    );
+    assert!(default.received().is_empty());
+}

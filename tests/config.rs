@@ -191,3 +191,80 @@ fn oauth_keys_are_checked_and_wrong_combinations_name_the_key() {
     let (ok, err) = check(&write(&dir, &smtp));
     assert!(!ok && err.contains("smtp.auth"), "{err}");
 }
+
+/// Three mailboxes, the third (`mailboxes[2]`) with its own `[mailboxes.smtp]` table.
+fn mailbox_smtp(dir: &tempfile::TempDir, smtp: &str, secrets: &str) -> String {
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "ab".repeat(32)).unwrap();
+    let secrets = secrets.replace("KEY", &key.display().to_string());
+    let entry = |name: &str| {
+        format!(
+            "[[mailboxes]]\nname = \"{name}\"\nhost = \"h\"\nusername = \"{name}@brand.example\"\npassword_file = \"{}\"\n",
+            pw.display()
+        )
+    };
+    format!(
+        "{secrets}\n{BASE}[smtp]\nhost = \"smtp.brand.example\"\nfrom = \"partners@brand.example\"\n\n{}{}{}[mailboxes.smtp]\n{smtp}\n",
+        entry("a"),
+        entry("b"),
+        entry("c"),
+    )
+}
+
+#[test]
+fn a_mailbox_smtp_table_is_checked_like_smtp_and_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw").display().to_string();
+    let good = format!(
+        "host = \"smtp.c.example\"\nport = 2525\ntls = \"none\"\nusername = \"c@brand.example\"\npassword_file = \"{pw}\"\nfrom = \"C Team <c@brand.example>\"\nreply_to = \"c@brand.example\""
+    );
+    let (ok, err) = check(&write(&dir, &mailbox_smtp(&dir, &good, "")));
+    assert!(ok, "{err}");
+    let s = collabd::config::Settings::load(&write(&dir, &mailbox_smtp(&dir, &good, ""))).unwrap();
+    let own = s.mailboxes[2].smtp.as_ref().expect("mailboxes[2].smtp");
+    assert_eq!((own.host.as_str(), own.effective_port()), ("smtp.c.example", 2525));
+    assert!(s.mailboxes[0].smtp.is_none() && s.mailboxes[1].smtp.is_none());
+
+    let google = "[mailboxes.smtp.oauth2]\nprovider = \"google\"\nclient_id = \"id\"";
+    let secrets = "[secrets]\nkey_file = \"KEY\"";
+    let oauth = format!(
+        "host = \"h\"\nfrom = \"c@brand.example\"\nusername = \"c@brand.example\"\nauth = \"xoauth2\"\n{google}"
+    );
+    let (ok, err) = check(&write(&dir, &mailbox_smtp(&dir, &oauth, secrets)));
+    assert!(ok, "{err}");
+
+    for (smtp, secrets, key) in [
+        (good.replace("C Team <c@brand.example>", "not an address"), "", "mailboxes[2].smtp.from"),
+        (
+            good.replace("reply_to = \"c@brand.example\"", "reply_to = \"nope\""),
+            "",
+            "mailboxes[2].smtp.reply_to",
+        ),
+        (good.replace(&pw, "/nonexistent/pw"), "", "mailboxes[2].smtp.password_file"),
+        (
+            good.replace("password_file", "password_env = \"HOME\"\npassword_file"),
+            "",
+            "mailboxes[2].smtp.password_file",
+        ),
+        (good.replace("from = \"C Team <c@brand.example>\"\n", ""), "", "from"),
+        (good.replace("\"smtp.c.example\"", "\"\""), "", "mailboxes[2].smtp.host"),
+        (format!("{good}\ntimeout = \"0s\""), "", "mailboxes[2].smtp.timeout"),
+        (good.replace("port = 2525", "colour = \"blue\""), "", "colour"),
+        (oauth.clone(), "", "secrets.key_file"),
+        (oauth.replace(google, ""), secrets, "mailboxes[2].smtp.oauth2"),
+        (oauth.replace("xoauth2", "oauthbearer"), secrets, "mailboxes[2].smtp.auth"),
+        (
+            oauth.replace("username = \"c@brand.example\"\n", ""),
+            secrets,
+            "mailboxes[2].smtp.username",
+        ),
+        (format!("{good}\n{google}"), "", "mailboxes[2].smtp.oauth2"),
+        (oauth.replace("\"google\"", "\"custom\""), secrets, "mailboxes[2].smtp.oauth2.token_url"),
+    ] {
+        let (ok, err) = check(&write(&dir, &mailbox_smtp(&dir, &smtp, secrets)));
+        assert!(!ok && err.contains(key), "{smtp:?}: want {key}, got {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}

@@ -1,6 +1,6 @@
 //! What each admin method does. Parameters are typed; a bad one is reported with its name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -12,7 +12,7 @@ use crate::collab::{CollabStatus, Terms};
 use crate::config::{ConfigError, MailboxSettings};
 use crate::imap::{MailboxHealth, Registry};
 use crate::mail::normalize_address;
-use crate::smtp::{Mailer, OutreachError};
+use crate::smtp::{OutreachError, PickError, SharedMailers};
 use crate::store::campaigns::Campaign;
 use crate::store::collabs::{CollabError, CollabFilter};
 use crate::store::creators::{Creator, NewCreator};
@@ -28,7 +28,9 @@ pub const WATCH_UNMATCHED: &str = "collabd_unmatched";
 pub struct AdminContext {
     pub store: Store,
     pub mailboxes: Registry,
-    pub mailer: Option<Mailer>,
+    /// The SMTP identities: `[smtp]` and each running mailbox's own, kept current by the
+    /// daemon.
+    pub mailers: SharedMailers,
     /// OAuth2 logins, for `mailbox.authorize`.
     pub logins: std::sync::Arc<crate::oauth::Logins>,
     /// The config file as loaded (kept current on reload): a database mailbox may not
@@ -317,7 +319,7 @@ impl AdminContext {
         if let Some((i, _)) = self.file_mailbox(&mb.name) {
             return Err(name_clash(&mb.name, i));
         }
-        if mb.auth.is_oauth()
+        if mb.uses_oauth()
             && self.file_config.read().expect("file config lock").secrets.key_file.is_none()
         {
             return Err(invalid(
@@ -384,9 +386,31 @@ impl AdminContext {
         if name.is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
-        self.store.create_campaign(name).await.map_err(internal)?.ok_or_else(|| {
+        let known = self.known_mailboxes().await?;
+        for (i, m) in p.mailboxes.iter().enumerate() {
+            if !known.contains(m) {
+                return Err(ErrorBody::field(
+                    ErrorCode::NotFound,
+                    format!("mailboxes[{i}]"),
+                    format!("no mailbox {m:?} (see `collabctl mailbox list`)"),
+                ));
+            }
+        }
+        self.store.create_campaign(name, &p.mailboxes).await.map_err(internal)?.ok_or_else(|| {
             ErrorBody::field(ErrorCode::Conflict, "name", format!("campaign {name:?} exists"))
         })
+    }
+
+    /// The names of every mailbox, the file's and the database's (paused ones too).
+    async fn known_mailboxes(&self) -> Result<HashSet<String>, ErrorBody> {
+        let mut names: HashSet<String> = {
+            let file = self.file_config.read().expect("file config lock");
+            file.mailboxes.iter().map(|m| m.name.clone()).collect()
+        };
+        names.extend(
+            self.store.stored_mailboxes().await.map_err(internal)?.into_iter().map(|r| r.name),
+        );
+        Ok(names)
     }
 
     /// After a change that adds creators or outreach: unmatched messages they now explain
@@ -418,12 +442,14 @@ impl AdminContext {
     ) -> Result<(String, std::sync::Arc<crate::oauth::TokenSource>), ErrorBody> {
         let key = match (&p.mailbox, p.smtp) {
             (Some(name), false) => crate::oauth::Logins::mailbox_key(name),
+            // A mailbox's own SMTP login (`[mailboxes.smtp]`).
+            (Some(name), true) => crate::oauth::Logins::mailbox_smtp_key(name),
             (None, true) => crate::oauth::Logins::SMTP_KEY.to_owned(),
-            _ => {
+            (None, false) => {
                 return Err(ErrorBody::field(
                     ErrorCode::InvalidParams,
                     "mailbox",
-                    "name a mailbox, or set smtp, not both",
+                    "name a mailbox, set smtp, or both (a mailbox's own SMTP login)",
                 ));
             }
         };
@@ -644,10 +670,14 @@ impl AdminContext {
             rows.iter().map(|r| r.as_ref().map_or("", |r| r.creator.as_str())).collect();
         let creator_ids = self.store.creator_ids(&keys).await.map_err(internal)?;
         let mut campaigns = HashMap::new();
+        let known = match rows.iter().any(|r| r.as_ref().is_ok_and(|r| r.mailbox.is_some())) {
+            true => self.known_mailboxes().await?,
+            false => HashSet::new(),
+        };
         let mut checked = Vec::with_capacity(rows.len());
         for (row, creator_id) in rows.into_iter().zip(creator_ids) {
             checked.push(match row {
-                Ok(r) => self.outreach_row(&r, creator_id, &mut campaigns).await,
+                Ok(r) => self.outreach_row(&r, creator_id, &mut campaigns, &known).await,
                 Err(e) => Err(e),
             });
         }
@@ -658,7 +688,8 @@ impl AdminContext {
         &self,
         r: &OutreachFields,
         creator_id: Option<i64>,
-        campaigns: &mut HashMap<String, i64>,
+        campaigns: &mut HashMap<String, Campaign>,
+        known_mailboxes: &HashSet<String>,
     ) -> Result<NewOutreach, ErrorBody> {
         let message_id = crate::mail::normalize_message_id(&r.message_id).ok_or_else(|| {
             ErrorBody::field(
@@ -675,24 +706,31 @@ impl AdminContext {
             )
         })?;
         let creator_id = creator_id.ok_or_else(|| not_found("creator", &r.creator))?;
-        let campaign_id = match campaigns.get(&r.campaign) {
-            Some(id) => *id,
+        let campaign = match campaigns.get(&r.campaign) {
+            Some(c) => c,
             None => {
-                let id = self.campaign(&r.campaign).await?.id;
-                campaigns.insert(r.campaign.clone(), id);
-                id
+                let c = self.campaign(&r.campaign).await?;
+                campaigns.entry(r.campaign.clone()).or_insert(c)
             }
         };
+        let mailbox = r.mailbox.as_deref().map(str::trim).filter(|m| !m.is_empty());
+        if let Some(m) = mailbox {
+            if !known_mailboxes.contains(m) {
+                return Err(not_found("mailbox", m));
+            }
+            check_binding(campaign, m)?;
+        }
         Ok(NewOutreach {
             message_id,
             creator_id,
-            campaign_id,
+            campaign_id: campaign.id,
             to_address: to,
             subject: r.subject.clone(),
             sent_at: r.sent_at,
             status: "sent",
             reply_token: None,
             body: None,
+            mailbox: mailbox.map(str::to_owned),
         })
     }
 
@@ -719,11 +757,26 @@ impl AdminContext {
     }
 
     async fn outreach_send(&self, p: OutreachSend, actor: &str) -> Result<SendResult, ErrorBody> {
-        let mailer = self.mailer.as_ref().ok_or_else(|| {
-            ErrorBody::new(ErrorCode::NotConfigured, "no [smtp] section in the configuration")
-        })?;
+        // Cloned out of the lock: it is not held while the message goes out.
+        let mailer =
+            self.mailers.read().expect("mailers lock").pick(p.mailbox.as_deref()).map_err(|e| {
+                match e {
+                    PickError::NotConfigured(_) => {
+                        ErrorBody::new(ErrorCode::NotConfigured, e.to_string())
+                    }
+                    PickError::UnknownMailbox(_) => {
+                        ErrorBody::field(ErrorCode::NotFound, "mailbox", e.to_string())
+                    }
+                    PickError::Broken(..) => {
+                        ErrorBody::field(ErrorCode::Smtp, "mailbox", e.to_string())
+                    }
+                }
+            })?;
         let creator = self.creator(&p.creator).await?;
         let campaign = self.campaign(&p.campaign).await?;
+        if let Some(m) = &p.mailbox {
+            check_binding(&campaign, m)?;
+        }
         if self.store.is_unsubscribed(creator.id, campaign.id).await.map_err(internal)? {
             return Err(ErrorBody::field(
                 ErrorCode::Unsubscribed,
@@ -751,6 +804,8 @@ impl AdminContext {
                 message_id: draft.message_id,
                 to: to.address.clone(),
                 reply_to: draft.reply_to,
+                from: mailer.from(),
+                mailbox: p.mailbox,
                 status: None,
             });
         }
@@ -764,18 +819,22 @@ impl AdminContext {
             status: "queued",
             reply_token: Some(draft.token.clone()),
             body: Some(p.body.clone()),
+            mailbox: p.mailbox.clone(),
         };
         // Recorded before sending, so a reply can never arrive for an unknown Message-ID.
         self.store.record_outreach(&[row]).await.map_err(internal)?;
         let sent = mailer.send(draft.message).await;
         self.store.finish_send(&draft.message_id, sent.is_ok()).await.map_err(internal)?;
         sent.map_err(outreach_error)?;
-        info!(actor, message_id = %draft.message_id, to = %to.address, "outreach sent");
+        info!(actor, message_id = %draft.message_id, to = %to.address,
+            mailbox = p.mailbox.as_deref().unwrap_or("-"), "outreach sent");
         Ok(SendResult {
             dry_run: false,
             message_id: draft.message_id,
             to: to.address.clone(),
             reply_to: draft.reply_to,
+            from: mailer.from(),
+            mailbox: p.mailbox,
             status: Some("sent".to_owned()),
             message: None,
         })
@@ -823,6 +882,22 @@ impl AdminContext {
         self.store.transition(id, to, actor, reason).await.map_err(collab_error)?;
         self.collab_show(id).await
     }
+}
+
+/// Outreach of a campaign bound to mailboxes must come from one of them: replies arriving
+/// in any other mailbox could never match it.
+fn check_binding(campaign: &Campaign, mailbox: &str) -> Result<(), ErrorBody> {
+    if campaign.mailboxes.is_empty() || campaign.mailboxes.iter().any(|m| m == mailbox) {
+        return Ok(());
+    }
+    Err(invalid(
+        "mailbox",
+        format!(
+            "campaign {:?} is bound to mailbox(es) {}: replies in {mailbox:?} would never match it",
+            campaign.name,
+            campaign.mailboxes.join(", ")
+        ),
+    ))
 }
 
 /// The refusal of a database mailbox whose name the file uses: names both.

@@ -254,6 +254,10 @@ pub struct CampaignList {}
 #[serde(deny_unknown_fields)]
 pub struct CampaignCreate {
     pub name: String,
+    /// Bind the campaign to these mailboxes: replies arriving elsewhere never match it.
+    /// Empty: unbound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mailboxes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -404,6 +408,9 @@ pub struct OutreachFields {
     #[serde(default)]
     pub subject: String,
     pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The mailbox it was sent from (a running mailbox's name); absent: unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -415,6 +422,10 @@ pub struct OutreachSend {
     pub body: String,
     #[serde(default)]
     pub dry_run: bool,
+    /// Send as this mailbox: through its `[mailboxes.smtp]` (the default `[smtp]` when it
+    /// has none), recorded on the outreach. Absent: the default, mailbox unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -726,6 +737,12 @@ pub struct SendResult {
     pub message_id: String,
     pub to: String,
     pub reply_to: Option<String>,
+    /// The From address it was sent as.
+    #[serde(default)]
+    pub from: String,
+    /// The mailbox it was sent as (`mailbox` of the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

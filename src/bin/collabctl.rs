@@ -69,8 +69,9 @@ enum MailboxCmd {
         /// The mailbox's name in the configuration.
         #[arg(required_unless_present = "smtp")]
         name: Option<String>,
-        /// Authorize the [smtp] login instead of a mailbox.
-        #[arg(long, conflicts_with = "name")]
+        /// Authorize the [smtp] login instead of a mailbox; with a name, that mailbox's
+        /// own SMTP login (`[mailboxes.smtp]`).
+        #[arg(long)]
         smtp: bool,
         /// `auto` (device where the provider offers it), `device` or `code`.
         #[arg(long, value_enum, default_value = "auto")]
@@ -131,6 +132,29 @@ struct MailboxAddArgs {
     /// Use IMAP IDLE (default true).
     #[arg(long)]
     idle: Option<bool>,
+    /// TOML or JSON file with the mailbox's own SMTP identity: the keys of `[smtp]`
+    /// (host, port, tls, username, password_file, from, reply_to, …). Without it the
+    /// mailbox sends through `[smtp]`.
+    #[arg(long)]
+    smtp: Option<PathBuf>,
+}
+
+/// A TOML or JSON file holding a table (`[oauth2]`, `[smtp]`) or just its keys.
+fn read_table(file: &std::path::Path, name: &str) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let table: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(_) => {
+            let toml = config::File::from_str(&text, config::FileFormat::Toml);
+            config::Config::builder()
+                .add_source(toml)
+                .build()
+                .and_then(|c| c.try_deserialize::<Value>())
+                .with_context(|| format!("{}: neither JSON nor TOML", file.display()))?
+        }
+    };
+    Ok(table.get(name).cloned().unwrap_or(table))
 }
 
 impl MailboxAddArgs {
@@ -157,22 +181,10 @@ impl MailboxAddArgs {
         let auth = self.auth.clone().or_else(|| self.oauth2.as_ref().map(|_| "xoauth2".into()));
         set("auth", auth.map(Value::from));
         if let Some(file) = &self.oauth2 {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let table: Value = match serde_json::from_str(&text) {
-                Ok(v) => v,
-                Err(_) => {
-                    let toml = config::File::from_str(&text, config::FileFormat::Toml);
-                    config::Config::builder()
-                        .add_source(toml)
-                        .build()
-                        .and_then(|c| c.try_deserialize::<Value>())
-                        .with_context(|| format!("{}: neither JSON nor TOML", file.display()))?
-                }
-            };
-            // A whole `[oauth2]` table or just its keys.
-            let table = table.get("oauth2").cloned().unwrap_or(table);
-            set("oauth2", Some(table));
+            set("oauth2", Some(read_table(file, "oauth2")?));
+        }
+        if let Some(file) = &self.smtp {
+            set("smtp", Some(read_table(file, "smtp")?));
         }
         serde_json::from_value(v).context("invalid mailbox")
     }
@@ -182,6 +194,10 @@ impl MailboxAddArgs {
 enum CampaignCmd {
     Create {
         name: String,
+        /// Bind the campaign to this mailbox (repeatable): replies arriving in any other
+        /// mailbox never match it. Without it the campaign matches in every mailbox.
+        #[arg(long = "mailbox")]
+        mailboxes: Vec<String>,
     },
     List,
     /// Archive by name or id.
@@ -240,16 +256,25 @@ enum OutreachCmd {
         /// RFC 3339 time, e.g. 2026-11-20T10:00:00Z.
         #[arg(long)]
         sent_at: Option<String>,
+        /// The mailbox it was sent from (unknown when not given).
+        #[arg(long)]
+        mailbox: Option<String>,
     },
     /// CSV with columns message_id,campaign,platform,handle,to,subject,sent_at (RFC 3339,
-    /// RFC 2822 or YYYY-MM-DD HH:MM[:SS] UTC). All or nothing (see --skip-invalid).
+    /// RFC 2822 or YYYY-MM-DD HH:MM[:SS] UTC)[,mailbox] (the mailbox it was sent from;
+    /// empty: unknown). All or nothing (see --skip-invalid).
     Import {
         file: PathBuf,
         #[command(flatten)]
         opts: ImportOptions,
     },
-    /// Send outreach through the configured SMTP server.
+    /// Send outreach through the configured SMTP server: [smtp], or with --mailbox that
+    /// mailbox's own SMTP identity.
     Send {
+        /// Send as this mailbox (its [mailboxes.smtp], else [smtp]); recorded with the
+        /// outreach so replies arriving there prefer it.
+        #[arg(long)]
+        mailbox: Option<String>,
         #[arg(long)]
         campaign: String,
         #[arg(long)]
@@ -565,8 +590,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Status => show(cli, c, StatusParams {}, render_status),
         Command::Campaign(cmd) => match cmd {
-            CampaignCmd::Create { name } => {
-                show(cli, c, CampaignCreate { name: name.clone() }, |x| render_campaigns(slice(x)))
+            CampaignCmd::Create { name, mailboxes } => {
+                let params = CampaignCreate { name: name.clone(), mailboxes: mailboxes.clone() };
+                show(cli, c, params, |x| render_campaigns(slice(x)))
             }
             CampaignCmd::List => show(cli, c, CampaignList {}, |x| render_campaigns(x)),
             CampaignCmd::Archive { campaign } => {
@@ -613,7 +639,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         },
         Command::Outreach(cmd) => match cmd {
-            OutreachCmd::Record { message_id, campaign, creator, to, subject, sent_at } => {
+            OutreachCmd::Record {
+                message_id,
+                campaign,
+                creator,
+                to,
+                subject,
+                sent_at,
+                mailbox,
+            } => {
                 let sent_at = sent_at
                     .as_deref()
                     .map(|s| {
@@ -628,6 +662,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     to: to.clone(),
                     subject: subject.clone(),
                     sent_at,
+                    mailbox: mailbox.clone(),
                 };
                 show(cli, c, fields, |r| {
                     format!("recorded: {}\nskipped: {}\n", r.recorded, r.skipped)
@@ -640,7 +675,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     Ok(ChunkReport { counts, invalid: r.invalid })
                 })
             }
-            OutreachCmd::Send { campaign, creator, subject, body_file, dry_run } => {
+            OutreachCmd::Send { mailbox, campaign, creator, subject, body_file, dry_run } => {
                 let body = std::fs::read_to_string(body_file)
                     .with_context(|| format!("cannot read {}", body_file.display()))?;
                 let params = OutreachSend {
@@ -649,6 +684,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     subject: subject.clone(),
                     body,
                     dry_run: *dry_run,
+                    mailbox: mailbox.clone(),
                 };
                 show(cli, c, params, render_send)
             }
@@ -1004,8 +1040,12 @@ fn render_mailbox(m: &MailboxEntry) -> String {
 
 fn render_campaigns(rows: &[Campaign]) -> String {
     table(
-        &["ID", "NAME", "ARCHIVED"],
-        rows.iter().map(|r| vec![r.id.to_string(), r.name.clone(), opt(&r.archived_at)]),
+        &["ID", "NAME", "MAILBOXES", "ARCHIVED"],
+        rows.iter().map(|r| {
+            let mailboxes =
+                if r.mailboxes.is_empty() { "(any)".to_owned() } else { r.mailboxes.join(", ") };
+            vec![r.id.to_string(), r.name.clone(), mailboxes, opt(&r.archived_at)]
+        }),
     )
 }
 
@@ -1095,6 +1135,12 @@ fn render_invalid(invalid: &[InvalidRow]) -> String {
 fn render_send(r: &SendResult) -> String {
     let mut out =
         format!("message_id: {}\nto: {}\nreply_to: {}\n", r.message_id, r.to, opt(&r.reply_to));
+    if !r.from.is_empty() {
+        out += &format!("from: {}\n", r.from);
+    }
+    if let Some(mailbox) = &r.mailbox {
+        out += &format!("mailbox: {mailbox}\n");
+    }
     if let Some(status) = &r.status {
         out += &format!("status: {status}\n");
     }

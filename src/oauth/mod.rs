@@ -67,7 +67,8 @@ struct Cached {
 
 /// Access tokens for one login.
 pub struct TokenSource {
-    /// The key the refresh token is stored under: `mailbox:<name>` or `smtp`.
+    /// The key the refresh token is stored under: `mailbox:<name>`, `smtp` or
+    /// `smtp:<mailbox>`.
     name: String,
     /// How the operator names it: the mailbox name, or `--smtp`.
     label: String,
@@ -350,6 +351,11 @@ impl Logins {
     /// The storage key of the SMTP login.
     pub const SMTP_KEY: &'static str = "smtp";
 
+    /// The storage key of a mailbox's own SMTP login (`[mailboxes.smtp]`).
+    pub fn mailbox_smtp_key(name: &str) -> String {
+        format!("smtp:{name}")
+    }
+
     /// The source of `key`, if that login uses OAuth2.
     pub fn get(&self, key: &str) -> Option<Arc<TokenSource>> {
         self.sources.read().expect("logins lock").get(key).cloned()
@@ -424,6 +430,13 @@ impl Logins {
             if let Some(o) = mb.oauth2.as_ref().filter(|_| mb.auth.is_oauth()) {
                 let name = Logins::mailbox_key(&mb.name);
                 add(name, &mb.name, format!("mailboxes[{i}].oauth2"), o, OAuthPurpose::Imap)?;
+            }
+            if let Some(s) = mb.smtp.as_ref().filter(|s| s.auth.is_oauth())
+                && let Some(o) = &s.oauth2
+            {
+                let name = Logins::mailbox_smtp_key(&mb.name);
+                let label = format!("{} --smtp", mb.name);
+                add(name, &label, format!("mailboxes[{i}].smtp.oauth2"), o, OAuthPurpose::Smtp)?;
             }
         }
         if let Some(s) = settings.smtp.as_ref().filter(|s| s.auth.is_oauth())

@@ -12,27 +12,52 @@ pub struct Campaign {
     pub name: String,
     pub archived_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The mailboxes the campaign is bound to: replies arriving in any other mailbox never
+    /// match its outreach. Empty: unbound, replies match in every mailbox.
+    #[serde(default)]
+    pub mailboxes: Vec<String>,
 }
 
 impl Store {
-    /// Creates a campaign; `None` when the name (case-insensitively) exists.
-    pub async fn create_campaign(&self, name: &str) -> Result<Option<Campaign>, StoreError> {
+    /// Creates a campaign bound to `mailboxes` (none: unbound), in one transaction; `None`
+    /// when the name (case-insensitively) exists.
+    pub async fn create_campaign(
+        &self,
+        name: &str,
+        mailboxes: &[String],
+    ) -> Result<Option<Campaign>, StoreError> {
+        let mut tx = self.begin().await?;
         let row = sqlx::query_as!(
             Campaign,
             r#"INSERT INTO campaigns (name) VALUES ($1) ON CONFLICT DO NOTHING
-               RETURNING id, name, archived_at, created_at"#,
+               RETURNING id, name, archived_at, created_at, '{}'::text[] AS "mailboxes!""#,
             name
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row)
+        let Some(mut campaign) = row else { return Ok(None) };
+        campaign.mailboxes = sqlx::query_scalar!(
+            r#"INSERT INTO campaign_mailboxes (campaign_id, mailbox)
+               SELECT $1, m FROM unnest($2::text[]) AS m ON CONFLICT DO NOTHING
+               RETURNING mailbox"#,
+            campaign.id,
+            mailboxes
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        campaign.mailboxes.sort();
+        tx.commit().await?;
+        Ok(Some(campaign))
     }
 
     /// Every campaign, newest first.
     pub async fn list_campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
         let rows = sqlx::query_as!(
             Campaign,
-            "SELECT id, name, archived_at, created_at FROM campaigns ORDER BY id DESC"
+            r#"SELECT id, name, archived_at, created_at,
+                      array(SELECT b.mailbox FROM campaign_mailboxes b
+                            WHERE b.campaign_id = c.id ORDER BY b.mailbox) AS "mailboxes!"
+               FROM campaigns c ORDER BY id DESC"#
         )
         .fetch_all(self.pool())
         .await?;
@@ -44,7 +69,10 @@ impl Store {
         let id: Option<i64> = key.parse().ok();
         let row = sqlx::query_as!(
             Campaign,
-            r#"SELECT id, name, archived_at, created_at FROM campaigns
+            r#"SELECT id, name, archived_at, created_at,
+                      array(SELECT b.mailbox FROM campaign_mailboxes b
+                            WHERE b.campaign_id = c.id ORDER BY b.mailbox) AS "mailboxes!"
+               FROM campaigns c
                WHERE id = $1 OR lower(name) = lower($2)
                ORDER BY (id = $1) DESC LIMIT 1"#,
             id,
@@ -59,8 +87,10 @@ impl Store {
     pub async fn archive_campaign(&self, id: i64) -> Result<Option<Campaign>, StoreError> {
         let row = sqlx::query_as!(
             Campaign,
-            r#"UPDATE campaigns SET archived_at = coalesce(archived_at, now()) WHERE id = $1
-               RETURNING id, name, archived_at, created_at"#,
+            r#"UPDATE campaigns c SET archived_at = coalesce(archived_at, now()) WHERE id = $1
+               RETURNING id, name, archived_at, created_at,
+                         array(SELECT b.mailbox FROM campaign_mailboxes b
+                               WHERE b.campaign_id = c.id ORDER BY b.mailbox) AS "mailboxes!""#,
             id
         )
         .fetch_optional(self.pool())

@@ -9,13 +9,26 @@ pub struct OutreachRef {
     pub message_id: String,
     pub creator_id: i64,
     pub campaign_id: i64,
+    /// The mailboxes its campaign is bound to (`campaign_mailboxes`); empty when unbound.
+    pub bound_to: Vec<String>,
+}
+
+impl OutreachRef {
+    /// Whether a message that arrived in `mailbox` may match this outreach: a campaign
+    /// bound to mailboxes is never matched by mail arriving in another one.
+    pub fn allowed_in(&self, mailbox: &str) -> bool {
+        self.bound_to.is_empty() || self.bound_to.iter().any(|m| m == mailbox)
+    }
 }
 
 /// The outreach sent with this plus-address reply token.
 pub async fn by_token(tx: &mut Tx, token: &str) -> Result<Option<OutreachRef>, StoreError> {
     let row = sqlx::query_as!(
         OutreachRef,
-        "SELECT id, message_id, creator_id, campaign_id FROM outreach_messages WHERE reply_token = $1",
+        r#"SELECT id, message_id, creator_id, campaign_id,
+                  array(SELECT b.mailbox FROM campaign_mailboxes b
+                        WHERE b.campaign_id = o.campaign_id ORDER BY b.mailbox) AS "bound_to!"
+           FROM outreach_messages o WHERE reply_token = $1"#,
         token
     )
     .fetch_optional(&mut **tx)
@@ -23,26 +36,54 @@ pub async fn by_token(tx: &mut Tx, token: &str) -> Result<Option<OutreachRef>, S
     Ok(row)
 }
 
-/// The creator's most recent outreach whose status is one of `statuses`: `sent` or
+/// A creator's outreach picked by sender address, and whether it is the arrival
+/// mailbox's own (sent from it, or from an unknown mailbox) rather than another's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderCandidate {
+    pub outreach: OutreachRef,
+    pub own_mailbox: bool,
+}
+
+/// The creator's most recent outreach whose status is one of `statuses` (`sent` or
 /// `replied` for the one still open, `bounced` for a human message from a pool address
-/// when none is open (the message proves the address works).
+/// when none is open), for a message that arrived in `mailbox`: the mailbox's own outreach
+/// (its `mailbox`, or NULL: unknown) first, another mailbox's only when it has none.
+/// Outreach of campaigns bound to other mailboxes is never a candidate.
 pub async fn latest_for_creator(
     tx: &mut Tx,
     creator_id: i64,
     statuses: &[&str],
-) -> Result<Option<OutreachRef>, StoreError> {
-    let row = sqlx::query_as!(
-        OutreachRef,
-        r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
-           WHERE creator_id = $1 AND status = ANY($2)
-           ORDER BY sent_at DESC, id DESC
+    mailbox: &str,
+) -> Result<Option<SenderCandidate>, StoreError> {
+    let row = sqlx::query!(
+        r#"SELECT o.id, o.message_id, o.creator_id, o.campaign_id,
+                  array(SELECT b.mailbox FROM campaign_mailboxes b
+                        WHERE b.campaign_id = o.campaign_id ORDER BY b.mailbox) AS "bound_to!",
+                  (o.mailbox IS NULL OR o.mailbox = $3) AS "own_mailbox!"
+           FROM outreach_messages o
+           WHERE o.creator_id = $1 AND o.status = ANY($2)
+             AND (NOT EXISTS (SELECT 1 FROM campaign_mailboxes b
+                              WHERE b.campaign_id = o.campaign_id)
+                  OR EXISTS (SELECT 1 FROM campaign_mailboxes b
+                             WHERE b.campaign_id = o.campaign_id AND b.mailbox = $3))
+           ORDER BY (o.mailbox IS NULL OR o.mailbox = $3) DESC, o.sent_at DESC, o.id DESC
            LIMIT 1"#,
         creator_id,
-        statuses as &[&str]
+        statuses as &[&str],
+        mailbox
     )
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row)
+    Ok(row.map(|r| SenderCandidate {
+        outreach: OutreachRef {
+            id: r.id,
+            message_id: r.message_id,
+            creator_id: r.creator_id,
+            campaign_id: r.campaign_id,
+            bound_to: r.bound_to,
+        },
+        own_mailbox: r.own_mailbox,
+    }))
 }
 
 /// Marks bounced outreach `replied`: a human answer came from the address after all.
@@ -61,18 +102,28 @@ pub async fn revive_bounced(tx: &mut Tx, ids: &[i64]) -> Result<Vec<i64>, StoreE
 }
 
 /// The most recent outreach sent to an address (normalised), for bounces that quote only
-/// the failed recipient.
+/// the failed recipient; outreach of campaigns bound to mailboxes other than `mailbox`
+/// (where the bounce arrived) is left out.
 pub async fn latest_to_address(
     tx: &mut Tx,
     address: &str,
+    mailbox: &str,
 ) -> Result<Option<OutreachRef>, StoreError> {
     let row = sqlx::query_as!(
         OutreachRef,
-        r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
+        r#"SELECT id, message_id, creator_id, campaign_id,
+                  array(SELECT b.mailbox FROM campaign_mailboxes b
+                        WHERE b.campaign_id = o.campaign_id ORDER BY b.mailbox) AS "bound_to!"
+           FROM outreach_messages o
            WHERE lower(to_address) = $1
+             AND (NOT EXISTS (SELECT 1 FROM campaign_mailboxes b
+                              WHERE b.campaign_id = o.campaign_id)
+                  OR EXISTS (SELECT 1 FROM campaign_mailboxes b
+                             WHERE b.campaign_id = o.campaign_id AND b.mailbox = $2))
            ORDER BY sent_at DESC, id DESC
            LIMIT 1"#,
-        address
+        address,
+        mailbox
     )
     .fetch_optional(&mut **tx)
     .await?;
@@ -91,6 +142,8 @@ pub struct NewOutreach {
     pub status: &'static str,
     pub reply_token: Option<String>,
     pub body: Option<String>,
+    /// The mailbox it was sent from; `None`: unknown.
+    pub mailbox: Option<String>,
 }
 
 impl super::Store {
@@ -100,13 +153,14 @@ impl super::Store {
         let column = |f: fn(&NewOutreach) -> &str| rows.iter().map(f).collect::<Vec<_>>();
         let done = sqlx::query!(
             r#"INSERT INTO outreach_messages (message_id, creator_id, campaign_id, to_address,
-                 subject, sent_at, status, reply_token, body)
+                 subject, sent_at, status, reply_token, body, mailbox)
                SELECT mid, creator, campaign, rcpt, subject, coalesce(sent, now()), status,
-                      token, body
+                      token, body, mailbox
                FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-                           $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+                           $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[])
                     WITH ORDINALITY
-                    AS u(mid, creator, campaign, rcpt, subject, sent, status, token, body, n)
+                    AS u(mid, creator, campaign, rcpt, subject, sent, status, token, body,
+                         mailbox, n)
                ORDER BY n
                ON CONFLICT (message_id) DO NOTHING"#,
             &column(|r| &r.message_id) as &[&str],
@@ -119,6 +173,7 @@ impl super::Store {
             &column(|r| r.status) as &[&str],
             &rows.iter().map(|r| r.reply_token.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
             &rows.iter().map(|r| r.body.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
+            &rows.iter().map(|r| r.mailbox.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
         )
         .execute(self.pool())
         .await?;
@@ -167,7 +222,10 @@ pub async fn by_message_ids(
     }
     let rows = sqlx::query_as!(
         OutreachRef,
-        r#"SELECT id, message_id, creator_id, campaign_id FROM outreach_messages
+        r#"SELECT id, message_id, creator_id, campaign_id,
+                  array(SELECT b.mailbox FROM campaign_mailboxes b
+                        WHERE b.campaign_id = o.campaign_id ORDER BY b.mailbox) AS "bound_to!"
+           FROM outreach_messages o
            WHERE message_id = ANY($1)"#,
         ids
     )
