@@ -20,7 +20,7 @@ use crate::admin::{AdminContext, AdminServer, FileConfig, ServerError};
 use crate::cluster::{self, Membership};
 use crate::config::{MailboxSettings, Settings};
 use crate::imap::{MailboxHealth, MailboxWorker, Registry};
-use crate::ingest::Ingestor;
+use crate::ingest::{Ingestor, SharedRules};
 use crate::mail::ClassifyRules;
 use crate::oauth::Logins;
 use crate::smtp::{Mailers, OutreachError, SharedMailers};
@@ -92,7 +92,7 @@ pub struct Daemon {
     /// One copy of the brand's own addresses (every mailbox's username), shared by every
     /// worker's Ingestor: a copy per worker made memory grow with the square of the number
     /// of mailboxes (issue #15).
-    rules: Arc<ClassifyRules>,
+    rules: SharedRules,
     workers: HashMap<String, Running>,
     /// This instance among the others sharing the database: which mailboxes it may work.
     membership: Arc<Membership>,
@@ -157,7 +157,7 @@ impl Daemon {
         };
         let admin = AdminServer::bind(&settings.admin, ctx).await?;
         let admin = tokio::spawn(admin.serve(shutdown.child_token()));
-        let rules = Arc::new(ClassifyRules { own_addresses: settings.own_addresses() });
+        let rules = SharedRules::from(ClassifyRules { own_addresses: settings.own_addresses() });
         let mut daemon = Daemon {
             config_path,
             file_count: file.mailboxes.len(),
@@ -413,8 +413,10 @@ impl Daemon {
             notify(&[NotifyState::Ready, NotifyState::Status(&format!("reload failed: {e}"))]);
             return false;
         }
-        let rules_changed = new.own_addresses() != self.settings.own_addresses()
-            || new.ingest.batch_size != self.settings.ingest.batch_size
+        // New own addresses reach running workers through the shared rules; the ingest
+        // limits are a worker's own fields and need a restart.
+        let addresses_changed = new.own_addresses() != self.settings.own_addresses();
+        let limits_changed = new.ingest.batch_size != self.settings.ingest.batch_size
             || new.ingest.max_message_size != self.settings.ingest.max_message_size;
         let old_names: Vec<String> = self.workers.keys().cloned().collect();
         let mut to_stop = Vec::new();
@@ -423,7 +425,7 @@ impl Daemon {
                 let r = &self.workers[&name];
                 let failing = r.health.lock().expect("health lock").last_error.is_some()
                     && !r.health.lock().expect("health lock").connected;
-                *m == r.settings && !rules_changed && !failing
+                *m == r.settings && !limits_changed && !failing
             });
             if !keep {
                 to_stop.push(self.workers.remove(&name).expect("listed"));
@@ -434,8 +436,8 @@ impl Daemon {
         self.settings = new;
         self.file_count = file_count;
         Mailers::update(&self.mailers, &self.settings.mailboxes, &self.logins);
-        if rules_changed {
-            self.rules = Arc::new(ClassifyRules { own_addresses: self.settings.own_addresses() });
+        if addresses_changed {
+            self.rules.replace(ClassifyRules { own_addresses: self.settings.own_addresses() });
         }
         let before: Vec<String> = self.workers.keys().cloned().collect();
         // Starts the workers of the leases held, claims new mailboxes, releases removed ones.

@@ -48,11 +48,35 @@ pub struct BatchReport {
     pub last_uid: u32,
 }
 
+/// The classification rules every worker reads. One copy for all workers (a copy each
+/// made memory grow with the square of the number of mailboxes), replaced in place when
+/// the brand's own addresses change, so adding a mailbox restarts no other worker.
+#[derive(Clone, Debug, Default)]
+pub struct SharedRules(Arc<std::sync::RwLock<Arc<ClassifyRules>>>);
+
+impl SharedRules {
+    /// The rules as they are now.
+    pub fn current(&self) -> Arc<ClassifyRules> {
+        self.0.read().expect("rules lock").clone()
+    }
+
+    /// Replaces the rules for every worker's next batch.
+    pub fn replace(&self, rules: ClassifyRules) {
+        *self.0.write().expect("rules lock") = Arc::new(rules);
+    }
+}
+
+impl From<ClassifyRules> for SharedRules {
+    fn from(rules: ClassifyRules) -> Self {
+        SharedRules(Arc::new(std::sync::RwLock::new(Arc::new(rules))))
+    }
+}
+
 /// Parses, classifies, matches and stores messages.
 #[derive(Clone, Debug)]
 pub struct Ingestor {
     store: Store,
-    rules: Arc<ClassifyRules>,
+    rules: SharedRules,
 }
 
 #[derive(Debug)]
@@ -74,9 +98,9 @@ impl PreparedBatch {
 }
 
 impl Ingestor {
-    /// `rules` carry the brand's own addresses.
-    /// Workers share one `Arc` of them (they hold every mailbox's address).
-    pub fn new(store: Store, rules: impl Into<Arc<ClassifyRules>>) -> Self {
+    /// `rules` carry the brand's own addresses (every mailbox's): the daemon's workers
+    /// share one [`SharedRules`].
+    pub fn new(store: Store, rules: impl Into<SharedRules>) -> Self {
         Ingestor { store, rules: rules.into() }
     }
 
@@ -91,7 +115,8 @@ impl Ingestor {
         // A UID the server repeated in one response is one message.
         batch.sort_by_key(|f| f.uid);
         batch.dedup_by_key(|f| f.uid);
-        PreparedBatch(batch.into_iter().map(|f| prepare(f, &self.rules)).collect())
+        let rules = self.rules.current();
+        PreparedBatch(batch.into_iter().map(|f| prepare(f, &rules)).collect())
     }
 
     /// Stores a batch and advances the sync state to its last UID, all in one
