@@ -1,7 +1,7 @@
 //! Checks the real-mail corpus without a database: for every file in
 //! `tests/fixtures/corpus/*/expected.csv`, the kind parse + classify give, the bounce
 //! severity (hard/soft) and the reply text.
-//! Matching needs the database and is checked by `tests/fixtures.rs`.
+//! Matching needs the database and is checked by `tests/it/fixtures.rs`.
 //! `cargo run --example corpus_check [-- FOLDER...]`; prints each mismatch and the figures.
 
 use std::collections::BTreeMap;

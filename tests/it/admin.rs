@@ -1,13 +1,11 @@
 //! The admin socket and collabctl, against the real daemon, Postgres, Dovecot and SMTP.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::{Value, json};
 
 struct Setup {

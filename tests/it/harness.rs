@@ -1,6 +1,5 @@
 //! Shared test harness: a fresh Postgres database per test, a private Dovecot per test on
 //! a free port, and the real `collabd` binary run as a child process.
-#![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +16,14 @@ pub const BRAND: &str = "partners@brand.example";
 pub const PASSWORD: &str = "s3cret-pass";
 
 /// The admin URL of the test cluster (`scripts/test` starts one and exports it).
+/// Held by the tests that load the machine most (several daemons, dozens of sessions) and
+/// by those that measure a latency: no two of them run at once, whatever the test threads.
+/// Before the tests were one crate, each file was its own binary and such tests never met.
+pub async fn one_heavy_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
 pub fn admin_url() -> String {
     std::env::var("COLLABD_TEST_PG").or_else(|_| std::env::var("DATABASE_URL")).expect(
         "COLLABD_TEST_PG (or DATABASE_URL) must point at a Postgres superuser; run ./scripts/test",
@@ -927,7 +934,8 @@ pub fn base64(data: &[u8]) -> String {
 pub struct OAuthServer {
     pub port: u16,
     child: Child,
-    dir: tempfile::TempDir,
+    /// Holds the server's log (`oauth.log`) for as long as it runs.
+    _dir: tempfile::TempDir,
 }
 
 impl OAuthServer {
@@ -945,17 +953,12 @@ impl OAuthServer {
             ]),
             &dir.path().join("oauth.log"),
         );
-        OAuthServer { port, child, dir }
+        OAuthServer { port, child, _dir: dir }
     }
 
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// The server's request log (paths and statuses, no tokens).
-    pub fn logs(&self) -> String {
-        read(&self.dir.path().join("oauth.log"))
     }
 
     pub fn request(
@@ -1002,14 +1005,6 @@ impl OAuthServer {
     pub fn grant(&self, user: &str) -> String {
         let v = self.control("grant", serde_json::json!({ "username": user }));
         v["refresh_token"].as_str().unwrap().to_owned()
-    }
-
-    /// A new grant for `user` with a refresh token the test chose.
-    pub fn grant_with(&self, user: &str, refresh_token: &str) {
-        self.control(
-            "grant",
-            serde_json::json!({ "username": user, "refresh_token": refresh_token }),
-        );
     }
 
     /// Redeems a refresh token; the token answer, which must be a success.

@@ -1,10 +1,8 @@
 //! Ingestion end to end: real Dovecot, real Postgres, the real daemon binary.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use nix::sys::signal::Signal;
 use sqlx::Row;
 
@@ -480,6 +478,7 @@ async fn a_burst_of_two_mails_leaves_neither_waiting_for_the_poll() {
     const ROUNDS: usize = 20;
     // 2 s for collabd, plus Dovecot's own 0.5 s before it tells an IDLE client.
     const LIMIT: Duration = Duration::from_millis(2500);
+    let _alone = one_heavy_test_at_a_time().await;
     let (db, seed, imap) = seeded_mailbox(2).await;
     let env = DaemonEnv::new(&db.url);
     let mut mb = env.mailbox("brand", imap.port);

@@ -1,9 +1,7 @@
 //! Store rules subtle enough to pin down below the admin API.
 
-mod common;
-
+use crate::harness::*;
 use collabd::store::creators::NewCreator;
-use common::*;
 
 fn creator(platform: &str, handle: &str, email: &str) -> NewCreator {
     NewCreator {

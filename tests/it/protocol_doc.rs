@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use collabd::admin::protocol::{Call, ErrorCode};
 use serde_json::json;
 
-const DOC: &str = include_str!("../docs/admin-protocol.md");
+const DOC: &str = include_str!("../../docs/admin-protocol.md");
 
 /// The names serde knows for an enum, from its "unknown variant" error.
 fn variants(err: impl std::fmt::Display) -> BTreeSet<String> {

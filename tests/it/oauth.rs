@@ -3,13 +3,11 @@
 //! XOAUTH2: login with both mechanisms, refresh mid-session, rotation across a restart,
 //! revocation in status, and both authorization flows of `collabctl mailbox authorize`.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -1,11 +1,9 @@
 //! sd_notify: READY, STATUS, WATCHDOG and STOPPING reach the socket systemd would own.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn ready_status_watchdog_and_stopping_arrive_in_order() {

@@ -2,16 +2,14 @@
 //! collaboration and outreach status in `expected.csv`. Each fixture is ingested on its own
 //! fresh copy of a seeded database; then the whole set goes through Dovecot and the daemon.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::harness::*;
 use collabd::ingest::{Fetched, Ingestor, Source};
 use collabd::mail::ClassifyRules;
 use collabd::store::Store;
-use common::*;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 

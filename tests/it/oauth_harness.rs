@@ -1,11 +1,9 @@
 //! The OAuth2 test harness works end to end: the fake token server's grants and flows,
 //! Dovecot checking bearer tokens against it, and the SMTP sink taking XOAUTH2.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::Digest;

@@ -1,11 +1,9 @@
 //! Mailboxes managed at run time (`collabctl mailbox …`), against the real daemon,
 //! Postgres and Dovecot: added, paused, resumed and removed without a restart.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::Value;
 
 fn status_names(env: &DaemonEnv) -> Vec<(String, bool)> {

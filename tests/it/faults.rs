@@ -1,11 +1,9 @@
 //! Survival of every fault: outages, kills, silent servers, bad passwords, hostile mail,
 //! reloads. Each ends by checking the exact expected rows, with no duplicates.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use nix::sys::signal::Signal;
 
 const WAIT: Duration = Duration::from_secs(60);

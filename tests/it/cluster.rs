@@ -3,12 +3,10 @@
 //! when it returns. Real daemons, Postgres and Dovecot; every claim about who held what is
 //! checked from the lease events the instances log.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use rand::Rng;
 
 /// A short lease keeps the test quick: takeover in about ttl + ttl/5.
@@ -67,6 +65,7 @@ async fn until(limit: Duration, logs: &[&DaemonProc], what: &str, check: impl Fn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_split_the_mailboxes_and_take_over_each_others() {
+    let _alone = one_heavy_test_at_a_time().await;
     let (db, seed, imap) = seeded_mailbox_with(12, MANY_SESSIONS).await;
     let names: Vec<String> = (0..6).map(|i| format!("box{i}")).collect();
     for n in &names {
@@ -179,6 +178,7 @@ async fn three_instances_lose_and_duplicate_nothing_while_being_killed() {
     const FILE_MAILBOXES: usize = 60;
     const CREATORS: usize = 300;
     const WAVES: usize = 30;
+    let _alone = one_heavy_test_at_a_time().await;
     let (db, seed, imap) = seeded_mailbox_with(CREATORS, MANY_SESSIONS).await;
     let names: Vec<String> = (0..FILE_MAILBOXES).map(|i| format!("box{i:02}")).collect();
     for n in names.iter().chain([&"dbx".to_owned(), &"dby".to_owned()]) {
