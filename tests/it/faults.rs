@@ -74,7 +74,8 @@ async fn postgres_restarted_mid_batch() {
     wait_for_rows(&db, "inbound_messages", 1000, Duration::from_secs(120), &daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exact(&db, 1000, 100).await;
-    assert!(daemon.logs().contains("mailbox session failed"), "the outage was noticed");
+    let logs = daemon.logs();
+    assert!(logs.contains("mailbox session failed"), "the outage was not noticed:\n{logs}");
 }
 
 #[tokio::test]

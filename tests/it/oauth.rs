@@ -292,3 +292,61 @@ async fn outreach_is_sent_over_smtp_with_xoauth2() {
     assert!(log.contains(&format!("XOAUTH2 user={BRAND} accepted")), "{log}");
     assert!(smtp.received().contains("Subject: Winter Glow x you"));
 }
+
+/// A mailbox added at run time with `--oauth2` logs in with XOAUTH2 like a file mailbox:
+/// the oauth2 table travels in the database row, the client secret and refresh token stay
+/// in files the daemon reads.
+#[tokio::test]
+async fn a_database_mailbox_logs_in_with_oauth2() {
+    let oauth = OAuthServer::start();
+    let (db, seed, _) = seeded_mailbox(1).await;
+    let imap = Dovecot::start_oauth(&oauth);
+    let refresh = oauth.grant(BRAND);
+    let env = DaemonEnv::new(&db.url);
+    std::fs::write(env.path("key"), "5a".repeat(32)).unwrap();
+    std::fs::write(env.path("client.secret"), OAUTH_CLIENT_SECRET).unwrap();
+    std::fs::write(env.path("refresh.token"), format!("{refresh}\n")).unwrap();
+    let table = format!(
+        "[oauth2]\nprovider = \"custom\"\ntoken_url = \"{}\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
+         client_secret_file = \"{}\"\nrefresh_token_file = \"{}\"\n",
+        oauth.url("/token"),
+        env.path("client.secret").display(),
+        env.path("refresh.token").display(),
+    );
+    std::fs::write(env.path("oauth2.toml"), table).unwrap();
+    env.write_config(&[], &format!("[secrets]\nkey_file = \"{}\"\n", env.path("key").display()));
+    let daemon = env.spawn();
+    wait_for_socket(&env, &daemon).await;
+    let port = imap.port.to_string();
+    let table = env.path("oauth2.toml").display().to_string();
+    let (ok, _, err) = collabctl(
+        &env,
+        &[
+            "mailbox",
+            "add",
+            "brand",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--tls",
+            "none",
+            "--username",
+            BRAND,
+            "--oauth2",
+            &table,
+            "--poll-interval",
+            "1s",
+        ],
+    );
+    assert!(ok, "{err}");
+    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
+    let status = status_of(&env);
+    assert_eq!(status["connected"], true, "{status}");
+    assert_eq!(status["name"], "brand", "{status}");
+    let row = collabctl_json(&env, &["mailbox", "show", "brand"]);
+    assert_eq!(row["settings"]["auth"], "xoauth2", "{row}");
+    assert!(!row.to_string().contains(&refresh), "the refresh token is in the row: {row}");
+    assert!(!daemon.logs().contains(&refresh), "the refresh token is in the log");
+}
