@@ -1,22 +1,27 @@
 //! Several instances sharing one database, one owner per mailbox. Postgres is the only
-//! coordinator: each instance has a row in `instances` with a heartbeat, and works a
-//! mailbox only while it holds an unexpired row in `mailbox_leases`.
+//! coordinator: each instance has a row in `instances` whose heartbeat sets its expiry,
+//! and works a mailbox only while a row in `mailbox_leases` names it and it has not
+//! expired.
 //!
 //! **Why a mailbox is never worked by two instances at once:**
-//! 1. A lease is taken only when there is none or it has expired, and expiry is judged by
-//!    the database's clock in the statement that takes it (`Store::claim_leases`); the
-//!    primary key makes two takers of one row serialize, so one wins.
-//! 2. The holder renews every lease each heartbeat (a fifth of `lease_ttl`). A renewal
-//!    sent at local time `t` extends the lease to at least `t + ttl` (the database's
-//!    `now()` is later than `t`), so the holder trusts its leases until
-//!    `t + ttl − margin` only. When that passes without a newer renewal (the database is
+//! 1. A lease is taken only when there is none or its holder expired, and expiry is
+//!    judged by the database's clock in the statements that take it
+//!    (`Store::claim_leases`); the primary key makes two takers of one row serialize, so
+//!    one wins.
+//! 2. The holder renews its instance row each heartbeat (a fifth of `lease_ttl`), which
+//!    renews every lease it holds. A renewal sent at local time `t` sets the expiry to at
+//!    least `t + ttl` (the database's `now()` is later than `t`), so the holder trusts its
+//!    leases until `t + ttl − margin` only. When that passes without a newer renewal (the database is
 //!    unreachable, or too slow), the keeper aborts every worker at once: they are gone
 //!    before the lease could expire and be taken.
 //! 3. A worker is started only for a lease held and trusted, and stopped before its lease
 //!    is released (rebalancing, removal, a clean stop).
 //! 4. Belt and braces: every ingest commit checks its lease inside its own transaction,
-//!    FOR SHARE, so even a worker that outlived its lease cannot commit, and a takeover
-//!    waits for a commit in flight (`store::cluster::holds_lease`).
+//!    FOR SHARE of the lease row, so even a worker that outlived its lease cannot commit,
+//!    and a takeover (which deletes that row) waits for a commit in flight
+//!    (`store::cluster::holds_lease`). The heartbeat writes only the instance's row, so it
+//!    never waits for a commit: renewals that updated the lease rows themselves queued
+//!    behind every slow commit, and the keeper fenced a healthy instance.
 //!
 //! Spreading: each heartbeat, the daemon counts the live instances and holds
 //! ⌈mailboxes ÷ live⌉ at most: it releases what is over that share (stopping the workers
@@ -124,7 +129,8 @@ impl Membership {
             info!(instances = ?dead, "forgot dead instances of this machine and their leases");
         }
         store.forget_silent_instances(FORGET_AFTER.as_secs_f64()).await?;
-        store.register_instance(&id, &host, pid, &boot_id).await?;
+        let sent = Instant::now();
+        store.register_instance(&id, &host, pid, &boot_id, ttl.as_secs_f64()).await?;
         info!(event = "instance_joined", instance = %id, lease_ttl = ?ttl, "instance registered");
         Ok(Arc::new(Membership {
             store,
@@ -135,7 +141,7 @@ impl Membership {
             ttl,
             state: Mutex::new(State {
                 held: BTreeSet::new(),
-                valid_until: Instant::now(),
+                valid_until: sent + ttl - ttl / 5,
                 workers: HashMap::new(),
             }),
             ops: tokio::sync::Mutex::new(()),
@@ -197,17 +203,13 @@ impl Membership {
             return Ok(Vec::new());
         }
         let _op = self.ops.lock().await;
-        let sent = Instant::now();
-        let taken = self.store.claim_leases(&self.id, mailboxes, self.ttl_secs()).await?;
+        let taken = self.store.claim_leases(&self.id, mailboxes).await?;
         let mut s = self.state.lock().expect("lease state");
         for m in &taken {
             s.held.insert(m.clone());
             info!(event = "lease_acquired", instance = %self.id, mailbox = %m, "mailbox lease acquired");
         }
-        // Fresh leases are good for a whole ttl; the older ones keep their own deadline.
-        if s.held.len() == taken.len() {
-            s.valid_until = sent + self.ttl - self.margin();
-        }
+        // A lease lives as long as the instance's heartbeat: `valid_until` stays.
         Ok(taken)
     }
 
@@ -280,7 +282,10 @@ impl Membership {
                 // Forgotten as dead (its heartbeat stopped for long): hold nothing, rejoin.
                 self.distrust("this instance was forgotten by the others");
                 self.state.lock().expect("lease state").held.clear();
-                self.store.register_instance(&self.id, &self.host, self.pid, &self.boot_id).await?;
+                let ttl = self.ttl_secs();
+                self.store
+                    .register_instance(&self.id, &self.host, self.pid, &self.boot_id, ttl)
+                    .await?;
                 warn!(instance = %self.id, "registered again");
                 return Ok(());
             }

@@ -248,10 +248,9 @@ impl Daemon {
     /// Releases over the share and claims up to it; bounded by one heartbeat per step.
     async fn balance(&mut self) -> Result<(), BalanceError> {
         let every = self.membership.heartbeat();
-        let ttl = self.settings.cluster.lease_ttl.as_secs_f64();
         let (live, leases) = tokio::time::timeout(every, async {
             Ok::<_, StoreError>((
-                self.store.live_instances(ttl).await?,
+                self.store.live_instances().await?,
                 self.store.live_leases().await?,
             ))
         })

@@ -19,11 +19,12 @@ pub struct InstanceRow {
     pub mailboxes: i64,
 }
 
-/// One lease that has not expired.
+/// One lease whose holder has not expired.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaseRow {
     pub mailbox: String,
     pub instance_id: String,
+    /// The holder's expiry, which is the lease's.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -35,14 +36,18 @@ impl Store {
         host: &str,
         pid: i32,
         boot_id: &str,
+        ttl_secs: f64,
     ) -> Result<(), StoreError> {
         sqlx::query!(
-            r#"INSERT INTO instances (id, host, pid, boot_id) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()"#,
+            r#"INSERT INTO instances (id, host, pid, boot_id, expires_at)
+               VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+               ON CONFLICT (id) DO UPDATE
+                   SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at"#,
             id,
             host,
             pid,
-            boot_id
+            boot_id,
+            ttl_secs
         )
         .execute(self.pool())
         .await?;
@@ -85,81 +90,87 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The heartbeat: marks the instance alive and extends every lease it still holds to
-    /// `ttl_secs` from now. `None` when the instance's row is gone (forgotten as dead):
-    /// it holds nothing and must register again.
+    /// The heartbeat: the instance, and with it every lease it holds, lives `ttl_secs`
+    /// from now. Only the instance's own row is written, so a renewal never waits for the
+    /// lease rows ingest commits hold FOR SHARE. Returns the leases it holds; `None` when
+    /// the row is gone (forgotten as dead): it holds nothing and must register again.
     pub async fn heartbeat(
         &self,
         id: &str,
         ttl_secs: f64,
     ) -> Result<Option<Vec<String>>, StoreError> {
-        let mut tx = self.begin().await?;
-        let beat = sqlx::query!("UPDATE instances SET heartbeat_at = now() WHERE id = $1", id)
-            .execute(&mut *tx)
-            .await?;
-        if beat.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let held = sqlx::query_scalar!(
-            r#"UPDATE mailbox_leases SET expires_at = now() + make_interval(secs => $2)
-               WHERE instance_id = $1 RETURNING mailbox"#,
+        let beat = sqlx::query!(
+            r#"UPDATE instances
+               SET heartbeat_at = now(), expires_at = now() + make_interval(secs => $2)
+               WHERE id = $1"#,
             id,
             ttl_secs
         )
-        .fetch_all(&mut *tx)
+        .execute(self.pool())
         .await?;
-        tx.commit().await?;
+        if beat.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let held = sqlx::query_scalar!(
+            "SELECT mailbox FROM mailbox_leases WHERE instance_id = $1 ORDER BY mailbox",
+            id
+        )
+        .fetch_all(self.pool())
+        .await?;
         Ok(Some(held))
     }
 
-    /// How many instances beat within the last `ttl_secs`.
-    pub async fn live_instances(&self, ttl_secs: f64) -> Result<i64, StoreError> {
+    /// How many instances have not expired.
+    pub async fn live_instances(&self) -> Result<i64, StoreError> {
         let n = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM instances
-               WHERE heartbeat_at > now() - make_interval(secs => $1)"#,
-            ttl_secs
+            r#"SELECT count(*) AS "n!" FROM instances WHERE expires_at > now()"#
         )
         .fetch_one(self.pool())
         .await?;
         Ok(n)
     }
 
-    /// Every lease that has not expired.
+    /// Every lease whose holder has not expired.
     pub async fn live_leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
         let rows = sqlx::query_as!(
             LeaseRow,
-            r#"SELECT mailbox, instance_id, expires_at FROM mailbox_leases
-               WHERE expires_at > now() ORDER BY mailbox"#
+            r#"SELECT l.mailbox, l.instance_id, i.expires_at
+               FROM mailbox_leases l JOIN instances i ON i.id = l.instance_id
+               WHERE i.expires_at > now() ORDER BY l.mailbox"#
         )
         .fetch_all(self.pool())
         .await?;
         Ok(rows)
     }
 
-    /// Takes the leases of `mailboxes` that nobody holds or whose lease expired; returns
-    /// the ones taken. Two instances racing for one mailbox: the row lock decides, and the
-    /// loser finds an unexpired lease and takes nothing.
+    /// Takes the leases of `mailboxes` that nobody holds or whose holder expired; returns
+    /// the ones taken. An expired holder's lease is deleted first; that DELETE waits for an
+    /// ingest commit holding the row FOR SHARE. Two instances racing for one mailbox: the
+    /// primary key decides, and the loser's insert does nothing.
     pub async fn claim_leases(
         &self,
         id: &str,
         mailboxes: &[String],
-        ttl_secs: f64,
     ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query!(
+            r#"DELETE FROM mailbox_leases l USING instances i
+               WHERE l.mailbox = ANY($1) AND i.id = l.instance_id AND i.expires_at <= now()"#,
+            mailboxes
+        )
+        .execute(&mut *tx)
+        .await?;
         let taken = sqlx::query_scalar!(
-            r#"INSERT INTO mailbox_leases (mailbox, instance_id, expires_at)
-               SELECT m, $1, now() + make_interval(secs => $3) FROM unnest($2::text[]) AS m
-               ON CONFLICT (mailbox) DO UPDATE
-                   SET instance_id = EXCLUDED.instance_id, acquired_at = now(),
-                       expires_at = EXCLUDED.expires_at
-                   WHERE mailbox_leases.expires_at <= now()
+            r#"INSERT INTO mailbox_leases (mailbox, instance_id)
+               SELECT m, $1 FROM unnest($2::text[]) AS m
+               ON CONFLICT (mailbox) DO NOTHING
                RETURNING mailbox"#,
             id,
-            mailboxes,
-            ttl_secs
+            mailboxes
         )
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(taken)
     }
 
@@ -182,8 +193,9 @@ impl Store {
             r#"SELECT i.id, i.host, i.pid, i.started_at, i.heartbeat_at,
                       (extract(epoch FROM now() - i.heartbeat_at) * 1000)::bigint
                           AS "heartbeat_age_ms!",
-                      (SELECT count(*) FROM mailbox_leases l
-                       WHERE l.instance_id = i.id AND l.expires_at > now()) AS "mailboxes!"
+                      CASE WHEN i.expires_at > now()
+                           THEN (SELECT count(*) FROM mailbox_leases l WHERE l.instance_id = i.id)
+                           ELSE 0 END AS "mailboxes!"
                FROM instances i ORDER BY i.heartbeat_at DESC, i.id"#
         )
         .fetch_all(self.pool())
@@ -193,13 +205,14 @@ impl Store {
 }
 
 /// Whether `instance` holds an unexpired lease on `mailbox`, checked inside an ingest
-/// transaction. The row is locked FOR SHARE, so a takeover (an UPDATE of that row) waits
-/// until this transaction ends: a batch commits only under its holder's lease.
+/// transaction. The lease row is locked FOR SHARE, so a takeover (which deletes it) waits
+/// until this transaction ends: a batch commits only under its holder's lease. The
+/// heartbeat writes the instance's row, not this one, so it never waits for a commit.
 pub async fn holds_lease(tx: &mut Tx, mailbox: &str, instance: &str) -> Result<bool, StoreError> {
     let held = sqlx::query_scalar!(
-        r#"SELECT 1 AS "one!" FROM mailbox_leases
-           WHERE mailbox = $1 AND instance_id = $2 AND expires_at > clock_timestamp()
-           FOR SHARE"#,
+        r#"SELECT 1 AS "one!" FROM mailbox_leases l JOIN instances i ON i.id = l.instance_id
+           WHERE l.mailbox = $1 AND l.instance_id = $2 AND i.expires_at > clock_timestamp()
+           FOR SHARE OF l"#,
         mailbox,
         instance
     )

@@ -168,6 +168,37 @@ async fn two_instances_split_the_mailboxes_and_take_over_each_others() {
     );
 }
 
+/// A commit that waits (here on a lock, in life on a slow disk or a busy table) for
+/// longer than the lease must not cost the lease: the heartbeat renews the instance's row,
+/// which no commit locks. When renewals rewrote the lease rows, they queued behind the
+/// commit's FOR SHARE lock on its lease, and the keeper fenced the healthy instance.
+#[tokio::test]
+async fn a_slow_commit_does_not_lose_the_lease() {
+    let (db, seed, imap) = seeded_mailbox(2).await;
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], &ttl_config());
+    let daemon = env.spawn();
+    wait_for_socket(&env, &daemon).await;
+    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    wait_for_rows(&db, "inbound_messages", 1, Duration::from_secs(10), &daemon).await;
+
+    let lock = hold_inbound(&db).await;
+    imap.append(reply_to_outreach(&seed, 1, 1)).await;
+    wait_until_daemon_blocks(&db, &daemon).await;
+    // Two leases long, with the commit waiting all along.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    drop(lock);
+    wait_for_rows(&db, "inbound_messages", 2, Duration::from_secs(10), &daemon).await;
+    let lost: Vec<LeaseEvent> =
+        lease_events(&daemon.logs()).into_iter().filter(|e| e.kind == "lease_lost").collect();
+    assert!(
+        lost.is_empty(),
+        "the lease was lost during a slow commit: {lost:?}\n{}",
+        daemon.logs()
+    );
+    assert!(!daemon.logs().contains("lease renewal"), "a renewal failed:\n{}", daemon.logs());
+}
+
 /// The fault test of issue #15: three instances, 62 mailboxes (60 from the file, one
 /// added and one removed at run time), 3,000 replies arriving while a random instance is
 /// SIGKILLed every few seconds and restarted after a random pause (sometimes shorter
