@@ -224,30 +224,10 @@ async fn three_instances_lose_and_duplicate_nothing_while_being_killed() {
         wait_for_socket(env, d).await;
     }
     let add = |env: &DaemonEnv, name: &str| {
-        let port = imap.port.to_string();
         let pass = env.path("imap.pass").display().to_string();
-        let (ok, _, err) = collabctl(
-            env,
-            &[
-                "mailbox",
-                "add",
-                name,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--tls",
-                "none",
-                "--username",
-                BRAND,
-                "--password-file",
-                &pass,
-                "--folder",
-                name,
-                "--poll-interval",
-                "2s",
-            ],
-        );
+        let extra = ["--folder", name, "--poll-interval", "2s"];
+        let (ok, _, err) =
+            add_mailbox(env, name, imap.port, BRAND, &["--password-file", &pass], &extra);
         assert!(ok, "{err}");
     };
     add(&envs[0], "dbx");

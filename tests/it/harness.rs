@@ -579,6 +579,26 @@ pub fn collabctl(env: &DaemonEnv, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `collabctl mailbox add NAME` for a server on this machine without TLS, logging in as
+/// `username` with `login` (`["--password-file", F]`, `["--oauth2", F]`, …), then `extra`
+/// (`--folder`, `--poll-interval`, `--json`, …); returns what [`collabctl`] does.
+pub fn add_mailbox(
+    env: &DaemonEnv,
+    name: &str,
+    port: u16,
+    username: &str,
+    login: &[&str],
+    extra: &[&str],
+) -> (bool, String, String) {
+    let port = port.to_string();
+    let mut args =
+        vec!["mailbox", "add", name, "--host", "127.0.0.1", "--port", &port, "--tls", "none"];
+    args.extend(["--username", username]);
+    args.extend(login);
+    args.extend(extra);
+    collabctl(env, &args)
+}
+
 /// `collabctl --json …` that must succeed; returns the parsed result.
 pub fn collabctl_json(env: &DaemonEnv, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--json"];

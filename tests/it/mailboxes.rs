@@ -34,30 +34,10 @@ async fn a_mailbox_added_paused_resumed_and_removed_at_run_time() {
     wait_for_socket(&env, &daemon).await;
     assert!(status_names(&env).is_empty());
 
-    let port = imap.port.to_string();
     let pass = env.path("imap.pass").display().to_string();
+    let login = ["--password-file", pass.as_str()];
     let add = |name: &str| {
-        collabctl(
-            &env,
-            &[
-                "--json",
-                "mailbox",
-                "add",
-                name,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--tls",
-                "none",
-                "--username",
-                BRAND,
-                "--password-file",
-                &pass,
-                "--poll-interval",
-                "500ms",
-            ],
-        )
+        add_mailbox(&env, name, imap.port, BRAND, &login, &["--json", "--poll-interval", "500ms"])
     };
     let (ok, out, err) = add("live");
     assert!(ok, "{err}");
@@ -228,23 +208,13 @@ async fn a_new_mailbox_address_restarts_no_running_worker() {
     until(Duration::from_secs(10), &daemon, "brand never connected", || sessions() == 1).await;
 
     // A second brand address, on a server that refuses it: only its own worker suffers.
-    let (ok, _, err) = collabctl(
+    let (ok, _, err) = add_mailbox(
         &env,
-        &[
-            "mailbox",
-            "add",
-            "press",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &imap.port.to_string(),
-            "--tls",
-            "none",
-            "--username",
-            "press@brand.example",
-            "--password-env",
-            "HOME",
-        ],
+        "press",
+        imap.port,
+        "press@brand.example",
+        &["--password-env", "HOME"],
+        &[],
     );
     assert!(ok, "{err}");
     until(Duration::from_secs(5), &daemon, "press never started", || {

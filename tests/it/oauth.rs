@@ -317,27 +317,14 @@ async fn a_database_mailbox_logs_in_with_oauth2() {
     env.write_config(&[], &format!("[secrets]\nkey_file = \"{}\"\n", env.path("key").display()));
     let daemon = env.spawn();
     wait_for_socket(&env, &daemon).await;
-    let port = imap.port.to_string();
     let table = env.path("oauth2.toml").display().to_string();
-    let (ok, _, err) = collabctl(
+    let (ok, _, err) = add_mailbox(
         &env,
-        &[
-            "mailbox",
-            "add",
-            "brand",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--tls",
-            "none",
-            "--username",
-            BRAND,
-            "--oauth2",
-            &table,
-            "--poll-interval",
-            "1s",
-        ],
+        "brand",
+        imap.port,
+        BRAND,
+        &["--oauth2", &table],
+        &["--poll-interval", "1s"],
     );
     assert!(ok, "{err}");
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
