@@ -447,7 +447,8 @@ impl Daemon {
         true
     }
 
-    /// "2 mailboxes (2 connected), 1240 messages, last message 5 s ago".
+    /// "2 mailboxes (2 connected), 1240 messages, last message 5 s ago"; "20 of 60
+    /// mailboxes here (…)" when other instances work the rest.
     fn status_line(&self) -> String {
         let (mut connected, mut processed, mut last) = (0, 0, None);
         for r in self.workers.values() {
@@ -456,10 +457,15 @@ impl Daemon {
             processed += h.processed;
             last = last.max(h.last_message);
         }
-        let mut line = format!(
-            "{} mailboxes ({connected} connected), {processed} messages",
-            self.workers.len()
-        );
+        // With several instances, this one works only its share of the mailboxes it knows.
+        let (here, known) = (self.workers.len(), self.settings.mailboxes.len());
+        let mut line = if here == known {
+            format!("{here} mailboxes ({connected} connected), {processed} messages")
+        } else {
+            format!(
+                "{here} of {known} mailboxes here ({connected} connected), {processed} messages"
+            )
+        };
         if let Some(at) = last {
             line += &format!(", last message {} s ago", at.elapsed().as_secs());
         }
