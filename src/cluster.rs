@@ -192,11 +192,6 @@ impl Membership {
         }
     }
 
-    /// Forgets a worker that was stopped.
-    pub fn detach(&self, mailbox: &str) {
-        self.state.lock().expect("lease state").workers.remove(mailbox);
-    }
-
     /// Takes the free or expired leases among `mailboxes`; returns the ones taken.
     pub async fn claim(&self, mailboxes: &[String]) -> Result<Vec<String>, StoreError> {
         if mailboxes.is_empty() {
