@@ -134,6 +134,12 @@ impl AdminContext {
                     archived.ok_or_else(|| not_found("campaign", &p.campaign))?,
                 )
             }
+            Call::CampaignBind(p) => {
+                let bound = self.campaign_bind(p).await?;
+                // Unbinding may explain waiting mail; the report is logged.
+                self.rematch_after_change().await;
+                answer::<CampaignBind>(bound)
+            }
             Call::CreatorAdd(p) => {
                 let creator = self.creator_add(p).await?;
                 // The new creator's addresses may explain waiting mail; its report is logged.
@@ -386,19 +392,30 @@ impl AdminContext {
         if name.is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
-        let known = self.known_mailboxes().await?;
-        for (i, m) in p.mailboxes.iter().enumerate() {
-            if !known.contains(m) {
-                return Err(ErrorBody::field(
-                    ErrorCode::NotFound,
-                    format!("mailboxes[{i}]"),
-                    format!("no mailbox {m:?} (see `collabctl mailbox list`)"),
-                ));
-            }
-        }
+        self.check_mailboxes(&p.mailboxes).await?;
         self.store.create_campaign(name, &p.mailboxes).await.map_err(internal)?.ok_or_else(|| {
             ErrorBody::field(ErrorCode::Conflict, "name", format!("campaign {name:?} exists"))
         })
+    }
+
+    async fn campaign_bind(&self, p: CampaignBind) -> Result<Campaign, ErrorBody> {
+        let c = self.campaign(&p.campaign).await?;
+        self.check_mailboxes(&p.mailboxes).await?;
+        let bound = self.store.bind_campaign(c.id, &p.mailboxes).await.map_err(internal)?;
+        bound.ok_or_else(|| not_found("campaign", &p.campaign))
+    }
+
+    /// A binding names only mailboxes that exist (the file's or the database's).
+    async fn check_mailboxes(&self, mailboxes: &[String]) -> Result<(), ErrorBody> {
+        let known = self.known_mailboxes().await?;
+        match mailboxes.iter().enumerate().find(|(_, m)| !known.contains(*m)) {
+            Some((i, m)) => Err(ErrorBody::field(
+                ErrorCode::NotFound,
+                format!("mailboxes[{i}]"),
+                format!("no mailbox {m:?} (see `collabctl mailbox list`)"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The names of every mailbox, the file's and the database's (paused ones too).

@@ -47,6 +47,8 @@ pub enum Call {
     CampaignList(CampaignList),
     #[serde(rename = "campaign.archive")]
     CampaignArchive(CampaignArchive),
+    #[serde(rename = "campaign.bind")]
+    CampaignBind(CampaignBind),
     #[serde(rename = "creator.add")]
     CreatorAdd(CreatorFields),
     #[serde(rename = "creator.list")]
@@ -109,6 +111,7 @@ impl Call {
         match self {
             Call::CampaignCreate(_)
             | Call::CampaignArchive(_)
+            | Call::CampaignBind(_)
             | Call::CreatorAdd(_)
             | Call::CreatorImport(_)
             | Call::OutreachRecord(_)
@@ -211,6 +214,7 @@ calls! {
     CampaignCreate(CampaignCreate) -> Campaign;
     CampaignList(CampaignList) -> Vec<Campaign>;
     CampaignArchive(CampaignArchive) -> Campaign;
+    CampaignBind(CampaignBind) -> Campaign;
     CreatorAdd(CreatorFields) -> Creator;
     CreatorList(CreatorList) -> Listing<Creator>;
     CreatorShow(CreatorShow) -> Creator;
@@ -264,6 +268,15 @@ pub struct CampaignCreate {
 #[serde(deny_unknown_fields)]
 pub struct CampaignArchive {
     pub campaign: String,
+}
+
+/// Replaces a campaign's mailboxes (empty: unbound, it matches in every mailbox).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignBind {
+    pub campaign: String,
+    #[serde(default)]
+    pub mailboxes: Vec<String>,
 }
 
 /// One creator, for `creator.add` and each row of `creator.import`.

@@ -204,6 +204,13 @@ enum CampaignCmd {
     Archive {
         campaign: String,
     },
+    /// Replace the mailboxes a campaign is bound to; with no --mailbox, unbind it (it then
+    /// matches replies in every mailbox).
+    Bind {
+        campaign: String,
+        #[arg(long = "mailbox")]
+        mailboxes: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -599,6 +606,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 show(cli, c, CampaignArchive { campaign: campaign.clone() }, |x| {
                     render_campaigns(slice(x))
                 })
+            }
+            CampaignCmd::Bind { campaign, mailboxes } => {
+                let params =
+                    CampaignBind { campaign: campaign.clone(), mailboxes: mailboxes.clone() };
+                show(cli, c, params, |x| render_campaigns(slice(x)))
             }
         },
         Command::Creator(cmd) => match cmd {

@@ -50,6 +50,30 @@ impl Store {
         Ok(Some(campaign))
     }
 
+    /// Replaces a campaign's binding with `mailboxes` (none: unbound), in one transaction;
+    /// returns the campaign as stored.
+    pub async fn bind_campaign(
+        &self,
+        id: i64,
+        mailboxes: &[String],
+    ) -> Result<Option<Campaign>, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query!("DELETE FROM campaign_mailboxes WHERE campaign_id = $1", id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query!(
+            r#"INSERT INTO campaign_mailboxes (campaign_id, mailbox)
+               SELECT c.id, m FROM campaigns c, unnest($2::text[]) AS m WHERE c.id = $1
+               ON CONFLICT DO NOTHING"#,
+            id,
+            mailboxes
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.find_campaign(&id.to_string()).await
+    }
+
     /// Every campaign, newest first.
     pub async fn list_campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
         let rows = sqlx::query_as!(

@@ -1518,6 +1518,22 @@ async fn a_campaign_bound_to_a_mailbox_is_never_matched_by_mail_in_another() {
     // A rematch keeps the bound campaign out of b's mail too.
     let r = collabctl_json(env, &["inbox", "rematch"]);
     assert_eq!(r["matched"], 0, "{r}");
+
+    // Bound to b as well: the waiting mail in b is matched at once, as it arrived.
+    let (ok, _, err) = collabctl(env, &["campaign", "bind", "Bound", "--mailbox", "zz"]);
+    assert!(!ok && err.contains("mailboxes[0]"), "{err}");
+    let c = collabctl_json(env, &["campaign", "bind", "Bound", "--mailbox", "a", "--mailbox", "b"]);
+    assert_eq!(c["mailboxes"], json!(["a", "b"]), "{c}");
+    let (kind, rule, outreach) = decided(&s, "r-ana-b@mail.example").await;
+    assert_eq!(
+        (kind.as_str(), rule.as_deref(), outreach.as_deref()),
+        ("reply", Some("in_reply_to"), Some("o-ana@crm.example"))
+    );
+    let (kind, _, outreach) = decided(&s, "r-ben-b@mail.example").await;
+    assert_eq!((kind.as_str(), outreach.as_deref()), ("reply", Some("o-ben@crm.example")));
+    // No --mailbox unbinds.
+    let c = collabctl_json(env, &["campaign", "bind", "Bound"]);
+    assert_eq!(c["mailboxes"], json!([]), "{c}");
 }
 
 #[tokio::test]
