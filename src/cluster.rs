@@ -11,9 +11,12 @@
 //! 2. The holder renews its instance row each heartbeat (a fifth of `lease_ttl`), which
 //!    renews every lease it holds. A renewal sent at local time `t` sets the expiry to at
 //!    least `t + ttl` (the database's `now()` is later than `t`), so the holder trusts its
-//!    leases until `t + ttl − margin` only. When that passes without a newer renewal (the database is
-//!    unreachable, or too slow), the keeper aborts every worker at once: they are gone
-//!    before the lease could expire and be taken.
+//!    leases until `t + ttl − margin` only. When that passes without a newer renewal
+//!    (the database is unreachable, or too slow), the keeper aborts every worker at once,
+//!    so they are gone before the lease could expire and be taken, and gives every lease
+//!    up for good: the next renewal deletes what the database still lists under this
+//!    instance instead of taking it back, since another instance may be taking it over
+//!    at that very moment.
 //! 3. A worker is started only for a lease held and trusted, and stopped before its lease
 //!    is released (rebalancing, removal, a clean stop).
 //! 4. Belt and braces: every ingest commit checks its lease inside its own transaction,
@@ -172,11 +175,10 @@ impl Membership {
         if Instant::now() < s.valid_until { s.held.clone() } else { BTreeSet::new() }
     }
 
-    /// Whether the leases held can be trusted (nothing held counts as trusted): no new
-    /// lease is claimed, and no worker started, while they cannot.
+    /// Whether the last renewal is recent enough to trust: no lease is claimed, and no
+    /// worker started, while it is not.
     pub fn trusted(&self) -> bool {
-        let s = self.state.lock().expect("lease state");
-        s.held.is_empty() || Instant::now() < s.valid_until
+        Instant::now() < self.state.lock().expect("lease state").valid_until
     }
 
     /// Registers a started worker, so losing the lease aborts it. False, and the worker
@@ -244,10 +246,10 @@ impl Membership {
     pub async fn keep(self: Arc<Self>, stop: CancellationToken) {
         let every = self.heartbeat();
         loop {
-            // Armed while workers run: a deadline already past fires at once.
+            // Armed while anything is held: a deadline already past fires at once.
             let (deadline, armed) = {
                 let s = self.state.lock().expect("lease state");
-                (s.valid_until, !s.workers.is_empty())
+                (s.valid_until, !s.held.is_empty())
             };
             let renewal = async {
                 tokio::time::sleep(every).await;
@@ -267,45 +269,56 @@ impl Membership {
         }
     }
 
-    /// One renewal: the database's answer is the set held from now on.
+    /// One renewal. Leases are only ever added by a claim: what the database still lists
+    /// under this instance but it no longer trusts (given up by [`Membership::distrust`])
+    /// is deleted, never taken back, since another instance may be taking it over right
+    /// now; what this instance trusted but the database no longer lists is lost.
     async fn renew(&self) -> Result<(), StoreError> {
         let _op = self.ops.lock().await;
         let sent = Instant::now();
-        let held = match self.store.heartbeat(&self.id, self.ttl_secs()).await? {
-            Some(held) => held,
-            None => {
-                // Forgotten as dead (its heartbeat stopped for long): hold nothing, rejoin.
-                self.distrust("this instance was forgotten by the others");
-                self.state.lock().expect("lease state").held.clear();
-                let ttl = self.ttl_secs();
-                self.store
-                    .register_instance(&self.id, &self.host, self.pid, &self.boot_id, ttl)
-                    .await?;
-                warn!(instance = %self.id, "registered again");
-                return Ok(());
-            }
+        let Some(listed) = self.store.heartbeat(&self.id, self.ttl_secs()).await? else {
+            // Forgotten as dead (its heartbeat stopped for long): hold nothing, rejoin;
+            // trusted again from the next renewal.
+            self.distrust("this instance was forgotten by the others");
+            let ttl = self.ttl_secs();
+            self.store
+                .register_instance(&self.id, &self.host, self.pid, &self.boot_id, ttl)
+                .await?;
+            warn!(instance = %self.id, "registered again");
+            return Ok(());
         };
-        let held: BTreeSet<String> = held.into_iter().collect();
+        let listed: BTreeSet<String> = listed.into_iter().collect();
+        let stale: Vec<String> = {
+            let s = self.state.lock().expect("lease state");
+            listed.difference(&s.held).cloned().collect()
+        };
+        if !stale.is_empty() {
+            self.store.release_leases(&self.id, &stale).await?;
+            info!(mailboxes = ?stale, "released leases given up while the database was out of reach");
+        }
         let mut s = self.state.lock().expect("lease state");
-        for lost in s.held.difference(&held) {
-            if let Some(w) = s.workers.get(lost) {
+        let lost: Vec<String> = s.held.difference(&listed).cloned().collect();
+        for m in &lost {
+            if let Some(w) = s.workers.remove(m) {
                 w.abort();
             }
-            warn!(event = "lease_lost", instance = %self.id, mailbox = %lost,
+            s.held.remove(m);
+            warn!(event = "lease_lost", instance = %self.id, mailbox = %m,
                 reason = "another instance holds it", "mailbox lease lost");
         }
-        s.workers.retain(|m, _| held.contains(m));
-        s.held = held;
         s.valid_until = sent + self.ttl - self.margin();
         Ok(())
     }
 
-    /// Aborts every worker: their leases may expire before we can renew them.
+    /// Gives every lease up locally and aborts every worker: the leases may expire before
+    /// a renewal reaches the database. Nothing is claimed until a renewal succeeds.
     fn distrust(&self, reason: &str) {
         let mut s = self.state.lock().expect("lease state");
         s.valid_until = Instant::now();
-        for (m, w) in s.workers.drain() {
+        for (_, w) in s.workers.drain() {
             w.abort();
+        }
+        for m in std::mem::take(&mut s.held) {
             warn!(event = "lease_lost", instance = %self.id, mailbox = %m, reason, "mailbox lease lost");
         }
     }

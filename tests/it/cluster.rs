@@ -199,6 +199,40 @@ async fn a_slow_commit_does_not_lose_the_lease() {
     assert!(!daemon.logs().contains("lease renewal"), "a renewal failed:\n{}", daemon.logs());
 }
 
+/// A cut just long enough to stop trusting the leases, healed before anyone could take
+/// them: the instance gives its leases up for good (deletes them at its next renewal, as
+/// another instance might be taking them over) and claims them again like anyone else, so
+/// the mailbox is worked again and never left to a lease nobody works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_given_up_in_a_short_cut_are_claimed_again() {
+    let _alone = one_heavy_test_at_a_time().await;
+    let (db, seed, imap) = seeded_mailbox(2).await;
+    let pg_port: u16 =
+        db.url.rsplit_once(':').unwrap().1.split('/').next().unwrap().parse().unwrap();
+    let link = CuttableLink::start(pg_port).await;
+    let env = DaemonEnv::new(&via_port(&db.url, link.port));
+    env.write_config(&[env.mailbox("brand", imap.port)], "[cluster]\nlease_ttl = \"3s\"\n");
+    let daemon = env.spawn();
+    wait_for_socket(&env, &daemon).await;
+    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    wait_for_rows(&db, "inbound_messages", 1, Duration::from_secs(10), &daemon).await;
+
+    link.cut();
+    let lost = eventually(Duration::from_secs(10), || async {
+        lease_events(&daemon.logs()).iter().any(|e| e.kind == "lease_lost")
+    })
+    .await;
+    assert!(lost, "the leases were never given up:\n{}", daemon.logs());
+    link.heal();
+    imap.append(reply_to_outreach(&seed, 1, 1)).await;
+    wait_for_rows(&db, "inbound_messages", 2, Duration::from_secs(20), &daemon).await;
+    let logs = daemon.logs();
+    assert!(logs.contains("released leases given up"), "{logs}");
+    let acquired = lease_events(&logs).iter().filter(|e| e.kind == "lease_acquired").count();
+    assert_eq!(acquired, 2, "claimed once at start and once after the cut:\n{logs}");
+    assert_never_held_twice(&lease_events(&logs), &HashMap::new());
+}
+
 /// The fault test of issue #15: three instances, 62 mailboxes (60 from the file, one
 /// added and one removed at run time), 3,000 replies arriving while a random instance is
 /// SIGKILLed every few seconds and restarted after a random pause (sometimes shorter
