@@ -178,6 +178,7 @@ impl Daemon {
             signals,
         };
         daemon.rebalance().await;
+        daemon.publish_registry();
         info!(
             instance = daemon.membership.id(),
             mailboxes = daemon.settings.mailboxes.len(),
@@ -220,6 +221,7 @@ impl Daemon {
     /// free leases up to it, and runs a worker for every lease held. Database trouble
     /// skips the round; the keeper decides alone whether the leases can be trusted.
     async fn rebalance(&mut self) {
+        let before = self.workers.len();
         let held = self.membership.held();
         let gone: Vec<Running> = {
             let names: Vec<String> = self
@@ -237,12 +239,18 @@ impl Daemon {
             warn!(error = %e, "mailbox balancing skipped");
         }
         let held = self.membership.held();
-        for (i, mb) in self.settings.mailboxes.clone().into_iter().enumerate() {
-            if held.contains(&mb.name) && !self.workers.contains_key(&mb.name) {
-                self.spawn_worker(i, mb);
-            }
+        let start: Vec<(usize, MailboxSettings)> = (self.settings.mailboxes.iter().enumerate())
+            .filter(|(_, mb)| held.contains(&mb.name) && !self.workers.contains_key(&mb.name))
+            .map(|(i, mb)| (i, mb.clone()))
+            .collect();
+        let changed = self.workers.len() != before || !start.is_empty();
+        for (i, mb) in start {
+            self.spawn_worker(i, mb);
         }
-        self.publish_registry();
+        // Every heartbeat runs this: the registry is rebuilt only when workers came or went.
+        if changed {
+            self.publish_registry();
+        }
     }
 
     /// Releases over the share and claims up to it; bounded by one heartbeat per step.
@@ -441,6 +449,8 @@ impl Daemon {
         let before: Vec<String> = self.workers.keys().cloned().collect();
         // Starts the workers of the leases held, claims new mailboxes, releases removed ones.
         self.rebalance().await;
+        // The mailboxes known changed even where no worker did.
+        self.publish_registry();
         let started: Vec<&String> = self.workers.keys().filter(|n| !before.contains(n)).collect();
         info!(stopped = ?stopped, started = ?started, "mailbox workers updated");
         notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
