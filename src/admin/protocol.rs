@@ -658,8 +658,8 @@ pub struct StatusResult {
     /// The instance that answered.
     #[serde(default)]
     pub instance: Option<String>,
-    /// The instances sharing the database, newest heartbeat first (silent ones are
-    /// forgotten after an hour).
+    /// The instances sharing the database, newest heartbeat first (a dead one stays listed
+    /// until an instance starts; see docs/admin-protocol.md).
     #[serde(default)]
     pub instances: Vec<InstanceStatus>,
 }
