@@ -1101,6 +1101,15 @@ async fn watch_prints_each_collaboration_and_unmatched_message_as_committed() {
 
 // ---- Each mailbox sends as itself (issue #15 part 3) ----
 
+/// `outreach send` of "Winter Glow" to ana with `subject` and the body in `body`, from
+/// `mailbox` (none: through `[smtp]`).
+fn send_to_ana<'a>(body: &'a str, subject: &'a str, mailbox: Option<&'a str>) -> Vec<&'a str> {
+    let mut args = vec!["outreach", "send", "--campaign", "Winter Glow", "--creator", "ana"];
+    args.extend(["--subject", subject, "--body-file", body]);
+    args.extend(mailbox.into_iter().flat_map(|m| ["--mailbox", m]));
+    args
+}
+
 /// A daemon with two mailboxes on one Dovecot account: `a` reads INBOX, `b` reads folder
 /// `B`. `[smtp]` goes to `default`; each mailbox given a sink sends through it as
 /// `<name>-team@brand.example`.
@@ -1210,42 +1219,9 @@ async fn outreach_send_with_mailbox_goes_out_as_that_mailbox_and_is_recorded() {
     let body = env.path("body.txt");
     std::fs::write(&body, "Hi Ana,\nwould you like to join Winter Glow?\n").unwrap();
     let body = body.to_str().unwrap();
-    let send = |mailbox: Option<&str>, subject: &str| {
-        let mut args = vec![
-            "outreach",
-            "send",
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "ana",
-            "--subject",
-            subject,
-            "--body-file",
-            body,
-        ];
-        if let Some(m) = mailbox {
-            args.extend(["--mailbox", m]);
-        }
-        collabctl(env, &args)
-    };
+    let send = |mailbox, subject| collabctl(env, &send_to_ana(body, subject, mailbox));
     // Mailbox b: b's server, b's From and Reply-To, and the row says b.
-    let r = collabctl_json(
-        env,
-        &[
-            "outreach",
-            "send",
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "ana",
-            "--subject",
-            "From b",
-            "--body-file",
-            body,
-            "--mailbox",
-            "b",
-        ],
-    );
+    let r = collabctl_json(env, &send_to_ana(body, "From b", Some("b")));
     let mid_b = r["message_id"].as_str().unwrap().to_owned();
     assert_eq!(
         (r["mailbox"].as_str(), r["from"].as_str()),
@@ -1268,23 +1244,7 @@ async fn outreach_send_with_mailbox_goes_out_as_that_mailbox_and_is_recorded() {
     assert!(sink_a.received().is_empty() && default.received().is_empty());
 
     // Mailbox a: a's server.
-    let r = collabctl_json(
-        env,
-        &[
-            "outreach",
-            "send",
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "ana",
-            "--subject",
-            "From a",
-            "--body-file",
-            body,
-            "--mailbox",
-            "a",
-        ],
-    );
+    let r = collabctl_json(env, &send_to_ana(body, "From a", Some("a")));
     let mid_a = r["message_id"].as_str().unwrap().to_owned();
     assert!(
         eventually(Duration::from_secs(10), || async { sink_a.received().contains(&mid_a) }).await,
@@ -1330,23 +1290,7 @@ async fn a_mailbox_without_its_own_smtp_sends_through_the_default() {
     add_creator(env, "ana");
     let body = env.path("body.txt");
     std::fs::write(&body, "Hi\n").unwrap();
-    let r = collabctl_json(
-        env,
-        &[
-            "outreach",
-            "send",
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "ana",
-            "--subject",
-            "Hi",
-            "--body-file",
-            body.to_str().unwrap(),
-            "--mailbox",
-            "a",
-        ],
-    );
+    let r = collabctl_json(env, &send_to_ana(body.to_str().unwrap(), "Hi", Some("a")));
     let mid = r["message_id"].as_str().unwrap().to_owned();
     assert!(
         eventually(Duration::from_secs(10), || async { default.received().contains(&mid) }).await,
@@ -1552,48 +1496,23 @@ async fn a_database_mailbox_added_at_run_time_sends_as_itself() {
         ),
     )
     .unwrap();
-    let (port, pass) = (s.imap.port.to_string(), env.path("imap.pass").display().to_string());
-    let mut add = vec![
-        "mailbox",
-        "add",
-        "c",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--tls",
-        "none",
-        "--username",
-        BRAND,
-        "--password-file",
-        &pass,
-    ];
+    let pass = env.path("imap.pass").display().to_string();
+    let login = ["--password-file", pass.as_str()];
     // A bad SMTP table is refused naming its key, as the file's are.
     let bad = env.path("bad-smtp.toml");
     std::fs::write(&bad, "host = \"127.0.0.1\"\nfrom = \"not an address\"\n").unwrap();
     let bad = bad.to_str().unwrap();
-    let (ok, _, err) = collabctl(env, &[&add[..], &["--smtp", bad]].concat());
+    let (ok, _, err) = add_mailbox(env, "c", s.imap.port, BRAND, &login, &["--smtp", bad]);
     assert!(!ok && err.contains("smtp.from"), "{err}");
-    add.extend(["--smtp", smtp.to_str().unwrap()]);
-    let entry = collabctl_json(env, &add);
+    let extra = ["--json", "--smtp", smtp.to_str().unwrap()];
+    let (ok, out, err) = add_mailbox(env, "c", s.imap.port, BRAND, &login, &extra);
+    assert!(ok, "{err}");
+    let entry: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(entry["settings"]["smtp"]["from"], "Team c <c-team@brand.example>", "{entry}");
 
     let body = env.path("body.txt");
     std::fs::write(&body, "Hi\n").unwrap();
-    let send = [
-        "outreach",
-        "send",
-        "--campaign",
-        "Winter Glow",
-        "--creator",
-        "ana",
-        "--subject",
-        "Hi",
-        "--body-file",
-        body.to_str().unwrap(),
-        "--mailbox",
-        "c",
-    ];
+    let send = send_to_ana(body.to_str().unwrap(), "Hi", Some("c"));
     // The daemon applies the new mailbox within a second or so.
     assert!(
         eventually(Duration::from_secs(10), || async { collabctl(env, &send).0 }).await,
