@@ -1,12 +1,12 @@
 //! CSV imports (`collabctl creator import`, `collabctl outreach import`): reading the file,
 //! checking every row, parsing dates, and the all-or-nothing protocol with the daemon.
 //!
-//! An import is all or nothing across the whole file, though rows travel in chunks of
-//! [`CHUNK`]: every row is first checked, locally (columns, dates) and then by the daemon in
-//! `dry_run` calls (addresses, unknown creators and campaigns), before a single row is
-//! written. Only then are the rows sent for real. Writes are idempotent (creators are
-//! upserted, outreach is keyed on its Message-ID), so a run cut short is finished by
-//! running it again.
+//! An import is all or nothing across the whole file: the rows are checked locally
+//! (columns, dates, NUL, size), then travel in chunks of at most [`CHUNK`] rows and
+//! [`CHUNK_BYTES`] bytes on one connection, where the daemon checks and writes them in one
+//! transaction that commits with the last chunk, or not at all. Writes are idempotent
+//! (creators are upserted, outreach is keyed on its Message-ID), so importing a file again
+//! changes nothing.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -15,8 +15,17 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
-/// Rows per request, well under the admin socket's 1 MiB request limit.
+use crate::admin::protocol::ImportChunk;
+
+/// Rows per request at most.
 pub const CHUNK: usize = 1000;
+
+/// Bytes of rows per request at most, well under the admin socket's 1 MiB request limit
+/// (`admin::protocol::MAX_LINE`) whatever the rows hold.
+pub const CHUNK_BYTES: usize = 512 * 1024;
+
+/// Longest row (as the JSON it travels in); longer ones are refused by their line.
+pub const MAX_ROW_BYTES: usize = 256 * 1024;
 
 /// Files with more rows than this show progress on a terminal.
 pub const PROGRESS_ROWS: usize = 10_000;
@@ -50,14 +59,6 @@ impl Kind {
             Kind::Outreach => &["message_id", "campaign", "platform", "handle", "to"],
         }
     }
-}
-
-/// What the daemon said of one chunk: its counts by name (`created`, `recorded`, …) and
-/// the rows it refused.
-#[derive(Debug, Default)]
-pub struct ChunkReport {
-    pub counts: Vec<(&'static str, u64)>,
-    pub invalid: Vec<crate::admin::protocol::InvalidRow>,
 }
 
 /// The result of an import: the report to show and the process's exit status.
@@ -101,6 +102,11 @@ pub fn read(file: &Path, kind: Kind) -> anyhow::Result<(Vec<Value>, Vec<Value>)>
             }
             Ok(rec) => {
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
+                if let Some(i) = rec.iter().position(|cell| cell.contains('\0')) {
+                    let field = headers.get(i).unwrap_or("?");
+                    invalid.push(problem(line, Some(field), "must not contain NUL (U+0000)"));
+                    continue;
+                }
                 let row = match kind {
                     Kind::Creator => creator_row(&headers, &rec),
                     Kind::Outreach => outreach_row(&headers, &rec),
@@ -249,82 +255,86 @@ impl Progress {
     }
 }
 
-/// Runs an import: reads and checks every row, then writes them (unless a row is invalid
-/// and `skip_invalid` is off, or `dry_run`). `call` sends one chunk of rows, checking
-/// only when its flag is set.
+/// Splits rows into chunks of at most [`CHUNK`] rows and [`CHUNK_BYTES`] bytes of JSON;
+/// a row over [`MAX_ROW_BYTES`] is refused by its line instead.
+fn chunks(rows: Vec<Value>, invalid: &mut Vec<Value>) -> Vec<Vec<Value>> {
+    let mut chunks = vec![Vec::new()];
+    let mut bytes = 0;
+    for row in rows {
+        let size = serde_json::to_string(&row).map_or(usize::MAX, |s| s.len());
+        if size > MAX_ROW_BYTES {
+            let line = row["line"].as_u64().unwrap_or(0);
+            let reason = format!("the row is {size} bytes; at most {MAX_ROW_BYTES}");
+            invalid.push(problem(line, None, reason));
+            continue;
+        }
+        let last = chunks.last_mut().expect("one chunk at least");
+        if !last.is_empty() && (last.len() == CHUNK || bytes + size > CHUNK_BYTES) {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size + 1;
+        chunks.last_mut().expect("one chunk at least").push(row);
+    }
+    chunks
+}
+
+/// Runs an import: reads and checks every row locally, then sends them in chunks on one
+/// connection, where the daemon checks and writes them in one transaction (see
+/// `collabd::admin` and [`ImportChunk`]). A row refused locally turns the import into a
+/// dry run (unless `skip_invalid`), so the daemon's findings are listed too and nothing is
+/// written. `call` sends one chunk and answers the daemon's report of the import so far.
 pub fn run(
     file: &Path,
     kind: Kind,
     opts: ImportOptions,
-    call: &mut dyn FnMut(Vec<Value>, bool) -> anyhow::Result<ChunkReport>,
+    call: &mut dyn FnMut(Vec<Value>, ImportChunk) -> anyhow::Result<Value>,
 ) -> anyhow::Result<Outcome> {
     let (rows, mut invalid) = read(file, kind)?;
     let total = rows.len();
     let progress = Progress { on: shows_progress(total, std::io::stderr().is_terminal()), total };
-
-    // Pass 1: the daemon checks references without writing.
-    let mut refused = std::collections::HashSet::new();
-    for (i, chunk) in rows.chunks(CHUNK).enumerate() {
-        let r = call(chunk.to_vec(), true)?;
-        for p in r.invalid {
-            refused.insert(p.line);
-            invalid.push(serde_json::to_value(p)?);
-        }
-        progress.show("checked", i * CHUNK + chunk.len());
+    let chunks = chunks(rows, &mut invalid);
+    let dry_run = opts.dry_run || (!invalid.is_empty() && !opts.skip_invalid);
+    let (last, mut sent, mut report) = (chunks.len() - 1, 0, Value::Null);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        sent += chunk.len();
+        let flags = ImportChunk { dry_run, skip_invalid: opts.skip_invalid, more: i < last };
+        report = call(chunk, flags)?;
+        progress.show("sent", sent);
     }
-    let valid: Vec<Value> =
-        rows.into_iter().filter(|r| !refused.contains(&r["line"].as_u64().unwrap_or(0))).collect();
+    if let Some(theirs) = report.get("invalid").and_then(Value::as_array) {
+        invalid.extend(theirs.iter().cloned());
+    }
     invalid.sort_by_key(|v| v["line"].as_u64());
-    let lines = |invalid: &[Value]| {
-        let l: Vec<String> = invalid.iter().map(|v| v["line"].to_string()).collect();
-        l.join(", ")
-    };
-
-    if opts.dry_run || (!invalid.is_empty() && !opts.skip_invalid) {
-        let n = invalid.len();
-        let summary = (n > 0).then(|| {
+    report["invalid"] = Value::Array(invalid.clone());
+    let committed = report["committed"].as_bool().unwrap_or(false);
+    let n = invalid.len();
+    let lines: Vec<String> = invalid.iter().map(|v| v["line"].to_string()).collect();
+    let lines = lines.join(", ");
+    let summary = match (n, committed) {
+        (0, _) => None,
+        (_, true) => Some(format!("{n} invalid row(s) skipped, on line(s) {lines}")),
+        (_, false) => {
             let what =
                 if opts.dry_run { "dry run" } else { "use --skip-invalid to import the rest" };
-            format!("{n} invalid row(s) on line(s) {}; nothing imported ({what})", lines(&invalid))
-        });
-        let report = json!({ "dry_run": opts.dry_run, "valid": valid.len(), "invalid": invalid });
-        return Ok(Outcome {
-            report,
-            counts: vec![("valid".into(), valid.len() as u64)],
-            invalid: typed(invalid)?,
-            exit: u8::from(n > 0),
-            summary,
-        });
-    }
-
-    // Pass 2: write. A row refused now (a campaign archived since pass 1, say) is listed.
-    let mut totals = serde_json::Map::new();
-    let mut written = 0;
-    for chunk in valid.chunks(CHUNK) {
-        let r = call(chunk.to_vec(), false)?;
-        for p in r.invalid {
-            invalid.push(serde_json::to_value(p)?);
+            Some(format!("{n} invalid row(s) on line(s) {lines}; nothing imported ({what})"))
         }
-        for (k, n) in r.counts {
-            let sum = totals.get(k).and_then(Value::as_u64).unwrap_or(0) + n;
-            totals.insert(k.to_owned(), json!(sum));
-        }
-        written += chunk.len();
-        progress.show("imported", written);
+    };
+    let names: &[&str] = match (opts.dry_run, kind) {
+        (true, _) => &["valid"],
+        (false, Kind::Creator) => &["created", "updated", "skipped"],
+        (false, Kind::Outreach) => &["recorded", "skipped"],
+    };
+    let counts = names.iter().map(|k| (k.to_string(), report[k].as_u64().unwrap_or(0))).collect();
+    if opts.dry_run {
+        report["dry_run"] = Value::Bool(true);
     }
-    invalid.sort_by_key(|v| v["line"].as_u64());
-    let n = invalid.len();
-    let summary =
-        (n > 0).then(|| format!("{n} invalid row(s) skipped, on line(s) {}", lines(&invalid)));
-    let counts = totals.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect();
-    totals.insert("invalid".into(), Value::Array(invalid.clone()));
-    Ok(Outcome {
-        report: Value::Object(totals),
-        counts,
-        invalid: typed(invalid)?,
-        exit: if n > 0 { EXIT_SKIPPED } else { 0 },
-        summary,
-    })
+    let exit = match (n, committed) {
+        (0, _) => 0,
+        (_, true) => EXIT_SKIPPED,
+        (_, false) => 1,
+    };
+    Ok(Outcome { report, counts, invalid: typed(invalid)?, exit, summary })
 }
 
 /// The refused rows as the protocol's type.

@@ -7,11 +7,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::info;
 
+use super::import::Connection;
 use super::protocol::*;
 use crate::collab::{CollabStatus, Terms};
 use crate::config::{ConfigError, MailboxSettings};
 use crate::imap::{MailboxHealth, Registry};
-use crate::mail::normalize_address;
+use crate::mail::normalize_input_address;
 use crate::smtp::{OutreachError, PickError, SharedMailers};
 use crate::store::campaigns::Campaign;
 use crate::store::collabs::{CollabError, CollabFilter};
@@ -55,7 +56,9 @@ fn row<T: DeserializeOwned>(v: Value) -> Result<T, ErrorBody> {
 }
 
 /// Each row's line number and its parsed fields (or the error naming the field).
-fn import_rows<T: DeserializeOwned>(rows: Vec<Value>) -> Vec<(u64, Result<T, ErrorBody>)> {
+pub(super) fn import_rows<T: DeserializeOwned>(
+    rows: Vec<Value>,
+) -> Vec<(u64, Result<T, ErrorBody>)> {
     rows.into_iter()
         .map(|mut v| {
             let line = v.get("line").and_then(Value::as_u64).unwrap_or(0);
@@ -67,7 +70,7 @@ fn import_rows<T: DeserializeOwned>(rows: Vec<Value>) -> Vec<(u64, Result<T, Err
         .collect()
 }
 
-fn internal(e: impl std::fmt::Display) -> ErrorBody {
+pub(super) fn internal(e: impl std::fmt::Display) -> ErrorBody {
     tracing::error!(error = %e, "admin request failed");
     ErrorBody::new(ErrorCode::Internal, e.to_string())
 }
@@ -115,8 +118,13 @@ fn invalid(field: &str, message: impl Into<String>) -> ErrorBody {
 
 impl AdminContext {
     /// Runs one request as `actor` (the caller's user, recorded on every event).
-    pub async fn dispatch(&self, req: Request, actor: &str) -> Outcome {
-        let call = Call::parse(&req.method, req.params)?;
+    /// `conn` is the state of the caller's connection (an import in progress).
+    pub async fn dispatch(&self, req: Request, actor: &str, conn: &mut Connection) -> Outcome {
+        conn.check(&req.method)?;
+        let call = Call::parse(&req.method, req.params).inspect_err(|_| {
+            // A chunk that does not parse ends its import: nothing of it is written.
+            conn.import = None;
+        })?;
         if call.is_mutating() {
             info!(actor, method = %req.method, "admin change requested");
         }
@@ -154,13 +162,8 @@ impl AdminContext {
                 )
             }
             Call::CreatorShow(p) => answer::<CreatorShow>(self.creator(&p.creator).await?),
-            Call::CreatorImport(p) => {
-                let dry_run = p.dry_run;
-                let mut report = self.creator_import(p).await?;
-                if !dry_run {
-                    report.rematched = Some(self.rematch_after_change().await);
-                }
-                answer::<CreatorImport>(report)
+            call @ (Call::CreatorImport(_) | Call::OutreachImport(_)) => {
+                self.import_chunk(conn, call).await
             }
             Call::OutreachRecord(row) => {
                 let new = self.outreach_rows(vec![Ok(row)]).await?.remove(0)?;
@@ -171,14 +174,6 @@ impl AdminContext {
                     skipped: 1 - added,
                     rematched,
                 })
-            }
-            Call::OutreachImport(p) => {
-                let dry_run = p.dry_run;
-                let mut report = self.outreach_import(p).await?;
-                if !dry_run {
-                    report.rematched = Some(self.rematch_after_change().await);
-                }
-                answer::<OutreachImport>(report)
             }
             Call::OutreachSend(p) => answer::<OutreachSend>(self.outreach_send(p, actor).await?),
             Call::CollabCreate(p) => answer::<CollabCreate>(self.collab_create(p, actor).await?),
@@ -433,7 +428,7 @@ impl AdminContext {
     /// After a change that adds creators or outreach: unmatched messages they now explain
     /// are matched (`ingest::rematch`). The change is committed already, so a failed
     /// re-match is reported (and logged), not an error: `inbox.rematch` retries it.
-    async fn rematch_after_change(&self) -> Rematched {
+    pub(super) async fn rematch_after_change(&self) -> Rematched {
         match crate::ingest::rematch(&self.store, None).await {
             Ok(r) => {
                 if r.matched > 0 {
@@ -639,47 +634,10 @@ impl AdminContext {
         self.creator(&key).await
     }
 
-    /// Checks and upserts a chunk of creators; with `dry_run`, checks only.
-    async fn creator_import(&self, p: CreatorImport) -> Result<CreatorImportReport, ErrorBody> {
-        let p_dry_run = p.dry_run;
-        let mut invalid = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut rows = Vec::new();
-        let mut duplicates = 0u64;
-        for (line, row) in import_rows::<CreatorFields>(p.rows) {
-            let checked = row.and_then(|r| {
-                new_creator(&r)
-                    .map_err(|(field, msg)| ErrorBody::field(ErrorCode::InvalidParams, field, msg))
-            });
-            match checked {
-                Err(e) => invalid.push(InvalidRow { line, field: e.field, reason: e.message }),
-                Ok(c) => {
-                    if seen.insert((c.platform.clone(), c.handle.to_lowercase())) {
-                        rows.push(c);
-                    } else {
-                        duplicates += 1;
-                    }
-                }
-            }
-        }
-        if p_dry_run {
-            return Ok(CreatorImportReport { invalid, ..Default::default() });
-        }
-        let mut counts = self.store.upsert_creators(&rows).await.map_err(internal)?;
-        counts.skipped += duplicates;
-        Ok(CreatorImportReport {
-            created: counts.created,
-            updated: counts.updated,
-            skipped: counts.skipped,
-            invalid,
-            rematched: None,
-        })
-    }
-
     /// Checks outreach rows and resolves their creators (all in one query) and campaigns
     /// (remembered across rows: they are nearly always the same few). `outreach.record`
     /// passes one row, an import a chunk.
-    async fn outreach_rows(
+    pub(super) async fn outreach_rows(
         &self,
         rows: Vec<Result<OutreachFields, ErrorBody>>,
     ) -> Result<Vec<Result<NewOutreach, ErrorBody>>, ErrorBody> {
@@ -715,7 +673,7 @@ impl AdminContext {
                 "empty, or holds control characters",
             )
         })?;
-        let to = normalize_address(&r.to).ok_or_else(|| {
+        let to = normalize_input_address(&r.to).ok_or_else(|| {
             ErrorBody::field(
                 ErrorCode::InvalidParams,
                 "to",
@@ -749,28 +707,6 @@ impl AdminContext {
             body: None,
             mailbox: mailbox.map(str::to_owned),
         })
-    }
-
-    /// Checks and records a chunk of outreach (the creators and campaigns they name must
-    /// exist); with `dry_run`, checks only.
-    async fn outreach_import(&self, p: OutreachImport) -> Result<OutreachImportReport, ErrorBody> {
-        let dry_run = p.dry_run;
-        let (lines, rows): (Vec<_>, Vec<_>) =
-            import_rows::<OutreachFields>(p.rows).into_iter().unzip();
-        let mut invalid = Vec::new();
-        let mut valid = Vec::new();
-        for (line, checked) in lines.into_iter().zip(self.outreach_rows(rows).await?) {
-            match checked {
-                Ok(o) => valid.push(o),
-                Err(e) => invalid.push(InvalidRow { line, field: e.field, reason: e.message }),
-            }
-        }
-        if dry_run {
-            return Ok(OutreachImportReport { invalid, ..Default::default() });
-        }
-        let recorded = self.store.record_outreach(&valid).await.map_err(internal)?;
-        let skipped = valid.len() as u64 - recorded;
-        Ok(OutreachImportReport { recorded, skipped, invalid, rematched: None })
     }
 
     async fn outreach_send(&self, p: OutreachSend, actor: &str) -> Result<SendResult, ErrorBody> {
@@ -987,7 +923,7 @@ fn outreach_error(e: OutreachError) -> ErrorBody {
 }
 
 /// Validates and normalises a creator row (used by add and import alike).
-fn new_creator(f: &CreatorFields) -> Result<NewCreator, (&'static str, String)> {
+pub(super) fn new_creator(f: &CreatorFields) -> Result<NewCreator, (&'static str, String)> {
     let (name, platform, handle) = (f.name.trim(), f.platform.trim(), f.handle.trim());
     for (field, v) in [("name", name), ("platform", platform), ("handle", handle)] {
         if v.is_empty() {
@@ -997,7 +933,10 @@ fn new_creator(f: &CreatorFields) -> Result<NewCreator, (&'static str, String)> 
     let norm = |list: &[String], field| -> Result<Vec<String>, (&'static str, String)> {
         list.iter()
             .filter(|a| !a.trim().is_empty())
-            .map(|a| normalize_address(a).ok_or((field, format!("{a:?} is not an email address"))))
+            .map(|a| {
+                normalize_input_address(a)
+                    .ok_or((field, format!("{a:?} is not one plain email address")))
+            })
             .collect()
     };
     Ok(NewCreator {

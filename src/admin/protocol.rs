@@ -390,24 +390,62 @@ pub fn rows<T: Serialize>(rows: Vec<Row<T>>) -> Vec<Value> {
     rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect()
 }
 
-/// A batch of `creator.import` rows (each a [`Row`] of [`CreatorFields`]).
+/// A chunk of `creator.import` rows (each a [`Row`] of [`CreatorFields`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreatorImport {
     pub rows: Vec<Value>,
-    /// Check the rows (and the creators and campaigns they name) but write nothing.
+    /// Run every check and every write, then roll back: nothing is kept.
     #[serde(default, skip_serializing_if = "is_false")]
     pub dry_run: bool,
+    /// Keep the valid rows when some are invalid (they are listed); without it one invalid
+    /// row means nothing is written.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_invalid: bool,
+    /// More chunks of this import follow on this connection.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub more: bool,
 }
 
-/// A batch of `outreach.import` rows (each a [`Row`] of [`OutreachFields`]).
+/// A chunk of `outreach.import` rows (each a [`Row`] of [`OutreachFields`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutreachImport {
     pub rows: Vec<Value>,
-    /// Check the rows (and the creators and campaigns they name) but write nothing.
+    /// Run every check and every write, then roll back: nothing is kept.
     #[serde(default, skip_serializing_if = "is_false")]
     pub dry_run: bool,
+    /// Keep the valid rows when some are invalid (they are listed); without it one invalid
+    /// row means nothing is written.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_invalid: bool,
+    /// More chunks of this import follow on this connection.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub more: bool,
+}
+
+/// How a chunk takes part in its import (the flags of [`CreatorImport`] and
+/// [`OutreachImport`]). An import is one transaction held by its connection: every chunk
+/// but the last says `more`, and the last one commits, or rolls everything back (a dry
+/// run, or an invalid row without `skip_invalid`). A connection that closes, or sends
+/// another method, before the last chunk writes nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportChunk {
+    pub dry_run: bool,
+    pub skip_invalid: bool,
+    pub more: bool,
+}
+
+impl CreatorImport {
+    pub fn chunk(&self) -> ImportChunk {
+        ImportChunk { dry_run: self.dry_run, skip_invalid: self.skip_invalid, more: self.more }
+    }
+}
+
+impl OutreachImport {
+    pub fn chunk(&self) -> ImportChunk {
+        ImportChunk { dry_run: self.dry_run, skip_invalid: self.skip_invalid, more: self.more }
+    }
 }
 
 /// One outreach message sent elsewhere, for `outreach.record` and each import row.
@@ -707,23 +745,39 @@ pub struct InvalidRow {
     pub reason: String,
 }
 
+/// What a creator import did (or, on a dry run or before its last chunk, would do), for
+/// the whole import so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CreatorImportReport {
+    /// Rows that passed every check.
+    pub valid: u64,
     pub created: u64,
     pub updated: u64,
+    /// Valid rows that changed nothing.
     pub skipped: u64,
     pub invalid: Vec<InvalidRow>,
-    /// The re-match this chunk's rows caused; absent on a dry run.
+    /// Whether the rows were written: false on a dry run, before the last chunk, and when
+    /// invalid rows stopped the import.
+    #[serde(default)]
+    pub committed: bool,
+    /// The re-match the import caused; present once it committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rematched: Option<Rematched>,
 }
 
+/// What an outreach import did (or would do), for the whole import so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OutreachImportReport {
+    /// Rows that passed every check.
+    pub valid: u64,
     pub recorded: u64,
+    /// Valid rows whose Message-ID was recorded before.
     pub skipped: u64,
     pub invalid: Vec<InvalidRow>,
-    /// The re-match this chunk's rows caused; absent on a dry run.
+    /// As for [`CreatorImportReport::committed`].
+    #[serde(default)]
+    pub committed: bool,
+    /// The re-match the import caused; present once it committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rematched: Option<Rematched>,
 }

@@ -13,6 +13,7 @@ use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::import::Connection;
 use super::methods::AdminContext;
 use super::protocol::{Call, ErrorBody, ErrorCode, MAX_LINE, Request, Response};
 use crate::config::AdminSettings;
@@ -196,6 +197,7 @@ async fn serve_connection(
         _ => format!("uid {uid}"),
     };
     debug!(%actor, "admin connection");
+    let mut conn = Connection::default();
     loop {
         let line = match tokio::time::timeout(read_timeout, framed.next()).await {
             Err(_) => {
@@ -236,7 +238,8 @@ async fn serve_connection(
                 serde_json::Value::Null,
                 ErrorBody::new(ErrorCode::InvalidRequest, format!("not a JSON request: {e}")),
             ),
-            Ok(req) if holds_nul(&req.params) => Response::err(
+            // Imports name the line and field of a NUL themselves.
+            Ok(req) if holds_nul(&req.params) && !req.method.ends_with(".import") => Response::err(
                 req.id,
                 ErrorBody::new(ErrorCode::InvalidParams, "text must not contain NUL (U+0000)"),
             ),
@@ -251,7 +254,7 @@ async fn serve_connection(
             }
             Ok(req) => {
                 let id = req.id.clone();
-                match ctx.dispatch(req, &actor).await {
+                match ctx.dispatch(req, &actor, &mut conn).await {
                     Ok(v) => Response::ok(id, v),
                     Err(e) => Response::err(id, e),
                 }

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use collabd::admin::protocol::*;
 use collabd::collab::{Compensation, Deadline, Deliverable, Money, Terms, Timeline};
-use collabd::import::{ChunkReport, ImportOptions, Kind};
+use collabd::import::{ImportOptions, Kind};
 use collabd::oauth::AuthorizeState;
 use collabd::store::campaigns::Campaign;
 use collabd::store::collabs::Collaboration;
@@ -530,7 +530,7 @@ fn import_file(
     file: &std::path::Path,
     kind: Kind,
     opts: ImportOptions,
-    call: &mut dyn FnMut(Vec<Value>, bool) -> anyhow::Result<ChunkReport>,
+    call: &mut dyn FnMut(Vec<Value>, ImportChunk) -> anyhow::Result<Value>,
 ) -> anyhow::Result<()> {
     let outcome = collabd::import::run(file, kind, opts, call)?;
     print_report(cli, &outcome.report, |_| {
@@ -639,14 +639,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 })
             }
             CreatorCmd::Import { file, opts } => {
-                import_file(cli, file, Kind::Creator, *opts, &mut |rows, dry_run| {
-                    let r = c.call(CreatorImport { rows, dry_run })?;
-                    let counts = vec![
-                        ("created", r.created),
-                        ("updated", r.updated),
-                        ("skipped", r.skipped),
-                    ];
-                    Ok(ChunkReport { counts, invalid: r.invalid })
+                import_file(cli, file, Kind::Creator, *opts, &mut |rows, f| {
+                    let (dry_run, skip_invalid, more) = (f.dry_run, f.skip_invalid, f.more);
+                    c.call_raw(CreatorImport { rows, dry_run, skip_invalid, more }.into())
                 })
             }
         },
@@ -681,10 +676,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 })
             }
             OutreachCmd::Import { file, opts } => {
-                import_file(cli, file, Kind::Outreach, *opts, &mut |rows, dry_run| {
-                    let r = c.call(OutreachImport { rows, dry_run })?;
-                    let counts = vec![("recorded", r.recorded), ("skipped", r.skipped)];
-                    Ok(ChunkReport { counts, invalid: r.invalid })
+                import_file(cli, file, Kind::Outreach, *opts, &mut |rows, f| {
+                    let (dry_run, skip_invalid, more) = (f.dry_run, f.skip_invalid, f.more);
+                    c.call_raw(OutreachImport { rows, dry_run, skip_invalid, more }.into())
                 })
             }
             OutreachCmd::Send { mailbox, campaign, creator, subject, body_file, dry_run } => {

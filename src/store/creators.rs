@@ -82,6 +82,18 @@ pub struct NewCreator {
     pub manager_emails: Vec<String>,
 }
 
+/// `s` as a LIKE pattern that matches only itself.
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
 pub struct ImportCounts {
@@ -98,7 +110,9 @@ impl super::Store {
         search: Option<&str>,
         page: super::Page,
     ) -> Result<Vec<Creator>, StoreError> {
-        let pattern = search.map(|s| format!("%{}%", s.to_lowercase()));
+        // `%`, `_` and `\\` in a search are themselves, not wildcards (backslash is LIKE's
+        // default escape character in Postgres).
+        let pattern = search.map(|s| format!("%{}%", like_literal(&s.to_lowercase())));
         let ids = sqlx::query_scalar!(
             r#"SELECT c.id FROM creators c
                WHERE ($1::text IS NULL OR lower(c.name) LIKE $1 OR lower(c.handle) LIKE $1
@@ -192,71 +206,98 @@ impl super::Store {
             .collect()
     }
 
-    /// Adds or updates creators (keyed on platform + handle, case-insensitive) and attaches
-    /// their addresses, in one transaction with set-based statements, so a 50,000-row
-    /// import takes seconds. An address that belongs to another creator is left there.
+    /// [`upsert_creators`] in a transaction of its own.
     pub async fn upsert_creators(&self, rows: &[NewCreator]) -> Result<ImportCounts, StoreError> {
         let mut tx = self.begin().await?;
-        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-        let platforms: Vec<String> = rows.iter().map(|r| r.platform.to_lowercase()).collect();
-        let handles: Vec<&str> = rows.iter().map(|r| r.handle.as_str()).collect();
-        let tags: Vec<String> = rows.iter().map(|r| r.tags.join("\u{1f}")).collect();
-        let changed = sqlx::query!(
-            r#"INSERT INTO creators (name, platform, handle, tags)
-               SELECT n, p, h, CASE WHEN t = '' THEN '{}' ELSE string_to_array(t, E'\x1f') END
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(n, p, h, t)
-               ON CONFLICT (lower(platform), lower(handle)) DO UPDATE
-                 SET name = EXCLUDED.name,
-                     tags = (SELECT array_agg(DISTINCT x) FROM unnest(creators.tags || EXCLUDED.tags) x),
-                     updated_at = now()
-                 WHERE creators.name IS DISTINCT FROM EXCLUDED.name
-                    OR NOT (EXCLUDED.tags <@ creators.tags)
-               RETURNING id, (xmax = 0) AS "inserted!""#,
-            &names as &[&str],
-            &platforms,
-            &handles as &[&str],
-            &tags
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let created_ids: std::collections::HashSet<i64> =
-            changed.iter().filter(|r| r.inserted).map(|r| r.id).collect();
-        let mut updated_ids: std::collections::HashSet<i64> =
-            changed.iter().filter(|r| !r.inserted).map(|r| r.id).collect();
+        let counts = upsert_creators(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+}
 
-        let (mut e_platform, mut e_handle, mut e_addr, mut e_role) =
-            (vec![], vec![], vec![], vec![]);
-        for r in rows {
-            for (list, role) in [(&r.emails, "creator"), (&r.manager_emails, "manager")] {
-                for a in list {
-                    e_platform.push(r.platform.to_lowercase());
-                    e_handle.push(r.handle.to_lowercase());
-                    e_addr.push(a.clone());
-                    e_role.push(role);
-                }
+/// Adds or updates creators (keyed on platform + handle, case-insensitive) and attaches
+/// their addresses with set-based statements, so a 50,000-row import takes seconds. An
+/// address that belongs to another creator is left there: callers check
+/// [`address_owners`] first and refuse such rows.
+pub async fn upsert_creators(tx: &mut Tx, rows: &[NewCreator]) -> Result<ImportCounts, StoreError> {
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    let platforms: Vec<String> = rows.iter().map(|r| r.platform.to_lowercase()).collect();
+    let handles: Vec<&str> = rows.iter().map(|r| r.handle.as_str()).collect();
+    let tags: Vec<String> = rows.iter().map(|r| r.tags.join("\u{1f}")).collect();
+    let changed = sqlx::query!(
+        r#"INSERT INTO creators (name, platform, handle, tags)
+           SELECT n, p, h, CASE WHEN t = '' THEN '{}' ELSE string_to_array(t, E'\x1f') END
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(n, p, h, t)
+           ON CONFLICT (lower(platform), lower(handle)) DO UPDATE
+             SET name = EXCLUDED.name,
+                 tags = coalesce((SELECT array_agg(DISTINCT x)
+                                  FROM unnest(creators.tags || EXCLUDED.tags) x), '{}'),
+                 updated_at = now()
+             WHERE creators.name IS DISTINCT FROM EXCLUDED.name
+                OR NOT (EXCLUDED.tags <@ creators.tags)
+           RETURNING id, (xmax = 0) AS "inserted!""#,
+        &names as &[&str],
+        &platforms,
+        &handles as &[&str],
+        &tags
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let created_ids: std::collections::HashSet<i64> =
+        changed.iter().filter(|r| r.inserted).map(|r| r.id).collect();
+    let mut updated_ids: std::collections::HashSet<i64> =
+        changed.iter().filter(|r| !r.inserted).map(|r| r.id).collect();
+
+    let (mut e_platform, mut e_handle, mut e_addr, mut e_role) = (vec![], vec![], vec![], vec![]);
+    for r in rows {
+        for (list, role) in [(&r.emails, "creator"), (&r.manager_emails, "manager")] {
+            for a in list {
+                e_platform.push(r.platform.to_lowercase());
+                e_handle.push(r.handle.to_lowercase());
+                e_addr.push(a.clone());
+                e_role.push(role);
             }
         }
-        let gained_address = sqlx::query_scalar!(
-            r#"INSERT INTO creator_emails (creator_id, address, role)
-               SELECT c.id, u.a, u.r
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(p, h, a, r)
-               JOIN creators c ON lower(c.platform) = u.p AND lower(c.handle) = u.h
-               ON CONFLICT (address) DO NOTHING
-               RETURNING creator_id"#,
-            &e_platform,
-            &e_handle,
-            &e_addr,
-            &e_role as &[&str]
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        updated_ids.extend(gained_address.into_iter().filter(|id| !created_ids.contains(id)));
-        let (created, updated) = (created_ids.len() as u64, updated_ids.len() as u64);
-        // Rows that changed nothing, not even an address, were skipped.
-        let skipped = (rows.len() as u64).saturating_sub(created + updated);
-        Ok(ImportCounts { created, updated, skipped })
     }
+    let gained_address = sqlx::query_scalar!(
+        r#"INSERT INTO creator_emails (creator_id, address, role)
+           SELECT c.id, u.a, u.r
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(p, h, a, r)
+           JOIN creators c ON lower(c.platform) = u.p AND lower(c.handle) = u.h
+           ON CONFLICT (address) DO NOTHING
+           RETURNING creator_id"#,
+        &e_platform,
+        &e_handle,
+        &e_addr,
+        &e_role as &[&str]
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    updated_ids.extend(gained_address.into_iter().filter(|id| !created_ids.contains(id)));
+    let (created, updated) = (created_ids.len() as u64, updated_ids.len() as u64);
+    // Rows that changed nothing, not even an address, were skipped.
+    let skipped = (rows.len() as u64).saturating_sub(created + updated);
+    Ok(ImportCounts { created, updated, skipped })
+}
+
+/// Who owns each of these addresses (normalised) already: `address → (creator id,
+/// "platform:handle")`, seen from inside the import's transaction.
+pub async fn address_owners(
+    tx: &mut Tx,
+    addresses: &[String],
+) -> Result<std::collections::HashMap<String, (i64, String)>, StoreError> {
+    if addresses.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = sqlx::query!(
+        r#"SELECT e.address, c.id, c.platform || ':' || c.handle AS "key!"
+           FROM creator_emails e JOIN creators c ON c.id = e.creator_id
+           WHERE e.address = ANY($1)"#,
+        addresses
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.address, (r.id, r.key))).collect())
 }
 
 /// The creators owning any of `addresses` (normalised), by address: one query a batch.

@@ -150,36 +150,47 @@ impl super::Store {
     /// Records outreach rows; rows whose Message-ID is known are skipped. Returns how many
     /// were new.
     pub async fn record_outreach(&self, rows: &[NewOutreach]) -> Result<u64, StoreError> {
-        let column = |f: fn(&NewOutreach) -> &str| rows.iter().map(f).collect::<Vec<_>>();
-        let done = sqlx::query!(
-            r#"INSERT INTO outreach_messages (message_id, creator_id, campaign_id, to_address,
-                 subject, sent_at, status, reply_token, body, mailbox)
-               SELECT mid, creator, campaign, rcpt, subject, coalesce(sent, now()), status,
-                      token, body, mailbox
-               FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-                           $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[])
-                    WITH ORDINALITY
-                    AS u(mid, creator, campaign, rcpt, subject, sent, status, token, body,
-                         mailbox, n)
-               ORDER BY n
-               ON CONFLICT (message_id) DO NOTHING"#,
-            &column(|r| &r.message_id) as &[&str],
-            &rows.iter().map(|r| r.creator_id).collect::<Vec<_>>(),
-            &rows.iter().map(|r| r.campaign_id).collect::<Vec<_>>(),
-            &column(|r| &r.to_address) as &[&str],
-            &column(|r| &r.subject) as &[&str],
-            &rows.iter().map(|r| r.sent_at).collect::<Vec<_>>()
-                as &[Option<chrono::DateTime<chrono::Utc>>],
-            &column(|r| r.status) as &[&str],
-            &rows.iter().map(|r| r.reply_token.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
-            &rows.iter().map(|r| r.body.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
-            &rows.iter().map(|r| r.mailbox.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
-        )
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        let mut tx = self.begin().await?;
+        let recorded = record_outreach(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(recorded)
     }
+}
 
+/// Records outreach rows in `tx`; rows whose Message-ID is known are skipped. Returns how
+/// many were new.
+pub async fn record_outreach(tx: &mut Tx, rows: &[NewOutreach]) -> Result<u64, StoreError> {
+    let column = |f: fn(&NewOutreach) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+    let done = sqlx::query!(
+        r#"INSERT INTO outreach_messages (message_id, creator_id, campaign_id, to_address,
+             subject, sent_at, status, reply_token, body, mailbox)
+           SELECT mid, creator, campaign, rcpt, subject, coalesce(sent, now()), status,
+                  token, body, mailbox
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                       $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[])
+                WITH ORDINALITY
+                AS u(mid, creator, campaign, rcpt, subject, sent, status, token, body,
+                     mailbox, n)
+           ORDER BY n
+           ON CONFLICT (message_id) DO NOTHING"#,
+        &column(|r| &r.message_id) as &[&str],
+        &rows.iter().map(|r| r.creator_id).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.campaign_id).collect::<Vec<_>>(),
+        &column(|r| &r.to_address) as &[&str],
+        &column(|r| &r.subject) as &[&str],
+        &rows.iter().map(|r| r.sent_at).collect::<Vec<_>>()
+            as &[Option<chrono::DateTime<chrono::Utc>>],
+        &column(|r| r.status) as &[&str],
+        &rows.iter().map(|r| r.reply_token.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
+        &rows.iter().map(|r| r.body.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
+        &rows.iter().map(|r| r.mailbox.as_deref()).collect::<Vec<_>>() as &[Option<&str>],
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+impl super::Store {
     /// Marks collabd's own outreach as accepted by the SMTP server (or failed).
     pub async fn finish_send(&self, message_id: &str, accepted: bool) -> Result<(), StoreError> {
         let status = if accepted { "sent" } else { "failed" };

@@ -301,16 +301,18 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
          Chloé,instagram,chloe.m,not-an-email,,,\n",
     )
     .unwrap();
-    // Invalid rows: nothing is imported unless --skip-invalid, which exits 2.
+    // Invalid rows: nothing is imported unless --skip-invalid, which exits 2. Line 5
+    // repeats line 2's creator: listed with the line it repeats, never skipped silently.
     let (code, r, _) = import(&s.env, &["creator", "import", csv.to_str().unwrap()]);
-    assert_eq!((code, invalid_lines(&r)), (Some(1), vec![4, 6]), "{r}");
+    assert_eq!((code, invalid_lines(&r)), (Some(1), vec![4, 5, 6]), "{r}");
+    assert_eq!(r["invalid"][1]["reason"], "tiktok:ana.makes is on line 2 already", "{r}");
     assert_eq!(s.db.rows("creators").await, 0);
     let (code, r, _) =
         import(&s.env, &["creator", "import", "--skip-invalid", csv.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{r}");
     assert_eq!(r["created"], 2, "{r}");
-    assert_eq!(r["skipped"], 1, "{r}"); // the duplicate of ana.makes within the file
-    assert_eq!(invalid_lines(&r), vec![4, 6]);
+    assert_eq!(r["skipped"], 0, "{r}");
+    assert_eq!(invalid_lines(&r), vec![4, 5, 6]);
 
     // Importing again updates what changed and skips the rest.
     std::fs::write(&csv, "name,platform,handle,email\nAna S.,tiktok,ana.makes,ana@creators.example\nBen Okafor,youtube,benbuilds,ben@creators.example\n").unwrap();
@@ -334,8 +336,10 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
     let (code, r, _) =
         import(&s.env, &["outreach", "import", "--skip-invalid", out.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{r}");
-    assert_eq!((r["recorded"].as_u64(), r["skipped"].as_u64()), (Some(1), Some(1)), "{r}");
-    assert_eq!(r["invalid"][0]["line"], 3);
+    assert_eq!((r["recorded"].as_u64(), r["skipped"].as_u64()), (Some(1), Some(0)), "{r}");
+    // Line 3 names nobody; line 4 repeats line 2's Message-ID.
+    assert_eq!(invalid_lines(&r), vec![3, 4], "{r}");
+    assert_eq!(r["invalid"][1]["field"], "message_id", "{r}");
 
     // One row by hand, keyed by any form of creator key; known Message-IDs are skipped.
     let record = |creator: &'static str| {

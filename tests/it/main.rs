@@ -10,6 +10,7 @@ mod cluster;
 mod config;
 mod faults;
 mod fixtures;
+mod imports;
 mod ingest;
 mod mailboxes;
 mod notify;
