@@ -171,6 +171,7 @@ impl Ingestor {
             }
         };
         report.duplicates = seen.len() as u32;
+        let duplicates: Vec<&Prepared> = batch.0.iter().filter(|p| seen.contains(&p.uid)).collect();
         sync::advance(
             &mut tx,
             &src.mailbox,
@@ -181,8 +182,56 @@ impl Ingestor {
         )
         .await?;
         tx.commit().await?;
+        if !duplicates.is_empty() {
+            self.warn_of_changed_duplicates(src, &duplicates).await;
+        }
         Ok(report)
     }
+
+    /// A dropped duplicate is nearly always a true copy (a UIDVALIDITY reset, a mail in
+    /// two folders). One whose sender or text differ from the stored message of the same
+    /// Message-ID is another mail reusing it, by a broken client or on purpose: it is
+    /// still dropped (one Message-ID, one message), but logged with both, so an operator
+    /// can find it. Logging only: a failure here changes nothing that was committed.
+    async fn warn_of_changed_duplicates(&self, src: &Source, duplicates: &[&Prepared]) {
+        let keys: Vec<&str> = duplicates.iter().map(|p| p.mail.dedupe_key.as_str()).collect();
+        let stored = match self.store.stored_identities(&src.mailbox, &keys).await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(error = %e, "cannot compare dropped duplicates with their originals");
+                return;
+            }
+        };
+        for p in duplicates {
+            let Some(first) = stored.iter().find(|s| s.dedupe_key == p.mail.dedupe_key) else {
+                continue;
+            };
+            if i64::from(p.uid) == first.uid {
+                continue; // the same message fetched again
+            }
+            let sender_differs = first.from_address != p.mail.from_address;
+            let body_differs = p.class.kind != Kind::Skipped
+                && first.body_sha256.as_ref().is_some_and(|h| *h != sha256_hex(&p.mail.text_body));
+            if sender_differs || body_differs {
+                warn!(
+                    mailbox = %src.mailbox,
+                    message_id = p.mail.message_id.as_deref().unwrap_or(""),
+                    kept_id = first.id,
+                    kept_uid = first.uid,
+                    dropped_uid = p.uid,
+                    sender_differs,
+                    body_differs,
+                    "a mail reusing a stored Message-ID was dropped as its duplicate, though its \
+                     sender or text differ"
+                );
+            }
+        }
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 fn prepare(f: Fetched, rules: &ClassifyRules) -> Prepared {

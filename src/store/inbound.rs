@@ -31,6 +31,19 @@ pub struct NewInbound<'a> {
     pub collaboration_id: Option<i64>,
 }
 
+/// Who sent a stored message and a digest of its text: enough to tell a true copy from
+/// another mail that reuses its Message-ID.
+#[derive(Debug, Clone)]
+pub struct StoredIdentity {
+    pub id: i64,
+    pub uid: i64,
+    pub dedupe_key: String,
+    pub from_address: Option<String>,
+    /// SHA-256 (hex) of the text body; `None` when the body was not kept (over the size
+    /// limit).
+    pub body_sha256: Option<String>,
+}
+
 /// A message waiting for a person to decide what it is.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct UnmatchedMessage {
@@ -72,6 +85,26 @@ impl super::Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row)
+    }
+
+    /// The stored messages of `mailbox` under these dedupe keys: what a dropped duplicate
+    /// is compared with.
+    pub async fn stored_identities(
+        &self,
+        mailbox: &str,
+        keys: &[&str],
+    ) -> Result<Vec<StoredIdentity>, StoreError> {
+        let rows = sqlx::query_as!(
+            StoredIdentity,
+            r#"SELECT id, uid, dedupe_key, from_address,
+                      encode(sha256(convert_to(text_body, 'UTF8')), 'hex') AS body_sha256
+               FROM inbound_messages WHERE mailbox = $1 AND dedupe_key = ANY($2)"#,
+            mailbox,
+            keys as &[&str]
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows)
     }
 
     /// Which of these `(uid, dedupe key)` pairs are stored already, by UID or by dedupe key.

@@ -866,3 +866,34 @@ async fn daemon_with_only_a_campaign() -> (TestDb, Dovecot, DaemonEnv, DaemonPro
     let daemon = env.spawn();
     (db, imap, env, daemon)
 }
+
+/// A second mail under a stored Message-ID is dropped (one Message-ID, one message), but
+/// when its sender or text differ it is logged with both, so it can be found; a true copy
+/// is dropped quietly.
+#[tokio::test]
+async fn a_changed_mail_under_a_known_message_id_is_logged_with_both() {
+    let (db, _seed, imap) = seeded_mailbox(1).await;
+    let env = DaemonEnv::new(&db.url);
+    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    let daemon = env.spawn();
+    let original = reply("ana@creators.example", "same@mail.example", None, &[], "Yes please");
+    imap.append(original.clone()).await;
+    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
+    imap.append(original).await; // a true copy
+    let forged = reply("mallory@evil.example", "same@mail.example", None, &[], "Send the fee here");
+    imap.append(forged).await;
+    let logged = eventually(WAIT, || async {
+        daemon.logs().contains("reusing a stored Message-ID")
+            && db.count("SELECT last_uid FROM mailbox_sync WHERE mailbox = 'brand'").await == 3
+    })
+    .await;
+    let logs = daemon.logs();
+    assert!(logged, "{logs}");
+    assert_eq!(db.rows("inbound_messages").await, 1, "both later mails were dropped");
+    let warnings: Vec<&str> =
+        logs.lines().filter(|l| l.contains("reusing a stored Message-ID")).collect();
+    assert_eq!(warnings.len(), 1, "only the changed one is logged: {warnings:?}");
+    let w = warnings[0];
+    assert!(w.contains("kept_uid=1") && w.contains("dropped_uid=3"), "{w}");
+    assert!(w.contains("sender_differs=true") && w.contains("body_differs=true"), "{w}");
+}
