@@ -4,6 +4,7 @@ mod attachments;
 pub mod bounce;
 pub mod classify;
 mod decline;
+pub mod headers;
 mod parse;
 mod quote;
 mod quote_html;

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::attachments::without_attachment_bodies;
 use super::bounce::{self, Verdict};
+use super::headers::Headers;
 use super::quote::NO_NEW_TEXT;
 use super::{NewText, new_text, normalize_address, normalize_message_id, quote_html};
 
@@ -39,7 +40,7 @@ pub struct ParsedMail {
 /// Raw header facts for classification; see `classify`.
 #[derive(Debug, Clone, Default)]
 pub struct Signals {
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     pub report_type: Option<String>,
     /// Message-IDs and recipients quoted inside a delivery-status report.
     pub reported_message_ids: Vec<String>,
@@ -51,7 +52,7 @@ pub struct Signals {
 impl Signals {
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 }
 
@@ -122,8 +123,9 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 }
 
 fn signals(msg: &Message<'_>) -> Signals {
-    let headers =
-        msg.headers_raw().take(200).map(|(n, v)| (n.to_owned(), clean(v.trim()))).collect();
+    let headers = Headers(
+        msg.headers_raw().take(200).map(|(n, v)| (n.to_owned(), clean(v.trim()))).collect(),
+    );
     let report_type = msg
         .root_part()
         .headers()
@@ -135,7 +137,10 @@ fn signals(msg: &Message<'_>) -> Signals {
     let mut s = Signals { headers, report_type, ..Default::default() };
     // Not only formal DSNs: MAILER-DAEMON notices in multipart/mixed quote the original too.
     collect_report(msg, &mut s);
-    s.verdict = bounce::read(msg, &mut s);
+    if let Some(report) = bounce::read(msg, &s.headers, s.report_type.as_deref()) {
+        s.reported_recipients = report.recipients;
+        s.verdict = Some(report.verdict);
+    }
     if s.verdict.is_some()
         && let Some(own) = msg.message_id().and_then(normalize_message_id)
     {

@@ -3,8 +3,8 @@
 //! their own notices, from sender, subject and body together. Each verdict says how sure
 //! the address is dead (hard) or only failed this time (soft), and why.
 //!
-//! `read` runs while the parsed message is alive (from `parse::signals`) and fills the
-//! reported recipients and Message-IDs matching uses; `classify` turns its verdict into a
+//! `read` runs while the parsed message is alive (from `parse::signals`) and reports the
+//! recipients matching uses (the reported Message-IDs are parsing's); `classify` turns its verdict into a
 //! `Classification`. The work is bounded: the first parts, the first KBs of each.
 //!
 //! How `read` reads a message, cheapest first:
@@ -40,8 +40,8 @@ use self::notices::{
 };
 use self::severity::severity;
 use self::style::style;
+use super::headers::Headers;
 use super::normalize_address;
-use super::parse::Signals;
 
 /// Whether the address itself is dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -127,133 +127,213 @@ struct Gathered {
     original: bool,
 }
 
-/// Reads report facts into `s` and decides whether the message is a bounce or complaint.
-/// Fills `s.reported_recipients`; `s.reported_message_ids` is filled by the caller.
-pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
-    let from = msg.from().and_then(|a| a.first());
-    let from_addr = from.and_then(|a| a.address.as_deref()).and_then(normalize_address);
-    let from_name = from.and_then(|a| a.name.as_deref()).unwrap_or_default();
-    let subject = msg.subject().unwrap_or_default();
-    let header = |n: &str| s.header(n).map(str::to_owned);
+/// What `read` found: the verdict and the failed (or complained-about) recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub verdict: Verdict,
+    pub recipients: Vec<String>,
+}
 
-    let report_type = s.report_type.as_deref();
-    let x_failed = header("X-Failed-Recipients");
-    let auto_sub = header("Auto-Submitted")
-        .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| !v.is_empty() && v != "no");
-    let null_rp = header("Return-Path").is_some_and(|v| v.trim() == "<>" || v.trim().is_empty());
-    let daemon_sender = from_addr.as_deref().is_some_and(|a| DAEMON_LOCAL.is_match(a));
-    let daemon_name = DAEMON_NAME.is_match(from_name);
-    let reply_subject = REPLY_SUBJECT.is_match(subject);
-    let bounce_subject = !reply_subject && BOUNCE_SUBJECT.is_match(subject.trim());
-    let ndr_header = header("X-MS-Exchange-Message-Is-Ndr").is_some();
-    let ml_server = ["X-MLServer", "X-ML-Server"]
-        .iter()
-        .any(|h| header(h).is_some_and(|v| v.to_ascii_lowercase().contains("fml")));
-    let automatic_sender = daemon_sender
-        || daemon_name
-        || null_rp
-        || x_failed.is_some()
-        || ndr_header
-        || ml_server
-        || auto_sub.as_deref().is_some_and(|v| !v.starts_with("auto-replied"));
-    // A person answering on a thread, or forwarding: what they paste is not their bounce.
-    let mailer_daemon = from_addr.as_deref().is_some_and(|a| {
-        let a = a.to_ascii_lowercase();
-        a.starts_with("mailer-daemon@") || a.starts_with("mailer_daemon@")
-    });
-    let human = (reply_subject && !mailer_daemon)
-        || (!automatic_sender && (!msg.in_reply_to().is_empty() || !msg.references().is_empty()));
+/// What the headers, sender and subject say before any part is read.
+struct Envelope {
+    from_addr: Option<String>,
+    subject: String,
+    x_failed: Option<String>,
+    auto_sub: Option<String>,
+    daemon_sender: bool,
+    daemon_name: bool,
+    ndr_header: bool,
+    ml_server: bool,
+    reply_subject: bool,
+    bounce_subject: bool,
+    automatic_sender: bool,
+    /// A person answering on a thread, or forwarding: what they paste is not their bounce.
+    human: bool,
+}
 
-    // Most mail is neither: only the part types and headers are looked at for it.
-    let (status_part, feedback_part) = report_parts(msg);
-    let candidate = report_type.is_some()
-        || feedback_part
-        || (!human
-            && (status_part
-                || automatic_sender
-                || auto_sub.is_some()
-                || bounce_subject
-                || COMPLAINT_SUBJECT.is_match(subject)));
-    if !candidate {
+impl Envelope {
+    fn read(msg: &Message<'_>, headers: &Headers) -> Envelope {
+        let from = msg.from().and_then(|a| a.first());
+        let from_addr = from.and_then(|a| a.address.as_deref()).and_then(normalize_address);
+        let from_name = from.and_then(|a| a.name.as_deref()).unwrap_or_default();
+        let subject = msg.subject().unwrap_or_default().to_owned();
+        let x_failed = headers.get("X-Failed-Recipients").map(str::to_owned);
+        let auto_sub = headers
+            .get("Auto-Submitted")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| !v.is_empty() && v != "no");
+        let null_rp =
+            headers.get("Return-Path").is_some_and(|v| v.trim() == "<>" || v.trim().is_empty());
+        let daemon_sender = from_addr.as_deref().is_some_and(|a| DAEMON_LOCAL.is_match(a));
+        let daemon_name = DAEMON_NAME.is_match(from_name);
+        let reply_subject = REPLY_SUBJECT.is_match(&subject);
+        let bounce_subject = !reply_subject && BOUNCE_SUBJECT.is_match(subject.trim());
+        let ndr_header = headers.get("X-MS-Exchange-Message-Is-Ndr").is_some();
+        let ml_server = ["X-MLServer", "X-ML-Server"]
+            .iter()
+            .any(|h| headers.get(h).is_some_and(|v| v.to_ascii_lowercase().contains("fml")));
+        let automatic_sender = daemon_sender
+            || daemon_name
+            || null_rp
+            || x_failed.is_some()
+            || ndr_header
+            || ml_server
+            || auto_sub.as_deref().is_some_and(|v| !v.starts_with("auto-replied"));
+        let mailer_daemon = from_addr.as_deref().is_some_and(|a| {
+            let a = a.to_ascii_lowercase();
+            a.starts_with("mailer-daemon@") || a.starts_with("mailer_daemon@")
+        });
+        let human = (reply_subject && !mailer_daemon)
+            || (!automatic_sender
+                && (!msg.in_reply_to().is_empty() || !msg.references().is_empty()));
+        Envelope {
+            from_addr,
+            subject,
+            x_failed,
+            auto_sub,
+            daemon_sender,
+            daemon_name,
+            ndr_header,
+            ml_server,
+            reply_subject,
+            bounce_subject,
+            automatic_sender,
+            human,
+        }
+    }
+
+    /// Whether the message may be a report at all; most mail is not, and only the part
+    /// types and headers are looked at for it.
+    fn candidate(&self, msg: &Message<'_>, report_type: Option<&str>) -> bool {
+        let (status_part, feedback_part) = report_parts(msg);
+        report_type.is_some()
+            || feedback_part
+            || (!self.human
+                && (status_part
+                    || self.automatic_sender
+                    || self.auto_sub.is_some()
+                    || self.bounce_subject
+                    || COMPLAINT_SUBJECT.is_match(&self.subject)))
+    }
+
+    /// Whether a report that is no complaint is a bounce. An RFC 3834 answer (a vacation)
+    /// may have a null Return-Path too: it takes a bounce subject or a status code beside
+    /// its words to be a bounce.
+    fn is_bounce(&self, g: &Gathered, headers: &Headers, formal: bool) -> bool {
+        let vacation = self.auto_sub.as_deref().is_some_and(|v| v.starts_with("auto-replied"))
+            && !self.daemon_sender
+            && self.x_failed.is_none()
+            && !self.ndr_header;
+        let listed = headers.get("List-Id").is_some() || headers.get("List-Unsubscribe").is_some();
+        let words = || NOTICE_WORDS.is_match(&g.notice);
+        let structure = || has_status_structure(&g.notice);
+        formal
+            || (!self.human
+                && if self.daemon_sender || self.x_failed.is_some() || self.ndr_header {
+                    true
+                } else if vacation {
+                    self.bounce_subject || (structure() && words())
+                } else if listed {
+                    // Newsletters and platform mail ("your parcel could not be delivered").
+                    false
+                } else {
+                    (self.automatic_sender || self.bounce_subject)
+                        && (self.bounce_subject
+                            || (words() && (self.daemon_name || self.ml_server || structure())))
+                })
+    }
+}
+
+/// The brand's side of a report: the bounce's addressees and the original's sender. Their
+/// addresses and domains are never where its mail failed.
+struct Exclusions {
+    addresses: Vec<String>,
+    own: Vec<String>,
+}
+
+impl Exclusions {
+    fn new(msg: &Message<'_>, headers: &Headers, e: &Envelope, g: &Gathered) -> Exclusions {
+        let own: Vec<String> = address_list(msg.to())
+            .into_iter()
+            .chain(address_list(msg.cc()))
+            .chain(
+                ["Delivered-To", "X-Original-To"]
+                    .iter()
+                    .filter_map(|h| headers.get(h).and_then(normalize_address)),
+            )
+            .chain(g.original_from.iter().cloned())
+            .filter(|a| e.from_addr.as_ref() != Some(a))
+            .collect();
+        let addresses = e
+            .from_addr
+            .iter()
+            .cloned()
+            .chain(headers.get("Return-Path").and_then(normalize_address))
+            .chain(own.iter().cloned())
+            .collect();
+        Exclusions { addresses, own }
+    }
+
+    /// Adds failed recipients to `to`, leaving out delivery systems, the excluded
+    /// addresses and every address at the brand's own domains: a bounce reports where the
+    /// brand's mail failed, never the brand.
+    fn push(&self, to: &mut Vec<String>, found: Vec<String>) {
+        let own: Vec<&str> =
+            self.own.iter().filter_map(|a| a.rsplit_once('@').map(|(_, d)| d)).collect();
+        for r in found {
+            if r.rsplit_once('@').is_some_and(|(_, d)| own.contains(&d)) {
+                continue;
+            }
+            if to.len() >= MAX_RECIPIENTS {
+                break;
+            }
+            let daemon = DAEMON_LOCAL.is_match(&r);
+            if !daemon && !self.addresses.contains(&r) && !to.contains(&r) {
+                to.push(r);
+            }
+        }
+    }
+}
+
+/// Decides whether the message is a bounce or a complaint, and whom it reports.
+/// `report_type` is the `multipart/report` type of the root part, if any.
+pub fn read(msg: &Message<'_>, headers: &Headers, report_type: Option<&str>) -> Option<Report> {
+    let e = Envelope::read(msg, headers);
+    if !e.candidate(msg, report_type) {
         return None;
     }
     let g = gather(msg);
-
-    // The brand's side: the bounce's addressees and the original's sender. Their domains
-    // are the brand's, never where its mail failed.
-    let own: Vec<String> = address_list(msg.to())
-        .into_iter()
-        .chain(address_list(msg.cc()))
-        .chain(
-            ["Delivered-To", "X-Original-To"]
-                .iter()
-                .filter_map(|h| header(h).and_then(|v| normalize_address(&v))),
-        )
-        .chain(g.original_from.iter().cloned())
-        .filter(|a| from_addr.as_ref() != Some(a))
-        .collect();
-    let own_domains: Vec<&str> =
-        own.iter().filter_map(|a| a.rsplit_once('@').map(|(_, d)| d)).collect();
-    let exclude: Vec<String> = from_addr
-        .iter()
-        .cloned()
-        .chain(header("Return-Path").and_then(|v| normalize_address(&v)))
-        .chain(own.iter().cloned())
-        .collect();
+    let exclusions = Exclusions::new(msg, headers, &e, &g);
+    let mut recipients = Vec::new();
 
     // Complaints: ARF, or a feedback loop's own shape with the original attached.
     let arf = report_type == Some("feedback-report") || !g.feedback.is_empty();
-    let jmrp = g.original && COMPLAINT_SUBJECT.is_match(subject) && !reply_subject;
+    let jmrp = g.original && COMPLAINT_SUBJECT.is_match(&e.subject) && !e.reply_subject;
     if arf || jmrp {
-        let feedback = &g.feedback;
         let field = |n: &'static str| {
-            feedback.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v)
+            g.feedback.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v)
         };
         let mut rcpts: Vec<String> = field("Original-Rcpt-To")
             .chain(field("Removal-Recipient"))
             .filter_map(|v| normalize_address(v.rsplit(';').next().unwrap_or(v)))
             .collect();
         rcpts.extend(g.original_to.iter().cloned());
-        push_recipients(s, rcpts, &exclude, &own_domains);
+        exclusions.push(&mut recipients, rcpts);
         let feedback_type = field("Feedback-Type")
             .next()
             .map(|v| v.trim().to_ascii_lowercase())
             .unwrap_or_else(|| if arf { "arf" } else { "jmrp" }.to_owned());
-        return Some(Verdict::Complaint { feedback_type: clean_token(&feedback_type) });
+        let verdict = Verdict::Complaint { feedback_type: clean_token(&feedback_type) };
+        return Some(Report { verdict, recipients });
     }
 
-    let formal = report_type == Some("delivery-status") || (g.status_part.is_some() && !human);
-    // An RFC 3834 answer (a vacation) may have a null Return-Path too: it takes a bounce
-    // subject or a status code beside its words to be a bounce.
-    let vacation = auto_sub.as_deref().is_some_and(|v| v.starts_with("auto-replied"))
-        && !daemon_sender
-        && x_failed.is_none()
-        && !ndr_header;
-    let listed = header("List-Id").is_some() || header("List-Unsubscribe").is_some();
-    let words = || NOTICE_WORDS.is_match(&g.notice);
-    let structure = || has_status_structure(&g.notice);
-
-    let is_bounce = formal
-        || (!human
-            && if daemon_sender || x_failed.is_some() || ndr_header {
-                true
-            } else if vacation {
-                bounce_subject || (structure() && words())
-            } else if listed {
-                // Newsletters and platform mail ("your parcel could not be delivered").
-                false
-            } else {
-                (automatic_sender || bounce_subject)
-                    && (bounce_subject || (words() && (daemon_name || ml_server || structure())))
-            });
-    if !is_bounce {
+    let formal = report_type == Some("delivery-status") || (g.status_part.is_some() && !e.human);
+    if !e.is_bounce(&g, headers, formal) {
         return None;
     }
-
-    let style = style(msg, s, &g, formal);
-    let delayed_subject = subject.to_ascii_lowercase().contains("delay")
-        || subject.to_ascii_lowercase().contains("warning");
+    let style = style(msg, headers, report_type, &g, formal);
+    let lower_subject = e.subject.to_ascii_lowercase();
+    let delayed_subject = lower_subject.contains("delay") || lower_subject.contains("warning");
     let (severity, status) = severity(&g, delayed_subject);
 
     // Failed recipients: the report's own fields first, then the notice's words.
@@ -262,18 +342,17 @@ pub fn read(msg: &Message<'_>, s: &mut Signals) -> Option<Verdict> {
         rcpts.extend(r.final_recipient.iter().cloned());
         rcpts.extend(r.original_recipient.iter().cloned());
     }
-    if let Some(v) = &x_failed {
+    if let Some(v) = &e.x_failed {
         rcpts.extend(v.split(',').filter_map(normalize_address));
     }
-    push_recipients(s, rcpts, &exclude, &own_domains);
+    exclusions.push(&mut recipients, rcpts);
     // The notice's addresses only when the report's fields named none.
-    if s.reported_recipients.is_empty() {
+    if recipients.is_empty() {
         let mut rcpts = notice_recipients(&g.notice);
         rcpts.extend(g.original_to.iter().cloned());
-        push_recipients(s, rcpts, &exclude, &own_domains);
+        exclusions.push(&mut recipients, rcpts);
     }
-
-    Some(Verdict::Bounce { severity, status, style })
+    Some(Report { verdict: Verdict::Bounce { severity, status, style }, recipients })
 }
 
 /// The classification a verdict makes.
@@ -301,24 +380,6 @@ fn address_list(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
         .filter_map(|a| a.address.as_deref())
         .filter_map(normalize_address)
         .collect()
-}
-
-/// Adds failed recipients, leaving out delivery systems, the addresses in `exclude` and
-/// every address at the brand's own domains (the bounce's addressee's and the original's
-/// sender's): a bounce reports where the brand's mail failed, never the brand.
-fn push_recipients(s: &mut Signals, found: Vec<String>, exclude: &[String], own: &[&str]) {
-    for r in found {
-        if r.rsplit_once('@').is_some_and(|(_, d)| own.contains(&d)) {
-            continue;
-        }
-        if s.reported_recipients.len() >= MAX_RECIPIENTS {
-            break;
-        }
-        let daemon = DAEMON_LOCAL.is_match(&r);
-        if !daemon && !exclude.contains(&r) && !s.reported_recipients.contains(&r) {
-            s.reported_recipients.push(r);
-        }
-    }
 }
 
 /// Letters, digits and a few marks only: reasons are shown and stored.

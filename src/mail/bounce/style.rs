@@ -3,7 +3,7 @@
 use mail_parser::Message;
 
 use super::{Gathered, floor_char};
-use crate::mail::parse::Signals;
+use crate::mail::headers::Headers;
 
 /// Telltales of report styles, looked for in the sender, the X-Mailer and the headers'
 /// names, then in the notice (all lower case). First match wins; for the reason only.
@@ -40,10 +40,17 @@ const STYLES: &[(&str, &str)] = &[
 ];
 
 /// The report style, for the reason.
-pub(super) fn style(msg: &Message<'_>, s: &Signals, g: &Gathered, formal: bool) -> &'static str {
+/// `report_type` is the root's `multipart/report` type, if any.
+pub(super) fn style(
+    msg: &Message<'_>,
+    s: &Headers,
+    report_type: Option<&str>,
+    g: &Gathered,
+    formal: bool,
+) -> &'static str {
     let notice = g.notice.as_str();
     let has = |needle: &str| notice.contains(needle);
-    if s.header("X-MS-Exchange-Message-Is-Ndr").is_some()
+    if s.get("X-MS-Exchange-Message-Is-Ndr").is_some()
         || has("Diagnostic information for administrators")
     {
         return "exchange ndr";
@@ -52,10 +59,10 @@ pub(super) fn style(msg: &Message<'_>, s: &Signals, g: &Gathered, formal: bool) 
     let mut sender = [
         from.and_then(|a| a.name.as_deref()).unwrap_or_default(),
         from.and_then(|a| a.address.as_deref()).unwrap_or_default(),
-        s.header("X-Mailer").unwrap_or_default(),
+        s.get("X-Mailer").unwrap_or_default(),
     ]
     .join(" ");
-    for (name, _) in s.headers.iter().filter(|(n, _)| n.starts_with(['X', 'x'])) {
+    for (name, _) in s.iter().filter(|(n, _)| n.starts_with(['X', 'x'])) {
         sender.push(' ');
         sender.push_str(name);
     }
@@ -67,7 +74,7 @@ pub(super) fn style(msg: &Message<'_>, s: &Signals, g: &Gathered, formal: bool) 
     if let Some((_, name)) = STYLES.iter().take(17).find(|(needle, _)| head.contains(needle)) {
         return name;
     }
-    if s.header("X-Failed-Recipients").is_some()
+    if s.get("X-Failed-Recipients").is_some()
         || has("This message was created automatically by mail delivery software")
     {
         return "exim";
@@ -84,7 +91,7 @@ pub(super) fn style(msg: &Message<'_>, s: &Signals, g: &Gathered, formal: bool) 
     if let Some(kind) = g.status_part {
         return kind;
     }
-    if s.report_type.as_deref() == Some("delivery-status") {
+    if report_type == Some("delivery-status") {
         return "delivery-status report";
     }
     "delivery notice"
