@@ -16,7 +16,7 @@ use async_imap::imap_proto::{MailboxDatum, Response};
 use async_imap::types::UnsolicitedResponse;
 use tracing::{debug, info, warn};
 
-use super::worker::MailboxWorker;
+use super::worker::{MailboxWorker, Wake};
 use super::{Credential, ImapError, Session, connect, timed};
 use crate::config::PostProcess;
 
@@ -70,17 +70,6 @@ impl Announcements {
             _ => {}
         }
     }
-}
-
-/// Why waiting for mail ended.
-pub(super) enum Wake {
-    /// The server announced something (new mail, most likely), in IDLE or earlier outside
-    /// it: catch up now.
-    Announced,
-    /// `poll_interval` passed: catch up anyway (the safety net).
-    Poll,
-    /// Shutdown.
-    Stop,
 }
 
 impl OpenFolder {

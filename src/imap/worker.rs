@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span};
 
 use super::ImapError;
-use super::session::Wake;
 use crate::config::{IngestSettings, MailboxSettings};
 use crate::ingest::Ingestor;
 use crate::oauth::TokenSource;
@@ -56,6 +55,17 @@ impl MailboxHealth {
 /// when it runs here (`None`: leased to another instance, or to none yet); shared with
 /// the admin server and replaced on every change.
 pub type Registry = Arc<std::sync::RwLock<Vec<(String, Option<Arc<Mutex<MailboxHealth>>>)>>>;
+
+/// Why waiting for mail ended.
+pub(super) enum Wake {
+    /// The server announced something (new mail, most likely), in IDLE or earlier outside
+    /// it: catch up now.
+    Announced,
+    /// `poll_interval` passed: catch up anyway (the safety net).
+    Poll,
+    /// Shutdown.
+    Stop,
+}
 
 /// Watches one mailbox until told to stop.
 pub struct MailboxWorker {
