@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use collabd::admin::display::{self, table};
 use collabd::admin::protocol::*;
 use collabd::collab::{Compensation, Deadline, Deliverable, Money, Terms, Timeline};
 use collabd::import::{ImportOptions, Kind};
@@ -385,9 +386,19 @@ enum CollabCmd {
     },
     /// Every matching collaboration to stdout, newest first, streamed page by page (for
     /// spreadsheets: csv; for scripts: jsonl, one object a line).
+    ///
+    /// CSV is made safe for spreadsheets: a cell starting with `=`, `+`, `-`, `@`, TAB or
+    /// CR (a formula to Excel, LibreOffice and Google Sheets, e.g. `=HYPERLINK(…)`) is
+    /// written with a leading `'`, as OWASP recommends; negative-looking values such as
+    /// `-2` too (no column holds a bare number that can be negative). `--raw` writes every
+    /// cell as stored. JSONL is always as stored.
     Export {
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormat,
+        /// CSV cells exactly as stored, without the leading `'` that keeps spreadsheets
+        /// from running them as formulas: for programs, not for spreadsheets.
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         filter: CollabFilterArgs,
         /// Only those created at or after this time (RFC 3339, or a date: YYYY-MM-DD, UTC).
@@ -517,7 +528,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("collabctl: {e:#}");
+            eprintln!("collabctl: {}", display::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -541,7 +552,7 @@ fn import_file(
         out + &render_invalid(&outcome.invalid)
     })?;
     if let Some(s) = &outcome.summary {
-        eprintln!("collabctl: {s}");
+        eprintln!("collabctl: {}", display::text(s));
     }
     if outcome.exit != 0 {
         std::io::stdout().flush()?;
@@ -559,7 +570,7 @@ fn show<P: Params>(
 ) -> anyhow::Result<()> {
     let raw = c.call_raw(params.into())?;
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&raw)?);
+        println!("{}", display::json(serde_json::to_string_pretty(&raw)?));
     } else {
         let typed: P::Output =
             serde_json::from_value(raw).context("unexpected result from collabd")?;
@@ -575,7 +586,7 @@ fn print_report<T: serde::Serialize>(
     render: impl FnOnce(&T) -> String,
 ) -> anyhow::Result<()> {
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(v)?);
+        println!("{}", display::json(serde_json::to_string_pretty(v)?));
     } else {
         print!("{}", render(v));
     }
@@ -723,9 +734,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 |c: &Collaboration| c.id,
                 render_collabs,
             ),
-            CollabCmd::Export { format, filter, since } => {
+            CollabCmd::Export { format, raw, filter, since } => {
                 let since = since.as_deref().map(parse_since).transpose()?;
-                export(c, *format, |after, limit| filter.call(since, PageParams { after, limit }))
+                let page = |after, limit| filter.call(since, PageParams { after, limit });
+                export(c, *format, *raw, page)
             }
             CollabCmd::Show { id } => show(cli, c, CollabShow { id: *id }, render_collab),
             CollabCmd::Update { id, terms, reason } => {
@@ -830,7 +842,7 @@ where
                         out,
                         "{}{}",
                         if first { "\n  " } else { ",\n  " },
-                        serde_json::to_string(item)?
+                        display::json(serde_json::to_string(item)?)
                     )?;
                     first = false;
                 }
@@ -928,10 +940,10 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 fn render_status(st: &StatusResult) -> String {
     let mut out = format!(
         "collabd {}  up {}s  database {}  instance {}\n",
-        st.version,
+        display::clip(&st.version, display::CELL_MAX),
         st.uptime_secs,
         if st.database { "ok" } else { "UNREACHABLE" },
-        st.instance.as_deref().unwrap_or("-"),
+        display::clip(st.instance.as_deref().unwrap_or("-"), display::CELL_MAX),
     );
     // "here" for this instance's mailboxes, another's id, or "-" while nobody holds it.
     let holder = |h: &Option<String>| match h {
@@ -1024,7 +1036,7 @@ fn render_mailboxes(rows: &[MailboxEntry]) -> String {
 fn render_mailbox(m: &MailboxEntry) -> String {
     let mut out = format!(
         "mailbox {}  ({}, {})\n",
-        m.name,
+        display::text(&m.name),
         source(m),
         if m.paused { "paused" } else { "active" }
     );
@@ -1038,7 +1050,9 @@ fn render_mailbox(m: &MailboxEntry) -> String {
                 Value::String(s) => s,
                 other => other.to_string(),
             };
-            out += &format!("  {k:<18} {v}\n");
+            let k = display::clip(&k, display::CELL_MAX);
+            let pad = " ".repeat(18usize.saturating_sub(k.chars().count()));
+            out += &format!("  {k}{pad} {}\n", display::text(&v));
         }
     }
     out
@@ -1091,12 +1105,13 @@ fn render_collabs(rows: &[Collaboration]) -> String {
 fn render_collab(d: &CollabDetail) -> String {
     let v = &d.collab;
     let mut out = render_collabs(slice(v));
+    let t = |v: &dyn ToString| display::text(&v.to_string());
     out += &format!(
         "\ndeliverables: {}\ncompensation: {}\ntimeline: {}\nterms: {}\n",
-        v.deliverables,
-        v.compensation,
-        v.timeline,
-        opt(&v.additional_terms)
+        t(&v.deliverables),
+        t(&v.compensation),
+        t(&v.timeline),
+        t(&opt(&v.additional_terms))
     );
     out += "\nEVENTS\n";
     out += &table(
@@ -1122,7 +1137,7 @@ fn render_inbox(rows: &[UnmatchedMessage]) -> String {
             vec![
                 r.id.to_string(),
                 r.mailbox.clone(),
-                opt(&r.from_address),
+                sender(r),
                 opt(&r.subject),
                 r.received_at.to_string(),
             ]
@@ -1130,28 +1145,43 @@ fn render_inbox(rows: &[UnmatchedMessage]) -> String {
     )
 }
 
+/// `Name <address>`, or whichever of the two the mail had.
+fn sender(m: &UnmatchedMessage) -> String {
+    match (m.from_name.as_deref().filter(|n| !n.is_empty()), m.from_address.as_deref()) {
+        (Some(name), Some(address)) => format!("{name} <{address}>"),
+        (name, address) => name.or(address).unwrap_or_default().to_owned(),
+    }
+}
+
 fn render_invalid(invalid: &[InvalidRow]) -> String {
     let mut out = format!("invalid: {}\n", invalid.len());
     for i in invalid {
-        out += &format!("  line {}: {} {}\n", i.line, opt(&i.field), i.reason);
+        let (field, reason) = (display::text(&opt(&i.field)), display::text(&i.reason));
+        out += &format!("  line {}: {field} {reason}\n", i.line);
     }
     out
 }
 
 fn render_send(r: &SendResult) -> String {
-    let mut out =
-        format!("message_id: {}\nto: {}\nreply_to: {}\n", r.message_id, r.to, opt(&r.reply_to));
+    let t = display::text;
+    let mut out = format!(
+        "message_id: {}\nto: {}\nreply_to: {}\n",
+        t(&r.message_id),
+        t(&r.to),
+        t(&opt(&r.reply_to))
+    );
     if !r.from.is_empty() {
-        out += &format!("from: {}\n", r.from);
+        out += &format!("from: {}\n", t(&r.from));
     }
     if let Some(mailbox) = &r.mailbox {
-        out += &format!("mailbox: {mailbox}\n");
+        out += &format!("mailbox: {}\n", t(mailbox));
     }
     if let Some(status) = &r.status {
-        out += &format!("status: {status}\n");
+        out += &format!("status: {}\n", t(status));
     }
     if let Some(message) = &r.message {
-        out += &format!("dry_run: true\nmessage:\n{message}\n");
+        // The operator's own mail, its lines kept; stored names in it are escaped.
+        out += &format!("dry_run: true\nmessage:\n{}\n", display::multiline(message, usize::MAX));
     }
     out
 }
@@ -1180,7 +1210,8 @@ fn authorize(
         AuthorizeStart::Device(start) => {
             println!(
                 "To authorize, open {} and enter the code {}",
-                start.verification_uri, start.user_code
+                display::escape(&start.verification_uri),
+                display::text(&start.user_code)
             );
             std::io::stdout().flush()?;
             let interval = Duration::from_secs(start.interval.max(1));
@@ -1200,7 +1231,9 @@ fn authorize(
         }
         AuthorizeStart::Code { authorize_url } => {
             drop(c);
-            println!("To authorize, open this address in a browser:\n{authorize_url}");
+            // Escaped, never cut: the operator must be able to open it.
+            let url = display::escape(&authorize_url);
+            println!("To authorize, open this address in a browser:\n{url}");
             std::io::stdout().flush()?;
             let (code, state) = await_redirect(&listener, deadline)?;
             Client::connect(&cli.socket)?.call(MailboxAuthorizeFinish {
@@ -1263,27 +1296,6 @@ fn await_redirect(
         }
     }
 }
-/// Left-aligned columns sized to their widest cell.
-fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let rows: Vec<Vec<String>> = rows.collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| -> String {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_owned() + "\n"
-    };
-    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out += &line(r);
-    }
-    out
-}
-
 /// `--since`: an RFC 3339 time, or a date (midnight UTC).
 fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
@@ -1297,10 +1309,12 @@ fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
 /// Rows fetched per page while exporting: large pages, few round trips, bounded memory.
 const EXPORT_PAGE: u32 = 5000;
 
-/// Streams every collaboration `filter` selects to stdout, a page at a time.
+/// Streams every collaboration `filter` selects to stdout, a page at a time. CSV cells go
+/// through [`display::csv_cell`] unless `raw`.
 fn export(
     c: &mut Client,
     format: ExportFormat,
+    raw: bool,
     filter: impl Fn(Option<i64>, Option<u32>) -> CollabList,
 ) -> anyhow::Result<()> {
     let out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
@@ -1331,22 +1345,30 @@ fn export(
         let (items, next) = c.call(filter(after, Some(EXPORT_PAGE)))?.into_parts();
         for l in &items {
             if let Some(w) = csv.as_mut() {
-                w.write_record([
-                    l.id.to_string().as_str(),
+                let (id, deliverables) = (l.id.to_string(), l.deliverables.to_string());
+                let (compensation, timeline) = (l.compensation.to_string(), l.timeline.to_string());
+                let (created, updated) = (l.created_at.to_rfc3339(), l.updated_at.to_rfc3339());
+                let cells = [
+                    id.as_str(),
                     l.status.as_str(),
                     &l.source,
                     &l.creator.handle,
                     &l.creator.name,
                     &l.creator.platform,
                     &l.campaign.name,
-                    &l.deliverables.to_string(),
-                    &l.compensation.to_string(),
-                    &l.timeline.to_string(),
+                    &deliverables,
+                    &compensation,
+                    &timeline,
                     l.additional_terms.as_deref().unwrap_or_default(),
                     l.thread_id.as_deref().unwrap_or_default(),
-                    &l.created_at.to_rfc3339(),
-                    &l.updated_at.to_rfc3339(),
-                ])?;
+                    &created,
+                    &updated,
+                ];
+                if raw {
+                    w.write_record(cells)?;
+                } else {
+                    w.write_record(cells.map(display::csv_cell).iter().map(|c| c.as_bytes()))?;
+                }
             }
             if let Some(out) = jsonl.as_mut() {
                 serde_json::to_writer(&mut *out, l)?;
@@ -1368,6 +1390,30 @@ fn export(
     Ok(())
 }
 
+/// One human line for a `watch` event; every stored value escaped and cut.
+fn watch_line(event: &WatchEvent) -> String {
+    let cell = |s: &str| display::clip(s, display::CELL_MAX);
+    match event {
+        WatchEvent::Collaboration(l) => format!(
+            "{}  collaboration {}  {}  {} / {}  ({})",
+            l.created_at.format("%Y-%m-%d %H:%M:%S"),
+            l.id,
+            l.status.as_str(),
+            cell(&l.creator.handle),
+            cell(&l.campaign.name),
+            cell(&l.source)
+        ),
+        WatchEvent::Unmatched(m) => format!(
+            "{}  unmatched {}  {}  \"{}\"  in {}",
+            m.received_at.format("%Y-%m-%d %H:%M:%S"),
+            m.id,
+            cell(&sender(m)),
+            cell(m.subject.as_deref().unwrap_or_default()),
+            cell(&m.mailbox)
+        ),
+    }
+}
+
 /// Streams `watch` events until the daemon closes the connection or the user interrupts.
 fn watch(cli: &Cli, c: &mut Client) -> anyhow::Result<()> {
     // Events come when they come.
@@ -1378,29 +1424,9 @@ fn watch(cli: &Cli, c: &mut Client) -> anyhow::Result<()> {
         let event: WatchEvent =
             serde_json::from_value(next?).context("unexpected event from collabd")?;
         if cli.json {
-            serde_json::to_writer(&mut out, &event)?;
-            writeln!(out)?;
+            writeln!(out, "{}", display::json(serde_json::to_string(&event)?))?;
         } else {
-            let line = match &event {
-                WatchEvent::Collaboration(l) => format!(
-                    "{}  collaboration {}  {}  {} / {}  ({})",
-                    l.created_at.format("%Y-%m-%d %H:%M:%S"),
-                    l.id,
-                    l.status.as_str(),
-                    l.creator.handle,
-                    l.campaign.name,
-                    l.source
-                ),
-                WatchEvent::Unmatched(m) => format!(
-                    "{}  unmatched {}  {}  {:?}  in {}",
-                    m.received_at.format("%Y-%m-%d %H:%M:%S"),
-                    m.id,
-                    opt(&m.from_address),
-                    m.subject.as_deref().unwrap_or_default(),
-                    m.mailbox
-                ),
-            };
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", watch_line(&event))?;
         }
         out.flush()?;
         next = c.read_answer(Ok(()));

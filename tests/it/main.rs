@@ -10,6 +10,7 @@ mod cluster;
 mod config;
 mod faults;
 mod fixtures;
+mod hostile_output;
 mod imports;
 mod ingest;
 mod mailboxes;
