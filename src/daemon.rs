@@ -24,7 +24,7 @@ use crate::ingest::{Ingestor, SharedRules};
 use crate::mail::ClassifyRules;
 use crate::oauth::Logins;
 use crate::smtp::{Mailers, OutreachError, SharedMailers};
-use crate::store::mailboxes::MAILBOXES_CHANNEL;
+use crate::store::channels;
 use crate::store::{Store, StoreError};
 
 /// How long workers get to finish their batch in flight after a stop signal.
@@ -569,7 +569,7 @@ async fn listen_mailboxes(store: Store, changed: Arc<Notify>, stop: Cancellation
                 }
             }
         };
-        if let Err(e) = listener.listen(MAILBOXES_CHANNEL).await {
+        if let Err(e) = listener.listen(channels::MAILBOXES).await {
             warn!(error = %e, "cannot LISTEN for mailbox changes; retrying");
             tokio::select! {
                 _ = stop.cancelled() => return,

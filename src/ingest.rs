@@ -628,13 +628,3 @@ fn stored_prepared(r: &inbound::StoredUnmatched) -> Prepared {
     let class = mail::classify::human(&mail);
     Prepared { uid: r.uid as u32, mail, class }
 }
-
-/// Reads `--since`: a date (midnight UTC) or an RFC 3339 time.
-pub fn parse_since(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let s = s.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&chrono::Utc));
-    }
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-    Some(d.and_hms_opt(0, 0, 0)?.and_utc())
-}

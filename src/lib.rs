@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod collab;
 pub mod config;
 pub mod daemon;
+pub mod dates;
 pub mod imap;
 pub mod import;
 pub mod ingest;

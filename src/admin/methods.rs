@@ -19,11 +19,7 @@ use crate::store::collabs::{CollabError, CollabFilter};
 use crate::store::creators::{Creator, NewCreator};
 use crate::store::mailboxes::StoredMailbox;
 use crate::store::outreach::NewOutreach;
-use crate::store::{Page, Store};
-
-/// The channels `watch` listens on: ingest and the admin methods NOTIFY them at commit.
-pub const WATCH_COLLABORATIONS: &str = "collabd_collaboration";
-pub const WATCH_UNMATCHED: &str = "collabd_unmatched";
+use crate::store::{Page, Store, channels};
 
 /// Everything the admin methods need from the running daemon.
 pub struct AdminContext {
@@ -542,7 +538,7 @@ impl AdminContext {
     /// the row is gone (a collaboration deleted, a message matched since).
     pub async fn watch_event(&self, channel: &str, id: i64) -> Option<WatchEvent> {
         let found = match channel {
-            WATCH_COLLABORATIONS => {
+            channels::COLLABORATIONS => {
                 self.store.collaboration(id).await.map(|c| c.map(WatchEvent::Collaboration))
             }
             _ => self.store.unmatched_message(id).await.map(|m| m.map(WatchEvent::Unmatched)),

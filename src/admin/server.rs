@@ -271,7 +271,7 @@ async fn serve_connection(
 /// result line (with the request's id) per event. No read timeout applies: a watcher only
 /// listens.
 async fn watch(mut framed: Conn, id: serde_json::Value, ctx: &AdminContext) {
-    use super::methods::{WATCH_COLLABORATIONS, WATCH_UNMATCHED};
+    use crate::store::channels;
     // Each watcher holds a database connection of its own: a few, not one per socket.
     static WATCHERS: Semaphore = Semaphore::const_new(MAX_WATCHERS);
     let Ok(_slot) = WATCHERS.try_acquire() else {
@@ -287,7 +287,7 @@ async fn watch(mut framed: Conn, id: serde_json::Value, ctx: &AdminContext) {
             return;
         }
     };
-    if let Err(e) = listener.listen_all([WATCH_COLLABORATIONS, WATCH_UNMATCHED]).await {
+    if let Err(e) = listener.listen_all([channels::COLLABORATIONS, channels::UNMATCHED]).await {
         let body = ErrorBody::new(ErrorCode::Internal, format!("cannot listen: {e}"));
         let _ = send(&mut framed, Response::err(id, body)).await;
         return;

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use collabd::admin::display::{self, table};
 use collabd::admin::protocol::*;
 use collabd::collab::{Compensation, Deadline, Deliverable, Money, Terms, Timeline};
+use collabd::dates::parse_since;
 use collabd::import::{ImportOptions, Kind};
 use collabd::oauth::AuthorizeState;
 use collabd::store::campaigns::Campaign;
@@ -669,7 +670,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 let sent_at = sent_at
                     .as_deref()
                     .map(|s| {
-                        collabd::import::parse_sent_at(s)
+                        collabd::dates::parse_time(s)
                             .map_err(|e| anyhow::anyhow!("--sent-at {s:?}: {e}"))
                     })
                     .transpose()?;
@@ -735,7 +736,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 render_collabs,
             ),
             CollabCmd::Export { format, raw, filter, since } => {
-                let since = since.as_deref().map(parse_since).transpose()?;
+                let since =
+                    since.as_deref().map(parse_since).transpose().map_err(anyhow::Error::msg)?;
                 let page = |after, limit| filter.call(since, PageParams { after, limit });
                 export(c, *format, *raw, page)
             }
@@ -797,7 +799,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 show(cli, c, params, render_collab)
             }
             InboxCmd::Rematch { since } => {
-                let since = since.as_deref().map(parse_since).transpose()?;
+                let since =
+                    since.as_deref().map(parse_since).transpose().map_err(anyhow::Error::msg)?;
                 show(cli, c, InboxRematch { since }, |r| {
                     format!(
                         "examined: {}\nmatched: {}\ncollaborations created: {}\n",
@@ -1296,16 +1299,6 @@ fn await_redirect(
         }
     }
 }
-/// `--since`: an RFC 3339 time, or a date (midnight UTC).
-fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.to_utc());
-    }
-    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .with_context(|| format!("--since {s:?}: want RFC 3339 or YYYY-MM-DD"))?;
-    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-}
-
 /// Rows fetched per page while exporting: large pages, few round trips, bounded memory.
 const EXPORT_PAGE: u32 = 5000;
 

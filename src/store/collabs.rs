@@ -126,7 +126,7 @@ pub struct Created<'a> {
 }
 
 /// Records collaborations' `created` events and tells listeners (the web platform) with
-/// `NOTIFY collabd_collaboration, '<id>'`, in one statement; Postgres delivers the
+/// a NOTIFY on [`super::channels::COLLABORATIONS`], in one statement; Postgres delivers the
 /// notifications only when the transaction commits.
 pub async fn record_created(
     tx: &mut Tx,
@@ -148,11 +148,12 @@ pub async fn record_created(
                   AS u(id, reason, inbound, ord)
              ORDER BY u.ord
              RETURNING collaboration_id)
-           SELECT pg_notify('collabd_collaboration', collaboration_id::text) FROM e"#,
+           SELECT pg_notify($5, collaboration_id::text) FROM e"#,
         &ids,
         &reasons as &[&str],
         &inbound as &[Option<i64>],
-        actor
+        actor,
+        super::channels::COLLABORATIONS
     )
     .execute(&mut **tx)
     .await?;

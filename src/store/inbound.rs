@@ -189,14 +189,15 @@ impl super::Store {
 }
 
 /// Tells listeners (`collabctl watch`, the web platform) of new unmatched messages with
-/// `NOTIFY collabd_unmatched, '<id>'`; delivered only when the transaction commits.
+/// a NOTIFY on [`super::channels::UNMATCHED`]; delivered only when the transaction commits.
 pub async fn notify_unmatched(tx: &mut Tx, ids: &[i64]) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
     sqlx::query!(
-        "SELECT pg_notify('collabd_unmatched', id::text) FROM unnest($1::bigint[]) AS u(id)",
-        ids
+        "SELECT pg_notify($2, id::text) FROM unnest($1::bigint[]) AS u(id)",
+        ids,
+        super::channels::UNMATCHED
     )
     .execute(&mut **tx)
     .await?;

@@ -1,12 +1,9 @@
 //! Mailboxes managed at run time: `settings` is a `MailboxSettings` as JSON. A trigger
-//! NOTIFYs [`MAILBOXES_CHANNEL`] on every change.
+//! NOTIFYs [`super::channels::MAILBOXES`] on every change.
 
 use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError};
-
-/// The channel a trigger NOTIFYs (with the mailbox's name) on every change to `mailboxes`.
-pub const MAILBOXES_CHANNEL: &str = "collabd_mailboxes";
 
 /// One row of `mailboxes`.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,6 +2,7 @@
 //! (`.sqlx/` holds the offline data so a fresh clone builds without a database).
 
 pub mod campaigns;
+pub mod channels;
 pub mod cluster;
 pub mod collabs;
 pub mod creators;
