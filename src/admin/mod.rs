@@ -1,6 +1,7 @@
 //! The admin API: one JSON request per line on a Unix socket, one JSON response per line.
 //! `collabctl` is its client; `socat` works too (see docs/admin-protocol.md).
 
+pub mod client;
 pub mod display;
 mod import;
 mod methods;

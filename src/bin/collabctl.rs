@@ -1,13 +1,13 @@
 //! `collabctl`: the operators' client of collabd's admin socket.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use collabd::admin::client::Client;
 use collabd::admin::display::{self, table};
 use collabd::admin::protocol::*;
 use collabd::collab::{Compensation, Deadline, Deliverable, Money, Terms, Timeline};
@@ -468,62 +468,6 @@ enum ExportFormat {
     Jsonl,
 }
 
-/// A connection to the daemon.
-struct Client {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    next_id: u64,
-}
-
-impl Client {
-    fn connect(path: &PathBuf) -> anyhow::Result<Client> {
-        let stream = UnixStream::connect(path).with_context(|| {
-            format!("cannot connect to {} (is collabd running?)", path.display())
-        })?;
-        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-        Ok(Client { reader: BufReader::new(stream.try_clone()?), writer: stream, next_id: 1 })
-    }
-
-    /// One call, answered with its typed result.
-    fn call<P: Params>(&mut self, params: P) -> anyhow::Result<P::Output> {
-        let raw = self.call_raw(params.into())?;
-        serde_json::from_value(raw).context("unexpected result from collabd")
-    }
-
-    /// One call, answered with the raw JSON result (for `--json`); a protocol error becomes
-    /// an `Err` with the server's code and message.
-    fn call_raw(&mut self, call: Call) -> anyhow::Result<Value> {
-        let mut line = serde_json::to_string(&Outgoing { id: self.next_id, call: &call })?;
-        self.next_id += 1;
-        line.push('\n');
-        // A refused connection is answered before the request is read: still read the
-        // answer when the write fails.
-        let written = self.writer.write_all(line.as_bytes());
-        self.read_answer(written)
-    }
-
-    /// Reads one answer line; `written` is how writing the request went (reported only when
-    /// no answer comes, as a refusal is answered before the request is read).
-    fn read_answer(&mut self, written: std::io::Result<()>) -> anyhow::Result<Value> {
-        let mut answer = String::new();
-        let read = self.reader.read_line(&mut answer);
-        if answer.is_empty() {
-            written?;
-            read?;
-            bail!("collabd closed the connection");
-        }
-        let resp: Response = serde_json::from_str(&answer).context("bad response from collabd")?;
-        match (resp.result, resp.error) {
-            (_, Some(e)) => match e.field {
-                Some(f) => bail!("{} ({f}): {}", e.code, e.message),
-                None => bail!("{}: {}", e.code, e.message),
-            },
-            (Some(v), None) => Ok(v),
-            (None, None) => bail!("empty response"),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
@@ -653,7 +597,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             CreatorCmd::Import { file, opts } => {
                 import_file(cli, file, Kind::Creator, *opts, &mut |rows, f| {
                     let (dry_run, skip_invalid, more) = (f.dry_run, f.skip_invalid, f.more);
-                    c.call_raw(CreatorImport { rows, dry_run, skip_invalid, more }.into())
+                    Ok(c.call_raw(CreatorImport { rows, dry_run, skip_invalid, more }.into())?)
                 })
             }
         },
@@ -690,7 +634,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             OutreachCmd::Import { file, opts } => {
                 import_file(cli, file, Kind::Outreach, *opts, &mut |rows, f| {
                     let (dry_run, skip_invalid, more) = (f.dry_run, f.skip_invalid, f.more);
-                    c.call_raw(OutreachImport { rows, dry_run, skip_invalid, more }.into())
+                    Ok(c.call_raw(OutreachImport { rows, dry_run, skip_invalid, more }.into())?)
                 })
             }
             OutreachCmd::Send { mailbox, campaign, creator, subject, body_file, dry_run } => {
@@ -1410,7 +1354,7 @@ fn watch_line(event: &WatchEvent) -> String {
 /// Streams `watch` events until the daemon closes the connection or the user interrupts.
 fn watch(cli: &Cli, c: &mut Client) -> anyhow::Result<()> {
     // Events come when they come.
-    c.writer.set_read_timeout(None)?;
+    c.wait_forever()?;
     let mut out = std::io::stdout().lock();
     let mut next = c.call_raw(Watch {}.into());
     loop {
@@ -1422,6 +1366,6 @@ fn watch(cli: &Cli, c: &mut Client) -> anyhow::Result<()> {
             writeln!(out, "{}", watch_line(&event))?;
         }
         out.flush()?;
-        next = c.read_answer(Ok(()));
+        next = c.next_answer();
     }
 }
