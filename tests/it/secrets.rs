@@ -84,36 +84,28 @@ const VICTIM: &str = "victim-imap-password-7";
 const DAEMON_ENV_SECRET: &str = "daemon-env-secret-9";
 const SMTP_PASSWORD: &str = "smtp-s3cret-77";
 
+/// Another mailbox's password and the key file: what the daemon can read and the operator
+/// must not get.
+fn victim_file(env: &DaemonEnv) -> std::path::PathBuf {
+    let victim = env.path("other-mailbox.pass");
+    write_secret(&victim, &format!("{VICTIM}\n"), 0o600);
+    victim
+}
+
+/// The default config (no `credentials_dir`, no env prefix): every way of pointing the
+/// daemon's secrets at the recorder is refused naming the key, and the recorder hears
+/// nothing; the legitimate `mailbox add` logs in, its passwords shown nowhere.
 #[tokio::test]
 async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     let (db, seed, imap) = seeded_mailbox(1).await;
     let env = DaemonEnv::new(&db.url);
     let recorder = Recorder::start().await;
-    // What the daemon can read and the operator must not get: another mailbox's password
-    // and the key file (written by the harness), beside a credentials_dir of its own.
-    let victim = env.path("other-mailbox.pass");
-    write_secret(&victim, &format!("{VICTIM}\n"), 0o600);
-    let creds = env.path("creds");
-    std::fs::create_dir(&creds).unwrap();
-    write_secret(&creds.join("partners.pass"), &format!("{PASSWORD}\n"), 0o644);
-    std::os::unix::fs::symlink(&victim, creds.join("escape")).unwrap();
+    let victim = victim_file(&env);
     env.write_config(&[], "");
     let key = env.path("secret.key");
-    let daemon = env.spawn_with_env(&[
-        ("COLLABD__ADMIN__CREDENTIALS_DIR", creds.to_str().unwrap()),
-        ("COLLABD__ADMIN__PASSWORD_ENV_PREFIX", "COLLABD_MAILBOX_"),
-        ("HOSTILE_DAEMON_ONLY_SECRET", DAEMON_ENV_SECRET),
-        ("COLLABD_MAILBOX_PARTNERS", PASSWORD),
-    ]);
+    let daemon = env.spawn_with_env(&[("HOSTILE_DAEMON_ONLY_SECRET", DAEMON_ENV_SECRET)]);
     wait_for_socket(&env, &daemon).await;
-    // The group-readable file in credentials_dir is named at start, with its mode.
-    let warned = daemon.logs();
-    assert!(
-        warned.contains("readable by group or others") && warned.contains("partners.pass"),
-        "{warned}"
-    );
 
-    // Every way of pointing the daemon's secrets at the recorder is refused, naming the key.
     let evil = json!({"name": "evil", "host": "127.0.0.1", "port": recorder.port, "tls": "none",
         "username": "x@evil.example", "poll_interval": "500ms"});
     let smtp = |extra: Value| {
@@ -124,8 +116,7 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     let refusals = [
         (json!({"password_file": victim}), "password_file"),
         (json!({"password_file": key}), "password_file"),
-        (json!({"password_file": "../other-mailbox.pass"}), "password_file"),
-        (json!({"password_file": "escape"}), "password_file"),
+        (json!({"password_file": "other-mailbox.pass"}), "password_file"),
         (json!({"password_file": "/proc/self/environ"}), "password_file"),
         (json!({"password_env": "HOSTILE_DAEMON_ONLY_SECRET"}), "password_env"),
         (json!({"password_env": "PATH"}), "password_env"),
@@ -137,15 +128,15 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     ];
     for (extra, field) in refusals {
         let answer = raw_add(&env, with(evil.clone(), extra.clone()));
-        assert_eq!(answer["error"]["code"], "forbidden", "{extra}: {answer}");
+        let heard = recorder.heard();
+        assert_eq!(answer["error"]["code"], "forbidden", "{extra}: {answer}\nrecorder: {heard:?}");
         assert_eq!(answer["error"]["field"], field, "{extra}: {answer}");
     }
-    // collabctl's own flags too: --daemon-password-file outside, tls none to another host.
-    let victim_arg = victim.to_str().unwrap();
+    // collabctl's own flags too: --daemon-password-file, tls none to another host.
     let port = recorder.port.to_string();
-    let base = ["mailbox", "add", "evil", "--host", "127.0.0.1", "--port", &port, "--tls", "none"];
-    let mut args = base.to_vec();
-    args.extend(["--username", "x", "--daemon-password-file", victim_arg]);
+    let local = ["mailbox", "add", "evil", "--host", "127.0.0.1", "--port", &port, "--tls", "none"];
+    let mut args = local.to_vec();
+    args.extend(["--username", "x", "--daemon-password-file", victim.to_str().unwrap()]);
     let (ok, _, err) = collabctl(&env, &args);
     assert!(!ok && err.contains("forbidden") && err.contains("password_file"), "{err}");
     let pass = env.path("imap.pass");
@@ -179,31 +170,6 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
     wait_for_rows(&db, "collaborations", 1, Duration::from_secs(15), &daemon).await;
 
-    // A file inside credentials_dir, and a variable with the prefix, are the daemon's to
-    // read: both log in.
-    for (name, extra) in [
-        ("from-dir", json!({"password_file": "partners.pass"})),
-        ("from-env", json!({"password_env": "COLLABD_MAILBOX_PARTNERS"})),
-    ] {
-        let params = with(
-            json!({"name": name, "host": "127.0.0.1", "port": imap.port, "tls": "none",
-                "username": BRAND, "poll_interval": "500ms"}),
-            extra,
-        );
-        let answer = raw_add(&env, params);
-        assert!(answer["error"].is_null(), "{answer}");
-    }
-    let connected = || {
-        let st = collabctl_json(&env, &["status"]);
-        st["mailboxes"].as_array().unwrap().iter().filter(|m| m["connected"] == true).count()
-    };
-    let ok = eventually(Duration::from_secs(15), || {
-        let n = connected();
-        async move { n == 3 }
-    })
-    .await;
-    assert!(ok, "{}", daemon.logs());
-
     // Stored sealed: not in the rows, not in any answer, not in the log.
     let sealed: Vec<Vec<u8>> = sqlx::query_scalar(
         "SELECT nonce || ciphertext FROM mailbox_passwords WHERE mailbox = 'live'",
@@ -231,6 +197,70 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     }
     let (ok, shown, _) = collabctl(&env, &["mailbox", "show", "live"]);
     assert!(ok && shown.contains("stored passwords (encrypted): imap, smtp"), "{shown}");
-    // The recorder never heard a word.
-    assert_eq!(recorder.heard().0, 0);
+    assert_eq!(recorder.heard().0, 0, "the recorder heard from the daemon");
+}
+
+/// With `[admin] credentials_dir` and `password_env_prefix`, a file inside the directory
+/// and a prefixed variable are the daemon's to read (both log in to Dovecot), while `..`
+/// and a symlink out of the directory are refused; a group-readable file in it is warned
+/// about at start, with its mode.
+#[tokio::test]
+async fn credentials_dir_files_and_prefixed_variables_only() {
+    let db = TestDb::new().await;
+    let imap = Dovecot::start();
+    let env = DaemonEnv::new(&db.url);
+    let victim = victim_file(&env);
+    let creds = env.path("creds");
+    std::fs::create_dir(&creds).unwrap();
+    write_secret(&creds.join("partners.pass"), &format!("{PASSWORD}\n"), 0o644);
+    std::os::unix::fs::symlink(&victim, creds.join("escape")).unwrap();
+    env.write_config(&[], "");
+    let daemon = env.spawn_with_env(&[
+        ("COLLABD__ADMIN__CREDENTIALS_DIR", creds.to_str().unwrap()),
+        ("COLLABD__ADMIN__PASSWORD_ENV_PREFIX", "COLLABD_MAILBOX_"),
+        ("COLLABD_MAILBOX_PARTNERS", PASSWORD),
+    ]);
+    wait_for_socket(&env, &daemon).await;
+    let warned = daemon.logs();
+    assert!(
+        warned.contains("readable by group or others")
+            && warned.contains("partners.pass")
+            && warned.contains("0644"),
+        "{warned}"
+    );
+    let mailbox = |name: &str, extra: Value| {
+        with(
+            json!({"name": name, "host": "127.0.0.1", "port": imap.port, "tls": "none",
+                "username": BRAND, "poll_interval": "500ms"}),
+            extra,
+        )
+    };
+    for (extra, field) in [
+        (json!({"password_file": "../other-mailbox.pass"}), "password_file"),
+        (json!({"password_file": "escape"}), "password_file"),
+        (json!({"password_file": victim}), "password_file"),
+        (json!({"password_env": "PATH"}), "password_env"),
+    ] {
+        let answer = raw_add(&env, mailbox("evil", extra.clone()));
+        assert_eq!(answer["error"]["code"], "forbidden", "{extra}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{extra}: {answer}");
+    }
+    for (name, extra) in [
+        ("from-dir", json!({"password_file": "partners.pass"})),
+        ("from-env", json!({"password_env": "COLLABD_MAILBOX_PARTNERS"})),
+    ] {
+        let answer = raw_add(&env, mailbox(name, extra));
+        assert!(answer["error"].is_null(), "{answer}");
+    }
+    let connected = || {
+        let st = collabctl_json(&env, &["status"]);
+        st["mailboxes"].as_array().unwrap().iter().filter(|m| m["connected"] == true).count()
+    };
+    let ok = eventually(Duration::from_secs(15), || {
+        let n = connected();
+        async move { n == 2 }
+    })
+    .await;
+    assert!(ok, "{}", daemon.logs());
+    assert!(!daemon.logs().contains(VICTIM));
 }
