@@ -146,10 +146,30 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     let (ok, _, err) = collabctl(&env, &args);
     assert!(!ok && err.contains("forbidden") && err.contains("tls"), "{err}");
 
+    // A row that got into the table anyway (written before these rules, or by hand) is
+    // held to them when the daemon loads it: left out, naming the key.
+    let sneaky = json!({"name": "sneaky", "host": "127.0.0.1", "port": recorder.port,
+        "tls": "none", "username": "x", "password_file": victim});
+    sqlx::query("INSERT INTO mailboxes (name, settings) VALUES ('sneaky', $1)")
+        .bind(&sneaky)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let left_out = eventually(Duration::from_secs(5), || {
+        let l = daemon.logs();
+        async move {
+            l.lines().any(|l| {
+                l.contains("database mailbox left out") && l.contains("\"sneaky\".password_file")
+            })
+        }
+    })
+    .await;
+    assert!(left_out, "{}", daemon.logs());
+    sqlx::query("DELETE FROM mailboxes").execute(&db.pool).await.unwrap();
+
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (connections, heard) = recorder.heard();
     assert_eq!((connections, heard.as_str()), (0, ""), "the recorder heard from the daemon");
-    assert_eq!(db.count("SELECT count(*) FROM mailboxes").await, 0);
 
     // The legitimate way: collabctl reads the password (and the --smtp table's
     // password_file, relative to the table) and sends it; it logs in and ingests.
