@@ -222,6 +222,9 @@ fn own_secret(
     env: Option<&str>,
     base: Option<&std::path::Path>,
 ) -> anyhow::Result<Option<String>> {
+    if file.is_some() && env.is_some() {
+        anyhow::bail!("{flag}_file and {flag}_env: set one, not both");
+    }
     if let Some(file) = file {
         let path = match base {
             Some(dir) if file.is_relative() => dir.join(file),
