@@ -22,6 +22,30 @@ impl ConfigError {
     }
 }
 
+/// A password held in memory: sent in a `mailbox.add` request, or decrypted from the
+/// database for a runtime mailbox. Its `Debug` never shows it, so no log can; it is
+/// serialized (collabctl sends it) only where a field opts in.
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The password itself, for the login and for sealing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// The whole daemon configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,6 +310,11 @@ pub struct SmtpSettings {
     pub username: Option<String>,
     #[serde(default)]
     pub auth: AuthMethod,
+    /// The password itself: only in a `mailbox.add` request (`smtp.password`) and in the
+    /// daemon's memory, decrypted from the database; never in the file, never stored in
+    /// the settings JSON (see `crate::confine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
     /// The OAuth2 client, with `auth = "xoauth2"`.
@@ -315,7 +344,13 @@ impl SmtpSettings {
 
     /// [`Self::password`], naming the key at fault under `section` (`mailboxes[1].smtp`).
     pub fn password_in(&self, section: &str) -> Result<Option<String>, ConfigError> {
-        read_secret(section, self.password_file.as_deref(), self.password_env.as_deref(), false)
+        read_secret(
+            section,
+            self.password.as_ref(),
+            self.password_file.as_deref(),
+            self.password_env.as_deref(),
+            false,
+        )
     }
 }
 
@@ -329,7 +364,8 @@ fn validate_smtp(section: &str, smtp: &SmtpSettings) -> Result<(), ConfigError> 
     if smtp.timeout.is_zero() {
         return Err(ConfigError::invalid(key("timeout"), "must be above zero"));
     }
-    let has_password = smtp.password_file.is_some() || smtp.password_env.is_some();
+    let has_password =
+        smtp.password.is_some() || smtp.password_file.is_some() || smtp.password_env.is_some();
     if smtp.auth == AuthMethod::Oauthbearer {
         return Err(ConfigError::invalid(
             key("auth"),
@@ -387,6 +423,13 @@ pub struct AdminSettings {
     /// A client that sends no request for this long is disconnected.
     #[serde(default = "default_admin_timeout", with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// The only directory whose files a runtime mailbox (`collabctl mailbox add`) may name
+    /// as `password_file` (or an `oauth2` secret file); relative names resolve in it.
+    /// Unset: runtime mailboxes name no files. See `crate::confine`.
+    pub credentials_dir: Option<PathBuf>,
+    /// The prefix of the only environment variables a runtime mailbox may name as
+    /// `password_env` (e.g. `COLLABD_MAILBOX_`). Unset: none.
+    pub password_env_prefix: Option<String>,
 }
 
 impl Default for AdminSettings {
@@ -395,6 +438,8 @@ impl Default for AdminSettings {
             socket: default_socket(),
             group: None,
             read_timeout: default_admin_timeout(),
+            credentials_dir: None,
+            password_env_prefix: None,
         }
     }
 }
@@ -470,7 +515,12 @@ pub struct MailboxSettings {
     pub auth: AuthMethod,
     /// The OAuth2 client, with `auth = "xoauth2"` or `"oauthbearer"`.
     pub oauth2: Option<OAuth2Settings>,
-    /// File holding the password; relative paths are looked up in `$CREDENTIALS_DIRECTORY`.
+    /// The password itself: only in a `mailbox.add` request and in the daemon's memory,
+    /// decrypted from the database; never in the file, never stored in the settings JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// File holding the password; relative paths are looked up in `$CREDENTIALS_DIRECTORY`
+    /// (for a runtime mailbox: in `[admin] credentials_dir`, see `crate::confine`).
     pub password_file: Option<PathBuf>,
     /// Environment variable holding the password.
     pub password_env: Option<String>,
@@ -547,6 +597,7 @@ impl MailboxSettings {
     pub fn password_in(&self, section: &str) -> Result<String, ConfigError> {
         let secret = read_secret(
             section,
+            self.password.as_ref(),
             self.password_file.as_deref(),
             self.password_env.as_deref(),
             true,
@@ -555,14 +606,30 @@ impl MailboxSettings {
     }
 }
 
-/// Reads a password from a file or an environment variable, naming the key on failure.
+/// The password given inline (held in memory), or read from a file or an environment
+/// variable, naming the key on failure.
 fn read_secret(
     section: &str,
+    inline: Option<&Secret>,
     file: Option<&Path>,
     env: Option<&str>,
     required: bool,
 ) -> Result<Option<String>, ConfigError> {
-    read_named_secret(section, ("password_file", file), ("password_env", env), required)
+    let Some(secret) = inline else {
+        return read_named_secret(
+            section,
+            ("password_file", file),
+            ("password_env", env),
+            required,
+        );
+    };
+    if file.is_some() || env.is_some() {
+        return Err(ConfigError::invalid(
+            format!("{section}.password"),
+            "set one of password, password_file or password_env",
+        ));
+    }
+    Ok(Some(secret.expose().to_owned()))
 }
 
 /// Reads a secret from the file or the environment variable of a `(key, value)` pair.
@@ -626,7 +693,8 @@ pub fn validate_mailbox(index: usize, mb: &MailboxSettings) -> Result<(), Config
             "durations must be above zero",
         ));
     }
-    let has_password = mb.password_file.is_some() || mb.password_env.is_some();
+    let has_password =
+        mb.password.is_some() || mb.password_file.is_some() || mb.password_env.is_some();
     validate_login(&section, mb.auth, has_password, mb.oauth2.as_ref(), OAuthPurpose::Imap)?;
     if !mb.auth.is_oauth() {
         mb.password(index)?;
@@ -675,8 +743,18 @@ impl Settings {
                 "must be between 2s and 10m (a fifth of it is the heartbeat)",
             ));
         }
+        self.validate_admin()?;
         let mut names = std::collections::HashSet::new();
         for (i, mb) in self.mailboxes.iter().enumerate() {
+            let inline =
+                mb.password.is_some() || mb.smtp.as_ref().is_some_and(|s| s.password.is_some());
+            if inline {
+                let key = match mb.password {
+                    Some(_) => format!("mailboxes[{i}].password"),
+                    None => format!("mailboxes[{i}].smtp.password"),
+                };
+                return Err(no_inline_password(key));
+            }
             if !names.insert(mb.name.as_str()) {
                 return Err(ConfigError::invalid(
                     format!("mailboxes[{i}].name"),
@@ -686,6 +764,9 @@ impl Settings {
             validate_mailbox(i, mb)?;
         }
         if let Some(smtp) = &self.smtp {
+            if smtp.password.is_some() {
+                return Err(no_inline_password("smtp.password".into()));
+            }
             validate_smtp("smtp", smtp)?;
         }
         match (&self.secrets.key_file, self.uses_oauth()) {
@@ -699,6 +780,31 @@ impl Settings {
                 crate::oauth::SecretKey::load(file)?;
             }
             (None, false) => {}
+        }
+        Ok(())
+    }
+
+    /// `[admin] credentials_dir` is an absolute directory, the env prefix not empty.
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        if let Some(dir) = &self.admin.credentials_dir {
+            if !dir.is_absolute() {
+                return Err(ConfigError::invalid(
+                    "admin.credentials_dir",
+                    format!("{}: must be an absolute path", dir.display()),
+                ));
+            }
+            if !dir.is_dir() {
+                return Err(ConfigError::invalid(
+                    "admin.credentials_dir",
+                    format!("{}: not a directory", dir.display()),
+                ));
+            }
+        }
+        if self.admin.password_env_prefix.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            return Err(ConfigError::invalid(
+                "admin.password_env_prefix",
+                "must not be empty (an empty prefix would allow every variable)",
+            ));
         }
         Ok(())
     }
@@ -727,6 +833,14 @@ impl Settings {
         all.dedup();
         all
     }
+}
+
+/// The refusal of a password written into the config file itself.
+fn no_inline_password(key: String) -> ConfigError {
+    ConfigError::invalid(
+        key,
+        "passwords never sit in the config file: name a password_file (or password_env)",
+    )
 }
 
 fn default_statement_timeout() -> Duration {

@@ -18,13 +18,14 @@ use tokio::sync::Notify;
 
 use crate::admin::{AdminContext, AdminServer, FileConfig, ServerError};
 use crate::cluster::{self, Membership};
-use crate::config::{MailboxSettings, Settings};
+use crate::config::{ConfigError, MailboxSettings, Settings};
 use crate::imap::{MailboxHealth, MailboxWorker, Registry};
 use crate::ingest::{Ingestor, SharedRules};
 use crate::mail::ClassifyRules;
 use crate::oauth::Logins;
 use crate::smtp::{Mailers, OutreachError, SharedMailers};
 use crate::store::channels;
+use crate::store::mailboxes::{PasswordLogin, StoredPassword};
 use crate::store::{Store, StoreError};
 
 /// How long workers get to finish their batch in flight after a stop signal.
@@ -125,6 +126,10 @@ impl Daemon {
     /// mailbox worker and the admin socket.
     pub async fn start(settings: Settings, config_path: PathBuf) -> Result<Daemon, DaemonError> {
         let mut signals = Signals::install()?;
+        for f in crate::confine::exposed_secret_files(&settings) {
+            warn!(key = %f.key, path = %f.path.display(), mode = %format!("{:04o}", f.mode),
+                "secret file readable by group or others: chmod go-rwx it");
+        }
         let store = tokio::select! {
             s = connect_with_retry(&settings) => s,
             _ = signals.term.recv() => return Err(DaemonError::Interrupted),
@@ -513,11 +518,18 @@ async fn stop_all(workers: Vec<Running>) {
     }
 }
 
-/// The file's settings with the database's unpaused mailboxes appended (validated like
-/// the file's). A database mailbox whose name the file uses is a config error naming both,
-/// as is one that no longer validates; such rows are left out, the rest run.
+/// The file's settings with the database's unpaused mailboxes appended (checked against
+/// `crate::confine`'s rules, their sealed passwords opened, validated like the file's). A
+/// database mailbox whose name the file uses is a config error naming both, as is one that
+/// no longer validates; such rows are left out, the rest run.
 async fn with_database_mailboxes(file: &Settings, store: &Store) -> Result<Settings, DaemonError> {
     let rows = store.stored_mailboxes().await?;
+    // Read after the mailboxes: a mailbox and its passwords are committed together.
+    let passwords = store.mailbox_passwords().await?;
+    let key = match (&file.secrets.key_file, passwords.is_empty()) {
+        (Some(f), false) => Some(crate::oauth::SecretKey::load(f)?),
+        _ => None,
+    };
     let mut settings = file.clone();
     for row in rows.into_iter().filter(|r| !r.paused) {
         if let Some(i) = file.mailboxes.iter().position(|m| m.name == row.name) {
@@ -534,25 +546,69 @@ async fn with_database_mailboxes(file: &Settings, store: &Store) -> Result<Setti
             continue;
         }
         let index = settings.mailboxes.len();
-        let mb = serde_json::from_value::<MailboxSettings>(row.settings)
-            .map_err(|e| crate::config::ConfigError::Invalid {
-                key: format!("database mailbox {:?}", row.name),
-                reason: e.to_string(),
-            })
-            .and_then(|mb| crate::config::validate_mailbox(index, &mb).map(|()| mb))
-            .and_then(|mb| match (mb.uses_oauth(), &file.secrets.key_file) {
-                (true, None) => Err(crate::config::ConfigError::Invalid {
-                    key: "secrets.key_file".into(),
-                    reason: format!("database mailbox {:?} uses OAuth2: it needs one", mb.name),
-                }),
-                _ => Ok(mb),
-            });
-        match mb {
+        let name = row.name.clone();
+        let mine: Vec<&StoredPassword> = passwords.iter().filter(|p| p.mailbox == name).collect();
+        match database_mailbox(file, row.settings, &name, index, &mine, key.as_ref()) {
             Ok(mb) => settings.mailboxes.push(mb),
-            Err(e) => error!(mailbox = %row.name, error = %e, "database mailbox left out"),
+            Err(e) => error!(mailbox = %name, error = %e, "database mailbox left out"),
         }
     }
     Ok(settings)
+}
+
+/// One stored mailbox as the workers run it: its settings JSON parsed, confined (file keys
+/// resolved inside `[admin] credentials_dir`), its passwords opened, validated.
+fn database_mailbox(
+    file: &Settings,
+    json: serde_json::Value,
+    name: &str,
+    index: usize,
+    passwords: &[&StoredPassword],
+    key: Option<&crate::oauth::SecretKey>,
+) -> Result<MailboxSettings, ConfigError> {
+    let section = format!("database mailbox {name:?}");
+    let bad = |k: &str, reason: String| ConfigError::Invalid { key: k.to_owned(), reason };
+    let mb = serde_json::from_value::<MailboxSettings>(json)
+        .map_err(|e| bad(&section, e.to_string()))?;
+    if mb.password.is_some() || mb.smtp.as_ref().is_some_and(|s| s.password.is_some()) {
+        return Err(bad(
+            &format!("{section}.password"),
+            "a password in clear in mailboxes.settings (it belongs sealed in \
+             mailbox_passwords): remove the mailbox and add it again"
+                .into(),
+        ));
+    }
+    let mut mb = crate::confine::confine_mailbox(&mb, &file.admin).map_err(|e| match e {
+        ConfigError::Invalid { key, reason } => bad(&format!("{section}.{key}"), reason),
+        other => other,
+    })?;
+    for p in passwords {
+        let plain =
+            key.and_then(|k| k.open_bound(&p.sealed, &p.login.context(name))).ok_or_else(|| {
+                bad(
+                    "secrets.key_file",
+                    format!(
+                        "cannot open the stored {} password of {section}: no key_file, \
+                         another key, or an altered row",
+                        p.login.as_str()
+                    ),
+                )
+            })?;
+        let secret = Some(crate::config::Secret::new(plain));
+        match (p.login, &mut mb.smtp) {
+            (PasswordLogin::Imap, _) => mb.password = secret,
+            (PasswordLogin::Smtp, Some(s)) => s.password = secret,
+            (PasswordLogin::Smtp, None) => {}
+        }
+    }
+    crate::config::validate_mailbox(index, &mb)?;
+    if mb.uses_oauth() && file.secrets.key_file.is_none() {
+        return Err(bad(
+            "secrets.key_file",
+            format!("database mailbox {:?} uses OAuth2: it needs one", mb.name),
+        ));
+    }
+    Ok(mb)
 }
 
 /// LISTENs on `collabd_mailboxes` and wakes the daemon at every change; after a lost

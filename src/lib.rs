@@ -8,6 +8,7 @@ pub mod admin;
 pub mod cluster;
 pub mod collab;
 pub mod config;
+pub mod confine;
 pub mod daemon;
 pub mod dates;
 pub mod imap;

@@ -25,7 +25,8 @@ enum Command {
     Run,
     /// Apply database migrations and exit.
     Migrate,
-    /// Validate the configuration (including readable passwords) and exit.
+    /// Validate the configuration (including readable passwords) and exit; warns (on
+    /// stderr, still exit 0) about secret files group or others can read.
     CheckConfig,
 }
 
@@ -42,6 +43,9 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::CheckConfig) = cli.command {
+        for f in collabd::confine::exposed_secret_files(&settings) {
+            eprintln!("collabd: warning: {f}");
+        }
         println!("{}: OK ({} mailboxes)", cli.config.display(), settings.mailboxes.len());
         return ExitCode::SUCCESS;
     }

@@ -17,8 +17,9 @@ use crate::smtp::{OutreachError, PickError, SharedMailers};
 use crate::store::campaigns::Campaign;
 use crate::store::collabs::{CollabError, CollabFilter};
 use crate::store::creators::{Creator, NewCreator};
-use crate::store::mailboxes::StoredMailbox;
+use crate::store::mailboxes::{PasswordLogin, StoredMailbox};
 use crate::store::outreach::NewOutreach;
+use crate::store::tokens::SealedToken;
 use crate::store::{Page, Store, channels};
 
 /// Everything the admin methods need from the running daemon.
@@ -303,30 +304,37 @@ impl AdminContext {
         file.mailboxes.iter().enumerate().find(|(_, m)| m.name == name).map(|(i, m)| (i, m.clone()))
     }
 
-    /// Validates a mailbox like a file entry and stores it; the running daemon picks it up
-    /// through the `collabd_mailboxes` notification.
+    /// Checks a runtime mailbox against `crate::confine`'s rules (before anything it names
+    /// is read), validates it like a file entry, seals its passwords and stores it; the
+    /// running daemon picks it up through the `collabd_mailboxes` notification.
     async fn mailbox_add(&self, mb: MailboxSettings) -> Result<MailboxEntry, ErrorBody> {
-        crate::config::validate_mailbox(0, &mb).map_err(|e| match e {
-            ConfigError::Invalid { key, reason } => {
-                let field = key.strip_prefix("mailboxes[0].").unwrap_or(&key).to_owned();
-                invalid(&field, format!("{field}: {reason}"))
-            }
-            other => invalid(".", other.to_string()),
-        })?;
+        let (admin, key_file) = {
+            let file = self.file_config.read().expect("file config lock");
+            (file.admin.clone(), file.secrets.key_file.clone())
+        };
+        let confined = crate::confine::confine_mailbox(&mb, &admin)
+            .map_err(|e| mailbox_error(ErrorCode::Forbidden, e))?;
+        crate::config::validate_mailbox(0, &confined)
+            .map_err(|e| mailbox_error(ErrorCode::InvalidParams, e))?;
         if let Some((i, _)) = self.file_mailbox(&mb.name) {
             return Err(name_clash(&mb.name, i));
         }
-        if mb.uses_oauth()
-            && self.file_config.read().expect("file config lock").secrets.key_file.is_none()
-        {
+        if mb.uses_oauth() && key_file.is_none() {
             return Err(invalid(
                 "auth",
                 "OAuth2 needs [secrets] key_file in the config file (it encrypts the stored \
                  refresh tokens)",
             ));
         }
-        let json = serde_json::to_value(&mb).map_err(internal)?;
-        let row = self.store.insert_mailbox(&mb.name, &json).await.map_err(internal)?;
+        let passwords = seal_passwords(&mb, key_file.as_deref())?;
+        // The passwords live sealed in their own table, never in the settings JSON.
+        let mut stored = mb.clone();
+        stored.password = None;
+        if let Some(s) = &mut stored.smtp {
+            s.password = None;
+        }
+        let json = serde_json::to_value(&stored).map_err(internal)?;
+        let row = self.store.insert_mailbox(&mb.name, &json, &passwords).await.map_err(internal)?;
         let row = row.ok_or_else(|| {
             ErrorBody::field(
                 ErrorCode::Conflict,
@@ -334,14 +342,26 @@ impl AdminContext {
                 format!("a database mailbox named {:?} exists already", mb.name),
             )
         })?;
-        stored_entry(row)
+        let logins = passwords.iter().map(|(l, _)| l.as_str().to_owned()).collect();
+        stored_entry(row, logins)
+    }
+
+    /// Which logins of each database mailbox have a stored (sealed) password.
+    async fn password_logins(&self) -> Result<HashMap<String, Vec<String>>, ErrorBody> {
+        let mut logins: HashMap<String, Vec<String>> = HashMap::new();
+        for p in self.store.mailbox_passwords().await.map_err(internal)? {
+            logins.entry(p.mailbox).or_default().push(p.login.as_str().to_owned());
+        }
+        Ok(logins)
     }
 
     async fn mailbox_list(&self) -> Result<Vec<MailboxEntry>, ErrorBody> {
         let file = self.file_config.read().expect("file config lock").mailboxes.clone();
         let mut all: Vec<MailboxEntry> = file.into_iter().map(file_entry).collect();
+        let mut logins = self.password_logins().await?;
         for row in self.store.stored_mailboxes().await.map_err(internal)? {
-            all.push(stored_entry(row)?);
+            let stored = logins.remove(&row.name).unwrap_or_default();
+            all.push(stored_entry(row, stored)?);
         }
         Ok(all)
     }
@@ -351,7 +371,8 @@ impl AdminContext {
             return Ok(file_entry(m));
         }
         let row = self.store.stored_mailbox(name).await.map_err(internal)?;
-        stored_entry(row.ok_or_else(|| not_found("mailbox", name))?)
+        let stored = self.password_logins().await?.remove(name).unwrap_or_default();
+        stored_entry(row.ok_or_else(|| not_found("mailbox", name))?, stored)
     }
 
     /// Pauses (`Some(true)`), resumes (`Some(false)`) or removes (`None`) a database
@@ -371,11 +392,13 @@ impl AdminContext {
                 ),
             ));
         }
+        // Read first: a removed mailbox's passwords go with it.
+        let stored = self.password_logins().await?.remove(name).unwrap_or_default();
         let row = match paused {
             Some(p) => self.store.set_mailbox_paused(name, p).await,
             None => self.store.delete_mailbox(name).await,
         };
-        stored_entry(row.map_err(internal)?.ok_or_else(|| not_found("mailbox", name))?)
+        stored_entry(row.map_err(internal)?.ok_or_else(|| not_found("mailbox", name))?, stored)
     }
 
     async fn campaign_create(&self, p: CampaignCreate) -> Result<Campaign, ErrorBody> {
@@ -861,24 +884,73 @@ fn name_clash(name: &str, index: usize) -> ErrorBody {
     )
 }
 
+/// A refused or invalid runtime mailbox as an error naming its key relative to the
+/// request (`password_file`, `smtp.tls`).
+fn mailbox_error(code: ErrorCode, e: ConfigError) -> ErrorBody {
+    match e {
+        ConfigError::Invalid { key, reason } => {
+            let field = key.strip_prefix("mailboxes[0].").unwrap_or(&key).to_owned();
+            ErrorBody::field(code, field.clone(), format!("{field}: {reason}"))
+        }
+        other => invalid(".", other.to_string()),
+    }
+}
+
+/// The request's passwords (`password`, `smtp.password`) sealed with `[secrets] key_file`,
+/// each bound to its mailbox and login; none configured is `not_configured`.
+fn seal_passwords(
+    mb: &MailboxSettings,
+    key_file: Option<&std::path::Path>,
+) -> Result<Vec<(PasswordLogin, SealedToken)>, ErrorBody> {
+    let given = [
+        (PasswordLogin::Imap, "password", mb.password.as_ref()),
+        (PasswordLogin::Smtp, "smtp.password", mb.smtp.as_ref().and_then(|s| s.password.as_ref())),
+    ];
+    let given: Vec<_> = given.into_iter().filter_map(|(l, f, p)| Some((l, f, p?))).collect();
+    let Some((_, field, _)) = given.first() else { return Ok(Vec::new()) };
+    let Some(key_file) = key_file else {
+        return Err(ErrorBody::field(
+            ErrorCode::NotConfigured,
+            *field,
+            "a password sent with mailbox.add is stored encrypted with [secrets] key_file, \
+             and the config file sets none (secrets.key_file: openssl rand -hex 32)",
+        ));
+    };
+    let key = crate::oauth::SecretKey::load(key_file).map_err(internal)?;
+    Ok(given
+        .into_iter()
+        .map(|(login, _, p)| (login, key.seal_bound(p.expose(), &login.context(&mb.name))))
+        .collect())
+}
+
 fn file_entry(m: MailboxSettings) -> MailboxEntry {
     MailboxEntry {
         name: m.name.clone(),
         source: MailboxSource::File,
         paused: false,
         settings: m,
+        stored_passwords: Vec::new(),
         created_at: None,
         updated_at: None,
     }
 }
 
-fn stored_entry(row: StoredMailbox) -> Result<MailboxEntry, ErrorBody> {
-    let settings: MailboxSettings = serde_json::from_value(row.settings).map_err(internal)?;
+fn stored_entry(
+    row: StoredMailbox,
+    stored_passwords: Vec<String>,
+) -> Result<MailboxEntry, ErrorBody> {
+    let mut settings: MailboxSettings = serde_json::from_value(row.settings).map_err(internal)?;
+    // Never stored there; should a hand-written row carry one, it is not shown either.
+    settings.password = None;
+    if let Some(s) = &mut settings.smtp {
+        s.password = None;
+    }
     Ok(MailboxEntry {
         name: row.name,
         source: MailboxSource::Database,
         paused: row.paused,
         settings,
+        stored_passwords,
         created_at: Some(row.created_at),
         updated_at: Some(row.updated_at),
     })

@@ -682,6 +682,10 @@ pub struct MailboxEntry {
     pub source: MailboxSource,
     pub paused: bool,
     pub settings: crate::config::MailboxSettings,
+    /// The logins (`imap`, `smtp`) of a database mailbox whose password is stored, sealed;
+    /// the password itself is never shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stored_passwords: Vec<String>,
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -102,7 +102,7 @@ enum MailboxCmd {
 }
 
 #[derive(Args)]
-#[command(group = clap::ArgGroup::new("login").required(true).args(["password_file", "password_env", "oauth2"]))]
+#[command(group = clap::ArgGroup::new("login").required(true).args(["password_file", "password_env", "daemon_password_file", "daemon_password_env", "oauth2"]))]
 struct MailboxAddArgs {
     name: String,
     #[arg(long)]
@@ -114,12 +114,22 @@ struct MailboxAddArgs {
     tls: Option<String>,
     #[arg(long)]
     username: String,
-    /// File with the password, as the daemon sees it (relative: `$CREDENTIALS_DIRECTORY`).
+    /// File with the password, read here with your permissions and sent to the daemon,
+    /// which stores it encrypted with `[secrets] key_file`.
     #[arg(long)]
     password_file: Option<PathBuf>,
-    /// Environment variable of the daemon holding the password.
+    /// Environment variable (of collabctl's environment) holding the password; sent like
+    /// --password-file's.
     #[arg(long)]
     password_env: Option<String>,
+    /// A file the daemon reads itself: only inside its `[admin] credentials_dir`
+    /// (relative names resolve there).
+    #[arg(long)]
+    daemon_password_file: Option<PathBuf>,
+    /// A variable of the daemon's environment: only with a name starting with its
+    /// `[admin] password_env_prefix`.
+    #[arg(long)]
+    daemon_password_env: Option<String>,
     /// TOML or JSON file with the `oauth2` table (provider, client_id, …).
     #[arg(long)]
     oauth2: Option<PathBuf>,
@@ -136,7 +146,10 @@ struct MailboxAddArgs {
     idle: Option<bool>,
     /// TOML or JSON file with the mailbox's own SMTP identity: the keys of `[smtp]`
     /// (host, port, tls, username, password_file, from, reply_to, …). Without it the
-    /// mailbox sends through `[smtp]`.
+    /// mailbox sends through `[smtp]`. Its `password_file` (relative: to the TOML file)
+    /// and `password_env` are read here and the password sent, as for --password-file;
+    /// `daemon_password_file` and `daemon_password_env` are passed to the daemon as its
+    /// `password_file` and `password_env`.
     #[arg(long)]
     smtp: Option<PathBuf>,
 }
@@ -175,8 +188,18 @@ impl MailboxAddArgs {
         };
         set("port", self.port.map(Value::from));
         set("tls", self.tls.clone().map(Value::from));
-        set("password_file", self.password_file.as_ref().map(|p| p.display().to_string().into()));
-        set("password_env", self.password_env.clone().map(Value::from));
+        let password = own_secret(
+            "--password",
+            self.password_file.as_deref(),
+            self.password_env.as_deref(),
+            None,
+        )?;
+        set("password", password.map(Value::from));
+        set(
+            "password_file",
+            self.daemon_password_file.as_ref().map(|p| p.display().to_string().into()),
+        );
+        set("password_env", self.daemon_password_env.clone().map(Value::from));
         set("folder", self.folder.clone().map(Value::from));
         set("poll_interval", self.poll_interval.clone().map(Value::from));
         set("idle", self.idle.map(Value::from));
@@ -186,10 +209,62 @@ impl MailboxAddArgs {
             set("oauth2", Some(read_table(file, "oauth2")?));
         }
         if let Some(file) = &self.smtp {
-            set("smtp", Some(read_table(file, "smtp")?));
+            set("smtp", Some(smtp_table(file)?));
         }
         serde_json::from_value(v).context("invalid mailbox")
     }
+}
+
+/// A secret read by collabctl itself, with the operator's permissions: the file (its last
+/// line ending dropped) or collabctl's own environment variable. `base` is the directory
+/// relative files are found in (the current one when `None`). `flag` names the option.
+fn own_secret(
+    flag: &str,
+    file: Option<&std::path::Path>,
+    env: Option<&str>,
+    base: Option<&std::path::Path>,
+) -> anyhow::Result<Option<String>> {
+    if file.is_some() && env.is_some() {
+        anyhow::bail!("{flag}_file and {flag}_env: set one, not both");
+    }
+    if let Some(file) = file {
+        let path = match base {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.to_path_buf(),
+        };
+        let raw = std::fs::read_to_string(&path)
+            .with_context(|| format!("{flag}-file: cannot read {}", path.display()))?;
+        return Ok(Some(raw.trim_end_matches(['\r', '\n']).to_owned()));
+    }
+    match env {
+        Some(var) => std::env::var(var)
+            .map(Some)
+            .with_context(|| format!("{flag}-env: {var} is not set in collabctl's environment")),
+        None => Ok(None),
+    }
+}
+
+/// The `--smtp` table: its `password_file`/`password_env` read here and sent as
+/// `password`; `daemon_password_file`/`daemon_password_env` passed on as the daemon's.
+fn smtp_table(file: &std::path::Path) -> anyhow::Result<Value> {
+    let mut table = read_table(file, "smtp")?;
+    let Some(o) = table.as_object_mut() else { return Ok(table) };
+    let text = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+    let pw_file = text(o.remove("password_file")).map(PathBuf::from);
+    let pw_env = text(o.remove("password_env"));
+    let base = file.parent();
+    let flag = format!("{}: password", file.display());
+    if let Some(pw) = own_secret(&flag, pw_file.as_deref(), pw_env.as_deref(), base)? {
+        o.insert("password".into(), pw.into());
+    }
+    for (theirs, key) in
+        [("daemon_password_file", "password_file"), ("daemon_password_env", "password_env")]
+    {
+        if let Some(v) = o.remove(theirs) {
+            o.insert(key.into(), v);
+        }
+    }
+    Ok(table)
 }
 
 #[derive(Subcommand)]
@@ -989,6 +1064,9 @@ fn render_mailbox(m: &MailboxEntry) -> String {
     );
     if let Some(at) = m.created_at {
         out += &format!("created {at}  updated {}\n", opt(&m.updated_at));
+    }
+    if !m.stored_passwords.is_empty() {
+        out += &format!("stored passwords (encrypted): {}\n", m.stored_passwords.join(", "));
     }
     // The settings as the file would have them; secrets are only ever named.
     if let Ok(Value::Object(o)) = serde_json::to_value(&m.settings) {

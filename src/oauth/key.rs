@@ -1,8 +1,9 @@
-//! The key refresh tokens are sealed with before they reach Postgres.
+//! The key refresh tokens and runtime mailboxes' passwords are sealed with before they
+//! reach Postgres.
 
 use std::path::Path;
 
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
 use crate::config::{ConfigError, credential_path};
@@ -41,6 +42,30 @@ impl SecretKey {
         SealedToken { nonce: nonce.to_vec(), ciphertext }
     }
 
+    /// Encrypts a secret bound to `context` (`mailbox:<name>`): it opens only with the same
+    /// context, so a row copied to another mailbox cannot be opened there.
+    pub fn seal_bound(&self, plain: &str, context: &str) -> SealedToken {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let payload = Payload { msg: plain.as_bytes(), aad: context.as_bytes() };
+        let ciphertext = ChaCha20Poly1305::new(&self.0)
+            .encrypt(&nonce, payload)
+            .expect("encryption of a short secret cannot fail");
+        SealedToken { nonce: nonce.to_vec(), ciphertext }
+    }
+
+    /// Decrypts what [`Self::seal_bound`] sealed for `context`; `None` with another key,
+    /// another context, or an altered row.
+    pub fn open_bound(&self, sealed: &SealedToken, context: &str) -> Option<String> {
+        if sealed.nonce.len() != 12 {
+            return None;
+        }
+        let payload = Payload { msg: sealed.ciphertext.as_slice(), aad: context.as_bytes() };
+        let plain = ChaCha20Poly1305::new(&self.0)
+            .decrypt(Nonce::from_slice(&sealed.nonce), payload)
+            .ok()?;
+        String::from_utf8(plain).ok()
+    }
+
     /// Decrypts a stored token; `None` when it was sealed with another key or altered.
     pub fn open(&self, sealed: &SealedToken) -> Option<String> {
         if sealed.nonce.len() != 12 {
@@ -69,6 +94,19 @@ mod tests {
         assert_eq!(ka.open(&sealed).as_deref(), Some("1//refresh-token"));
         assert_eq!(kb.open(&sealed), None);
         assert_ne!(ka.seal("x").nonce, ka.seal("x").nonce);
+    }
+
+    #[test]
+    fn bound_secrets_open_only_in_their_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, "33".repeat(32)).unwrap();
+        let k = SecretKey::load(&a).unwrap();
+        let sealed = k.seal_bound("hunter2", "mailbox:a");
+        assert!(!sealed.ciphertext.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(k.open_bound(&sealed, "mailbox:a").as_deref(), Some("hunter2"));
+        assert_eq!(k.open_bound(&sealed, "mailbox:b"), None);
+        assert_eq!(k.open(&sealed), None);
     }
 
     #[test]

@@ -268,3 +268,60 @@ fn a_mailbox_smtp_table_is_checked_like_smtp_and_names_its_key() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
 }
+
+/// A secret file group or others can read: `check-config` names it and its mode on stderr
+/// and still passes; the same file at 0600 is not mentioned. Files in `[admin]
+/// credentials_dir` are checked too.
+#[test]
+fn secret_files_readable_by_others_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("imap.pass");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    let cred = creds.join("partners");
+    std::fs::write(&cred, "pw\n").unwrap();
+    let toml = mailbox("")
+        .replace(
+            "password_env = \"COLLABD_TEST_PW\"",
+            &format!("password_file = \"{}\"", pw.display()),
+        )
+        .replace(BASE, &format!("{BASE}[admin]\ncredentials_dir = \"{}\"\n", creds.display()));
+    let config = write(&dir, &toml);
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(&pw, 0o644);
+    mode(&cred, 0o640);
+    let (ok, err) = check(&config);
+    assert!(ok, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("mailboxes[0].password_file"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(&pw.display().to_string()) && line.contains("0644"), "{line}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("admin.credentials_dir"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("partners") && line.contains("0640"), "{line}");
+    mode(&pw, 0o600);
+    mode(&cred, 0o400);
+    let (ok, err) = check(&config);
+    assert!(ok && !err.contains("readable"), "{err}");
+}
+
+/// Passwords never sit in the file; a relative `credentials_dir` is refused.
+#[test]
+fn inline_passwords_and_a_relative_credentials_dir_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, err) = check(&write(
+        &dir,
+        &mailbox("password = \"hunter2\"").replace("password_env = \"COLLABD_TEST_PW\"\n", ""),
+    ));
+    assert!(!ok && err.contains("mailboxes[0].password") && !err.contains("hunter2"), "{err}");
+    let toml = mailbox("").replace(BASE, &format!("{BASE}[admin]\ncredentials_dir = \"creds\"\n"));
+    let (ok, err) = check(&write(&dir, &toml));
+    assert!(!ok && err.contains("admin.credentials_dir"), "{err}");
+}

@@ -436,13 +436,22 @@ impl DaemonEnv {
         }
     }
 
-    /// Writes `collabd.toml` with the given mailboxes and extra top-level TOML.
+    /// Writes `collabd.toml` with the given mailboxes and extra top-level TOML. Unless
+    /// `extra` has its own `[secrets]`, `[secrets] key_file` is `secret.key` (0600, made
+    /// here): mailboxes added at run time need it for their stored passwords.
     pub fn write_config(&self, mailboxes: &[MailboxCfg], extra: &str) -> PathBuf {
         let mut toml = format!(
             "{extra}\n[database]\nurl = \"{}\"\n\n[admin]\nsocket = \"{}\"\n\n[log]\nlevel = \"info,collabd=debug\"\n",
             self.db_url,
             self.path("admin.sock").display()
         );
+        if !extra.contains("[secrets]") {
+            use std::os::unix::fs::PermissionsExt;
+            let key = self.path("secret.key");
+            std::fs::write(&key, "5e".repeat(32)).unwrap();
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            toml.push_str(&format!("\n[secrets]\nkey_file = \"{}\"\n", key.display()));
+        }
         for m in mailboxes {
             let password = m
                 .password_file

@@ -77,7 +77,7 @@ async fn a_mailbox_added_paused_resumed_and_removed_at_run_time() {
     let (ok, table, err) = collabctl(&env, &["mailbox", "list"]);
     assert!(ok && table.contains("live") && table.contains("database"), "{table}{err}");
     let (ok, shown, err) = collabctl(&env, &["mailbox", "show", "live"]);
-    assert!(ok && shown.contains("password_file") && shown.contains("500ms"), "{shown}{err}");
+    assert!(ok && shown.contains("stored passwords") && shown.contains("500ms"), "{shown}{err}");
     let (ok, _, err) = collabctl(&env, &["mailbox", "show", "nope"]);
     assert!(!ok && err.contains("not_found"), "{err}");
 
@@ -99,7 +99,8 @@ async fn a_database_mailbox_may_not_take_a_name_the_file_uses() {
     let db = TestDb::new().await;
     let imap = Dovecot::start();
     let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    // No [secrets] key_file yet.
+    env.write_config(&[env.mailbox("brand", imap.port)], "[secrets]\n");
     let daemon = env.spawn();
     wait_for_socket(&env, &daemon).await;
     let (ok, _, err) = collabctl(
@@ -138,7 +139,14 @@ async fn a_database_mailbox_may_not_take_a_name_the_file_uses() {
             "COLLABD_NO_SUCH_VAR",
         ],
     );
-    assert!(!ok && err.contains("password_env"), "{err}");
+    // collabctl reads --password-env in its own environment.
+    assert!(!ok && err.contains("password-env") && err.contains("COLLABD_NO_SUCH_VAR"), "{err}");
+    // A password needs the key that seals it.
+    let (ok, _, err) = collabctl(
+        &env,
+        &["mailbox", "add", "other", "--host", "h", "--username", "u", "--password-env", "HOME"],
+    );
+    assert!(!ok && err.contains("not_configured") && err.contains("secrets.key_file"), "{err}");
 
     // --oauth2 takes the oauth2 table from a TOML (or JSON) file; auth becomes xoauth2.
     let oauth = env.path("oauth2.toml");

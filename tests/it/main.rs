@@ -20,5 +20,6 @@ mod oauth_harness;
 mod parse_props;
 mod parse_shapes;
 mod protocol_doc;
+mod secrets;
 mod store;
 mod systemd_unit;

@@ -295,7 +295,8 @@ async fn outreach_is_sent_over_smtp_with_xoauth2() {
 
 /// A mailbox added at run time with `--oauth2` logs in with XOAUTH2 like a file mailbox:
 /// the oauth2 table travels in the database row, the client secret and refresh token stay
-/// in files the daemon reads.
+/// in files the daemon reads, which must lie in `[admin] credentials_dir` (elsewhere they
+/// are refused, naming the key: the daemon would send them to the token endpoint).
 #[tokio::test]
 async fn a_database_mailbox_logs_in_with_oauth2() {
     let oauth = OAuthServer::start();
@@ -303,29 +304,39 @@ async fn a_database_mailbox_logs_in_with_oauth2() {
     let imap = Dovecot::start_oauth(&oauth);
     let refresh = oauth.grant(BRAND);
     let env = DaemonEnv::new(&db.url);
+    let creds = env.path("creds");
+    std::fs::create_dir(&creds).unwrap();
     std::fs::write(env.path("key"), "5a".repeat(32)).unwrap();
-    std::fs::write(env.path("client.secret"), OAUTH_CLIENT_SECRET).unwrap();
-    std::fs::write(env.path("refresh.token"), format!("{refresh}\n")).unwrap();
-    let table = format!(
-        "[oauth2]\nprovider = \"custom\"\ntoken_url = \"{}\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
-         client_secret_file = \"{}\"\nrefresh_token_file = \"{}\"\n",
-        oauth.url("/token"),
-        env.path("client.secret").display(),
-        env.path("refresh.token").display(),
-    );
-    std::fs::write(env.path("oauth2.toml"), table).unwrap();
+    std::fs::write(creds.join("client.secret"), OAUTH_CLIENT_SECRET).unwrap();
+    std::fs::write(creds.join("refresh.token"), format!("{refresh}\n")).unwrap();
+    let table = |secret: &str| {
+        format!(
+            "[oauth2]\nprovider = \"custom\"\ntoken_url = \"{}\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
+             client_secret_file = \"{secret}\"\nrefresh_token_file = \"refresh.token\"\n",
+            oauth.url("/token"),
+        )
+    };
+    std::fs::write(env.path("oauth2.toml"), table("client.secret")).unwrap();
+    let outside = env.path("key").display().to_string();
+    std::fs::write(env.path("outside.toml"), table(&outside)).unwrap();
     env.write_config(&[], &format!("[secrets]\nkey_file = \"{}\"\n", env.path("key").display()));
-    let daemon = env.spawn();
+    let daemon =
+        env.spawn_with_env(&[("COLLABD__ADMIN__CREDENTIALS_DIR", creds.to_str().unwrap())]);
     wait_for_socket(&env, &daemon).await;
-    let table = env.path("oauth2.toml").display().to_string();
-    let (ok, _, err) = add_mailbox(
-        &env,
-        "brand",
-        imap.port,
-        BRAND,
-        &["--oauth2", &table],
-        &["--poll-interval", "1s"],
-    );
+    let login = |table: &str| {
+        let table = env.path(table).display().to_string();
+        add_mailbox(
+            &env,
+            "brand",
+            imap.port,
+            BRAND,
+            &["--oauth2", &table],
+            &["--poll-interval", "1s"],
+        )
+    };
+    let (ok, _, err) = login("outside.toml");
+    assert!(!ok && err.contains("forbidden") && err.contains("oauth2.client_secret_file"), "{err}");
+    let (ok, _, err) = login("oauth2.toml");
     assert!(ok, "{err}");
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
     wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
