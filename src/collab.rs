@@ -1,11 +1,13 @@
 //! The collaboration domain: statuses and the lifecycle rules between them.
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Where a collaboration stands. Mirrors the Postgres enum `collab_status`.
+/// Read case-insensitively (`"Pending"` is `pending`), written in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "collab_status", rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum CollabStatus {
     Pending,
     Negotiating,
@@ -61,6 +63,14 @@ impl CollabStatus {
 impl std::fmt::Display for CollabStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for CollabStatus {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
@@ -127,6 +137,40 @@ MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB 
 SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS \
 VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
 
+/// What an entry of a collaboration's audit trail records. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The collaboration was created (from a reply, by hand, by a re-match or undecline).
+    Created,
+    /// Its status moved.
+    Status,
+    /// The creator declined.
+    Declined,
+    /// An operator replaced its terms.
+    TermsUpdated,
+    /// A message joined it (written by early versions).
+    Message,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Status => "status",
+            EventKind::Declined => "declined",
+            EventKind::TermsUpdated => "terms_updated",
+            EventKind::Message => "message",
+        }
+    }
+
+    /// The kind a stored name means; `None` for a name no version of collabd writes.
+    pub fn parse(s: &str) -> Option<EventKind> {
+        use EventKind::*;
+        [Created, Status, Declined, TermsUpdated, Message].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// One thing the creator will publish.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,12 +185,30 @@ pub struct Deliverable {
     pub attribution_keywords: Vec<String>,
 }
 
-/// An amount in a currency; amounts are kept as entered (two decimals at most).
+/// An amount in a currency: a decimal, never a float, with no more decimals than the
+/// currency's minor unit (ISO 4217: 2 for USD, 0 for JPY, 3 for KWD). On the wire and in
+/// the database the amount is a string in the currency's minor units (`"500.00"`); a JSON
+/// number is read too (what earlier versions wrote).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
-    pub amount: f64,
+    pub amount: Decimal,
     pub currency: String,
+}
+
+impl Money {
+    /// The amount written with exactly the currency's minor units (`500` USD → `500.00`).
+    pub fn in_minor_units(&self) -> Money {
+        let mut amount = self.amount;
+        amount.rescale(minor_units(&self.currency));
+        Money { amount, currency: self.currency.clone() }
+    }
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.in_minor_units().amount, self.currency)
+    }
 }
 
 /// How the creator is paid: any combination, at least one.
@@ -155,8 +217,9 @@ pub struct Money {
 pub struct Compensation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed_fee: Option<Money>,
+    /// A share of sales, as a decimal percentage (`12.5`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commission_percent: Option<f64>,
+    pub commission_percent: Option<Decimal>,
     /// Gifted product, described in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
@@ -203,6 +266,17 @@ pub struct Terms {
     pub additional_terms: Option<String>,
 }
 
+impl Terms {
+    /// The same terms with every amount written in its currency's minor units, as they
+    /// are stored and shown.
+    pub fn in_minor_units(mut self) -> Terms {
+        if let Some(fee) = &mut self.compensation.fixed_fee {
+            *fee = fee.in_minor_units();
+        }
+        self
+    }
+}
+
 /// A rule a set of terms breaks, naming the field so a client can point at it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -241,7 +315,7 @@ impl Terms {
             ));
         }
         if let Some(fee) = &c.fixed_fee {
-            if !fee.amount.is_finite() || fee.amount < 0.0 {
+            if fee.amount.is_sign_negative() && !fee.amount.is_zero() {
                 return Err(invalid("compensation.fixed_fee.amount", "must be a number ≥ 0"));
             }
             if !is_currency(&fee.currency) {
@@ -250,9 +324,16 @@ impl Terms {
                     format!("{:?} is not an ISO 4217 currency code", fee.currency),
                 ));
             }
+            let units = minor_units(&fee.currency);
+            if fee.amount.normalize().scale() > units {
+                return Err(invalid(
+                    "compensation.fixed_fee.amount",
+                    format!("{} takes {units} decimal(s) at most", fee.currency),
+                ));
+            }
         }
         if let Some(p) = c.commission_percent
-            && (!p.is_finite() || !(0.0..=100.0).contains(&p))
+            && !(Decimal::ZERO..=Decimal::ONE_HUNDRED).contains(&p)
         {
             return Err(invalid("compensation.commission_percent", "must be between 0 and 100"));
         }
@@ -260,6 +341,17 @@ impl Terms {
             return Err(invalid("compensation.product", "must not be empty"));
         }
         Ok(())
+    }
+}
+
+/// The decimals of a currency's minor unit (ISO 4217's exponent): 2 unless listed.
+pub fn minor_units(code: &str) -> u32 {
+    match code {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        "CLF" | "UYW" => 4,
+        _ => 2,
     }
 }
 
@@ -282,7 +374,7 @@ mod terms_tests {
                 attribution_keywords: vec![],
             }],
             compensation: Compensation {
-                fixed_fee: Some(Money { amount: 500.0, currency: "USD".into() }),
+                fixed_fee: Some(Money { amount: Decimal::new(500, 0), currency: "USD".into() }),
                 ..Default::default()
             },
             ..Default::default()
@@ -302,13 +394,38 @@ mod terms_tests {
         t.compensation = Compensation::default();
         assert_eq!(t.validate().unwrap_err().field, "compensation");
         let mut t = terms();
-        t.compensation.fixed_fee = Some(Money { amount: -1.0, currency: "USD".into() });
+        t.compensation.fixed_fee =
+            Some(Money { amount: Decimal::new(-1, 0), currency: "USD".into() });
         assert_eq!(t.validate().unwrap_err().field, "compensation.fixed_fee.amount");
         let mut t = terms();
-        t.compensation.fixed_fee = Some(Money { amount: 1.0, currency: "usd".into() });
+        t.compensation.fixed_fee = Some(Money { amount: Decimal::ONE, currency: "usd".into() });
         assert_eq!(t.validate().unwrap_err().field, "compensation.fixed_fee.currency");
         let mut t = terms();
-        t.compensation.commission_percent = Some(150.0);
+        t.compensation.commission_percent = Some(Decimal::new(150, 0));
         assert_eq!(t.validate().unwrap_err().field, "compensation.commission_percent");
+        let mut t = terms();
+        t.compensation.fixed_fee =
+            Some(Money { amount: Decimal::new(5005, 1), currency: "JPY".into() });
+        let e = t.validate().unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("compensation.fixed_fee.amount", "JPY takes 0 decimal(s) at most")
+        );
+    }
+
+    #[test]
+    fn money_is_exact_and_written_in_minor_units() {
+        let read = |j: &str| serde_json::from_str::<Money>(j).unwrap().in_minor_units();
+        let usd = read(r#"{"amount": "19.99", "currency": "USD"}"#);
+        assert_eq!(serde_json::to_string(&usd).unwrap(), r#"{"amount":"19.99","currency":"USD"}"#);
+        // Numbers written by earlier versions read the same.
+        assert_eq!(read(r#"{"amount": 19.99, "currency": "USD"}"#), usd);
+        assert_eq!(read(r#"{"amount": 500, "currency": "USD"}"#).amount.to_string(), "500.00");
+        assert_eq!(read(r#"{"amount": 500, "currency": "JPY"}"#).amount.to_string(), "500");
+        assert_eq!(read(r#"{"amount": "1.5", "currency": "KWD"}"#).to_string(), "1.500 KWD");
+        // 0.1 + 0.2 is 0.3, as money should be.
+        let sum = read(r#"{"amount": "0.1", "currency": "EUR"}"#).amount
+            + read(r#"{"amount": "0.2", "currency": "EUR"}"#).amount;
+        assert_eq!(sum.to_string(), "0.30");
     }
 }

@@ -127,38 +127,47 @@ impl AdminContext {
         }
         match call {
             Call::Status(_) => answer::<StatusParams>(self.status().await),
-            Call::CampaignCreate(p) => answer::<CampaignCreate>(self.campaign_create(p).await?),
-            Call::CampaignList(_) => {
-                answer::<CampaignList>(self.store.list_campaigns().await.map_err(internal)?)
+            Call::CampaignCreate(p) => {
+                answer::<CampaignCreate>(self.campaign_create(p).await?.into())
             }
+            Call::CampaignList(_) => answer::<CampaignList>(
+                self.store
+                    .list_campaigns()
+                    .await
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+            ),
             Call::CampaignArchive(p) => {
                 let c = self.campaign(&p.campaign).await?;
                 // None only if the campaign went away since it was found.
                 let archived = self.store.archive_campaign(c.id).await.map_err(internal)?;
                 answer::<CampaignArchive>(
-                    archived.ok_or_else(|| not_found("campaign", &p.campaign))?,
+                    archived.ok_or_else(|| not_found("campaign", &p.campaign))?.into(),
                 )
             }
             Call::CampaignBind(p) => {
                 let bound = self.campaign_bind(p).await?;
                 // Unbinding may explain waiting mail; the report is logged.
                 self.rematch_after_change().await;
-                answer::<CampaignBind>(bound)
+                answer::<CampaignBind>(bound.into())
             }
             Call::CreatorAdd(p) => {
                 let creator = self.creator_add(p).await?;
                 // The new creator's addresses may explain waiting mail; its report is logged.
                 self.rematch_after_change().await;
-                answer::<CreatorFields>(creator)
+                answer::<CreatorFields>(creator.into())
             }
             Call::CreatorList(p) => {
                 let search = p.search.as_deref();
                 answer::<CreatorList>(
                     paged(p.page(), |page| self.store.list_creators(search, page), |c| c.id)
-                        .await?,
+                        .await?
+                        .map(Into::into),
                 )
             }
-            Call::CreatorShow(p) => answer::<CreatorShow>(self.creator(&p.creator).await?),
+            Call::CreatorShow(p) => answer::<CreatorShow>(self.creator(&p.creator).await?.into()),
             call @ (Call::CreatorImport(_) | Call::OutreachImport(_)) => {
                 self.import_chunk(conn, call).await
             }
@@ -185,24 +194,24 @@ impl AdminContext {
                         Some(c) => Some(self.creator(&c).await?.id),
                         None => None,
                     },
-                    status: f.status.as_deref().map(parse_status).transpose()?,
+                    status: f.status,
                     since: f.since,
                 };
                 let list =
                     paged(page, |page| self.store.list_collaborations(&filter, page), |c| c.id);
-                answer::<CollabList>(list.await?)
+                answer::<CollabList>(list.await?.try_map(TryInto::try_into).map_err(internal)?)
             }
             Call::CollabShow(p) => answer::<CollabShow>(self.collab_show(p.id).await?),
             Call::CollabUpdate(u) => {
-                validate_terms(&u.terms)?;
+                let terms = validate_terms(u.terms)?;
                 self.store
-                    .update_terms(u.id, &u.terms, actor, u.reason.as_deref())
+                    .update_terms(u.id, &terms, actor, u.reason.as_deref())
                     .await
                     .map_err(collab_error)?;
                 answer::<CollabUpdate>(self.collab_show(u.id).await?)
             }
             Call::CollabAdvance(a) => {
-                let to = parse_status(&a.to)?;
+                let to = a.to;
                 if to == CollabStatus::Cancelled {
                     return Err(invalid("to", "use collab.cancel (a reason is required)"));
                 }
@@ -219,7 +228,7 @@ impl AdminContext {
                 )
             }
             Call::InboxUnmatched(p) => answer::<InboxUnmatched>(
-                paged(p.page(), |page| self.store.unmatched(page), |m| m.id).await?,
+                paged(p.page(), |page| self.store.unmatched(page), |m| m.id).await?.map(Into::into),
             ),
             Call::InboxAssign(a) => {
                 let creator = self.creator(&a.creator).await?;
@@ -240,7 +249,7 @@ impl AdminContext {
             Call::InboxRematch(p) => {
                 let report =
                     crate::ingest::rematch(&self.store, p.since).await.map_err(internal)?;
-                answer::<InboxRematch>(report)
+                answer::<InboxRematch>(report.into())
             }
             Call::InboxUndecline(u) => {
                 if u.reason.trim().is_empty() {
@@ -271,7 +280,7 @@ impl AdminContext {
                 })?;
                 let result = source.finish_code(start, &f.code, &f.state).await;
                 self.authorize_result(&key, result)?;
-                answer::<MailboxAuthorizeFinish>(crate::oauth::AuthorizeState::Authorized)
+                answer::<MailboxAuthorizeFinish>(AuthorizeState::Authorized)
             }
             Call::MailboxAuthorizeStatus(login) => {
                 let (key, _) = self.login(&login)?;
@@ -281,9 +290,11 @@ impl AdminContext {
                         "no authorization was started for this login",
                     )
                 })?;
-                answer::<MailboxAuthorizeStatus>(state)
+                answer::<MailboxAuthorizeStatus>(state.into())
             }
-            Call::MailboxAdd(mb) => answer::<Box<MailboxSettings>>(self.mailbox_add(*mb).await?),
+            Call::MailboxAdd(t) => {
+                answer::<MailboxTable>(self.mailbox_add(mailbox_settings(t)?).await?)
+            }
             Call::MailboxList(_) => answer::<MailboxList>(self.mailbox_list().await?),
             Call::MailboxShow(p) => answer::<MailboxShow>(self.mailbox_show(&p.mailbox).await?),
             Call::MailboxPause(p) => {
@@ -357,7 +368,8 @@ impl AdminContext {
 
     async fn mailbox_list(&self) -> Result<Vec<MailboxEntry>, ErrorBody> {
         let file = self.file_config.read().expect("file config lock").mailboxes.clone();
-        let mut all: Vec<MailboxEntry> = file.into_iter().map(file_entry).collect();
+        let mut all: Vec<MailboxEntry> =
+            file.into_iter().map(file_entry).collect::<Result<_, _>>()?;
         let mut logins = self.password_logins().await?;
         for row in self.store.stored_mailboxes().await.map_err(internal)? {
             let stored = logins.remove(&row.name).unwrap_or_default();
@@ -368,7 +380,7 @@ impl AdminContext {
 
     async fn mailbox_show(&self, name: &str) -> Result<MailboxEntry, ErrorBody> {
         if let Some((_, m)) = self.file_mailbox(name) {
-            return Ok(file_entry(m));
+            return file_entry(m);
         }
         let row = self.store.stored_mailbox(name).await.map_err(internal)?;
         let stored = self.password_logins().await?.remove(name).unwrap_or_default();
@@ -457,7 +469,7 @@ impl AdminContext {
                         "unmatched messages rematched after a change to the pool or outreach"
                     );
                 }
-                Rematched::Done(r)
+                Rematched::Done(r.into())
             }
             Err(e) => {
                 tracing::warn!(error = %e, "rematch after import failed; run inbox.rematch");
@@ -540,7 +552,7 @@ impl AdminContext {
                 };
                 logins.set_state(&key, state);
             });
-            return Ok(AuthorizeStart::Device(start));
+            return Ok(AuthorizeStart::Device(start.into()));
         }
         let redirect = p.redirect_uri.ok_or_else(|| {
             ErrorBody::field(ErrorCode::InvalidParams, "redirect_uri", "required by the code flow")
@@ -561,10 +573,22 @@ impl AdminContext {
     /// the row is gone (a collaboration deleted, a message matched since).
     pub async fn watch_event(&self, channel: &str, id: i64) -> Option<WatchEvent> {
         let found = match channel {
-            channels::COLLABORATIONS => {
-                self.store.collaboration(id).await.map(|c| c.map(WatchEvent::Collaboration))
-            }
-            _ => self.store.unmatched_message(id).await.map(|m| m.map(WatchEvent::Unmatched)),
+            channels::COLLABORATIONS => match self.store.collaboration(id).await {
+                Ok(Some(c)) => match Collaboration::try_from(c) {
+                    Ok(c) => Ok(Some(WatchEvent::Collaboration(Box::new(c)))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watch: cannot show the collaboration");
+                        Ok(None)
+                    }
+                },
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+            _ => self
+                .store
+                .unmatched_message(id)
+                .await
+                .map(|m| m.map(|m| WatchEvent::Unmatched(m.into()))),
         };
         found.unwrap_or_else(|e| {
             tracing::warn!(error = %e, channel, id, "watch: cannot load the row");
@@ -813,18 +837,12 @@ impl AdminContext {
     }
 
     async fn collab_create(&self, p: CollabCreate, actor: &str) -> Result<CollabDetail, ErrorBody> {
-        validate_terms(&p.terms)?;
+        let terms = validate_terms(p.terms)?;
         let creator = self.creator(&p.creator).await?;
         let campaign = self.campaign(&p.campaign).await?;
         let id = self
             .store
-            .create_manual_collaboration(
-                creator.id,
-                campaign.id,
-                &p.terms,
-                p.allow_duplicate,
-                actor,
-            )
+            .create_manual_collaboration(creator.id, campaign.id, &terms, p.allow_duplicate, actor)
             .await
             .map_err(collab_error)?;
         self.collab_show(id).await
@@ -837,10 +855,16 @@ impl AdminContext {
             .await
             .map_err(internal)?
             .ok_or_else(|| not_found("id", &id.to_string()))?;
+        let events = self.store.events(id).await.map_err(internal)?;
+        let messages = self.store.linked_messages(id).await.map_err(internal)?;
         Ok(CollabDetail {
-            collab,
-            events: self.store.events(id).await.map_err(internal)?,
-            messages: self.store.linked_messages(id).await.map_err(internal)?,
+            collab: collab.try_into().map_err(internal)?,
+            events: events
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()
+                .map_err(internal)?,
+            messages: messages.into_iter().map(Into::into).collect(),
         })
     }
 
@@ -923,16 +947,30 @@ fn seal_passwords(
         .collect())
 }
 
-fn file_entry(m: MailboxSettings) -> MailboxEntry {
-    MailboxEntry {
+/// A mailbox's entry: the summary the tables show and every setting as a table.
+fn entry(m: &MailboxSettings, source: MailboxSource) -> Result<MailboxEntry, ErrorBody> {
+    let Value::Object(table) = serde_json::to_value(m).map_err(internal)? else {
+        return Err(internal("mailbox settings are not a table"));
+    };
+    let auth = serde_json::to_value(m.auth).map_err(internal)?;
+    Ok(MailboxEntry {
         name: m.name.clone(),
-        source: MailboxSource::File,
+        source,
         paused: false,
-        settings: m,
+        host: m.host.clone(),
+        port: m.effective_port(),
+        username: m.username.clone(),
+        folder: m.folder.clone(),
+        auth: auth.as_str().unwrap_or_default().to_owned(),
+        settings: MailboxTable(table),
         stored_passwords: Vec::new(),
         created_at: None,
         updated_at: None,
-    }
+    })
+}
+
+fn file_entry(m: MailboxSettings) -> Result<MailboxEntry, ErrorBody> {
+    entry(&m, MailboxSource::File)
 }
 
 fn stored_entry(
@@ -946,24 +984,29 @@ fn stored_entry(
         s.password = None;
     }
     Ok(MailboxEntry {
-        name: row.name,
-        source: MailboxSource::Database,
         paused: row.paused,
-        settings,
         stored_passwords,
         created_at: Some(row.created_at),
         updated_at: Some(row.updated_at),
+        ..entry(&settings, MailboxSource::Database)?
     })
 }
 
-fn validate_terms(t: &Terms) -> Result<(), ErrorBody> {
+/// `mailbox.add`'s table read by the config's rules, a bad key named by its path.
+fn mailbox_settings(t: MailboxTable) -> Result<MailboxSettings, ErrorBody> {
+    serde_path_to_error::deserialize(Value::Object(t.0)).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path.is_empty() { ".".to_owned() } else { path };
+        invalid_params(&path, e.into_inner().to_string())
+    })
+}
+
+/// Checks terms and writes their amounts in minor units, as they are stored.
+fn validate_terms(t: Terms) -> Result<Terms, ErrorBody> {
     t.validate().map_err(|e| {
         ErrorBody::field(ErrorCode::InvalidParams, format!("terms.{}", e.field), e.message)
-    })
-}
-
-fn parse_status(s: &str) -> Result<CollabStatus, ErrorBody> {
-    s.parse().map_err(|e: String| ErrorBody::field(ErrorCode::InvalidParams, "status", e))
+    })?;
+    Ok(t.in_minor_units())
 }
 
 fn collab_error(e: CollabError) -> ErrorBody {

@@ -7,6 +7,7 @@ mod import;
 mod methods;
 pub mod protocol;
 mod server;
+mod views;
 
 pub use methods::{AdminContext, FileConfig};
 pub use server::{AdminServer, ServerError};

@@ -1,17 +1,18 @@
 //! Wire types shared by the server and `collabctl`: every call with its typed parameters
 //! ([`Call`]), what each returns ([`Params::Output`]) and every error code ([`ErrorCode`]).
 //! A renamed field is a compile error on both sides, not a run-time surprise.
+//!
+//! Wire types are not database rows: the views at the end of this file (campaigns,
+//! creators, collaborations with typed terms, events, messages) are what the protocol
+//! promises, and the server converts rows into them (`admin::views`). This module imports
+//! only the collaboration domain (`crate::collab`), never the store, the config, OAuth or
+//! ingest.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::collab::Terms;
-use crate::oauth::{AuthorizeState, DeviceStart};
-use crate::store::campaigns::Campaign;
-use crate::store::collabs::{Collaboration, Event, LinkedMessage};
-use crate::store::creators::Creator;
-use crate::store::inbound::UnmatchedMessage;
+use crate::collab::{CollabStatus, Compensation, Deliverable, EventKind, Terms, Timeline};
 
 /// Longest request line accepted; longer lines get `too_large` and the connection closes.
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -92,7 +93,7 @@ pub enum Call {
     #[serde(rename = "mailbox.authorize_status")]
     MailboxAuthorizeStatus(MailboxAuthorizeStatus),
     #[serde(rename = "mailbox.add")]
-    MailboxAdd(Box<crate::config::MailboxSettings>),
+    MailboxAdd(MailboxTable),
     #[serde(rename = "mailbox.list")]
     MailboxList(MailboxList),
     #[serde(rename = "mailbox.show")]
@@ -236,7 +237,7 @@ calls! {
     MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart;
     MailboxAuthorizeFinish(MailboxAuthorizeFinish) -> AuthorizeState;
     MailboxAuthorizeStatus(MailboxAuthorizeStatus) -> AuthorizeState;
-    MailboxAdd(Box<crate::config::MailboxSettings>) -> MailboxEntry;
+    MailboxAdd(MailboxTable) -> MailboxEntry;
     MailboxList(MailboxList) -> Vec<MailboxEntry>;
     MailboxShow(MailboxShow) -> MailboxEntry;
     MailboxPause(MailboxPause) -> MailboxEntry;
@@ -494,7 +495,7 @@ pub struct CollabCreate {
 pub struct CollabList {
     pub campaign: Option<String>,
     pub creator: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<CollabStatus>,
     /// Only collaborations created at or after this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
@@ -524,7 +525,7 @@ pub struct CollabUpdate {
 #[serde(deny_unknown_fields)]
 pub struct CollabAdvance {
     pub id: i64,
-    pub to: String,
+    pub to: CollabStatus,
     pub reason: Option<String>,
 }
 
@@ -569,8 +570,6 @@ pub struct InboxRematch {
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub use crate::ingest::RematchReport;
-
 /// `watch`: the connection streams a [`WatchEvent`] line (with the request's id) for each
 /// collaboration created and each unmatched message, as they are committed, until the
 /// client closes it.
@@ -582,8 +581,8 @@ pub struct Watch {}
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum WatchEvent {
-    Collaboration(crate::store::collabs::Collaboration),
-    Unmatched(crate::store::inbound::UnmatchedMessage),
+    Collaboration(Box<Collaboration>),
+    Unmatched(UnmatchedMessage),
 }
 
 /// The re-match that ran after a change adding creators or outreach: its report, or why it
@@ -597,13 +596,26 @@ pub enum Rematched {
 
 /// The flows of `mailbox.authorize`; `auto` is the device flow where the provider offers
 /// it, the code flow otherwise.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Flow {
     #[default]
     Auto,
     Device,
     Code,
+}
+
+impl std::str::FromStr for Flow {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Flow, String> {
+        match s {
+            "auto" => Ok(Flow::Auto),
+            "device" => Ok(Flow::Device),
+            "code" => Ok(Flow::Code),
+            _ => Err(format!("{s:?} is not a flow: auto, device or code")),
+        }
+    }
 }
 
 /// Which login: a mailbox by name, or (`smtp`) the SMTP identity.
@@ -664,6 +676,154 @@ by_name! {
     MailboxRemove;
 }
 
+// ---- Views: what the protocol shows of stored things ----
+
+/// A campaign.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub archived_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The mailboxes the campaign is bound to; empty: unbound.
+    #[serde(default)]
+    pub mailboxes: Vec<String>,
+}
+
+/// A Creator Pool entry with its addresses.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Creator {
+    pub id: i64,
+    pub name: String,
+    pub platform: String,
+    pub handle: String,
+    pub tags: Vec<String>,
+    pub emails: Vec<CreatorEmail>,
+    pub unsubscribed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One address of a creator: `creator` or `manager`, and whether collabd learned it from
+/// a reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreatorEmail {
+    pub address: String,
+    pub role: String,
+    pub learned: bool,
+}
+
+/// A collaboration, its terms typed as `collab.create` takes them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Collaboration {
+    pub id: i64,
+    pub status: CollabStatus,
+    pub source: String,
+    pub creator: CreatorRef,
+    pub campaign: CampaignRef,
+    pub deliverables: Vec<Deliverable>,
+    /// Empty (`{}`) for a collaboration created from a reply, until terms are set.
+    pub compensation: Compensation,
+    pub timeline: Timeline,
+    pub additional_terms: Option<String>,
+    pub thread_id: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Collaboration {
+    /// Its terms, as `collab.update` would take them.
+    pub fn terms(&self) -> Terms {
+        Terms {
+            deliverables: self.deliverables.clone(),
+            compensation: self.compensation.clone(),
+            timeline: self.timeline.clone(),
+            additional_terms: self.additional_terms.clone(),
+        }
+    }
+}
+
+/// The creator part of a collaboration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreatorRef {
+    pub id: i64,
+    pub name: String,
+    pub platform: String,
+    pub handle: String,
+}
+
+/// The campaign part of a collaboration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CampaignRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One entry of a collaboration's audit trail.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub from_status: Option<CollabStatus>,
+    pub to_status: Option<CollabStatus>,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One message linked to a collaboration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkedMessage {
+    pub id: i64,
+    pub kind: String,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+    pub sent_date: Option<chrono::DateTime<chrono::Utc>>,
+    pub reply_text: Option<String>,
+}
+
+/// A message waiting for a person to decide what it is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnmatchedMessage {
+    pub id: i64,
+    pub mailbox: String,
+    pub from_address: Option<String>,
+    pub from_name: Option<String>,
+    pub subject: Option<String>,
+    pub sent_date: Option<chrono::DateTime<chrono::Utc>>,
+    pub reply_text: Option<String>,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a re-match did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RematchReport {
+    /// Unmatched messages looked at.
+    pub examined: u64,
+    /// Of those, how many now matched (replies and declines).
+    pub matched: u64,
+    pub collaborations_created: u64,
+}
+
+/// Where an operator's authorization of a login stands (`mailbox.authorize_status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AuthorizeState {
+    /// Waiting for the operator (device flow) or for the redirect (code flow).
+    Pending,
+    /// A refresh token is stored; the login's worker was woken.
+    Authorized,
+    Failed {
+        error: String,
+    },
+}
+
+/// What the operator is shown to approve a device authorization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceStart {
+    pub verification_uri: String,
+    pub user_code: String,
+    pub expires_in: u64,
+    pub interval: u64,
+}
+
 // ---- Results ----
 
 /// Where a mailbox is defined.
@@ -681,7 +841,14 @@ pub struct MailboxEntry {
     pub name: String,
     pub source: MailboxSource,
     pub paused: bool,
-    pub settings: crate::config::MailboxSettings,
+    /// What the tables show: where it connects, as whom, which folder, how it logs in.
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub folder: String,
+    pub auth: String,
+    /// Every setting, as the file would have it.
+    pub settings: MailboxTable,
     /// The logins (`imap`, `smtp`) of a database mailbox whose password is stored, sealed;
     /// the password itself is never shown.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -689,6 +856,13 @@ pub struct MailboxEntry {
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// A `[[mailboxes]]` table as JSON (the keys `config/collabd.example.toml` documents), as
+/// `mailbox.add` takes it and `mailbox.*` show it. The daemon reads it by the config's own
+/// rules, so the file and the socket cannot drift apart; secrets are only ever named.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct MailboxTable(pub serde_json::Map<String, Value>);
 
 /// `status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,11 +13,7 @@ use collabd::admin::protocol::*;
 use collabd::collab::{Compensation, Deadline, Deliverable, Money, Terms, Timeline};
 use collabd::dates::parse_since;
 use collabd::import::{ImportOptions, Kind};
-use collabd::oauth::AuthorizeState;
-use collabd::store::campaigns::Campaign;
-use collabd::store::collabs::Collaboration;
-use collabd::store::creators::Creator;
-use collabd::store::inbound::UnmatchedMessage;
+use erased::Json as _;
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -174,7 +170,7 @@ fn read_table(file: &std::path::Path, name: &str) -> anyhow::Result<Value> {
 
 impl MailboxAddArgs {
     /// The mailbox as `mailbox.add` takes it; the daemon fills in defaults and validates.
-    fn settings(&self) -> anyhow::Result<collabd::config::MailboxSettings> {
+    fn settings(&self) -> anyhow::Result<MailboxTable> {
         let mut v = serde_json::json!({
             "name": self.name,
             "host": self.host,
@@ -211,7 +207,10 @@ impl MailboxAddArgs {
         if let Some(file) = &self.smtp {
             set("smtp", Some(smtp_table(file)?));
         }
-        serde_json::from_value(v).context("invalid mailbox")
+        match v {
+            Value::Object(table) => Ok(MailboxTable(table)),
+            _ => unreachable!("built as an object"),
+        }
     }
 }
 
@@ -384,12 +383,12 @@ struct TermsArgs {
     #[arg(long)]
     attribution_keywords: Vec<String>,
     #[arg(long, requires = "currency", allow_negative_numbers = true)]
-    fixed_fee: Option<f64>,
+    fixed_fee: Option<rust_decimal::Decimal>,
     /// ISO 4217 code, e.g. USD.
     #[arg(long)]
     currency: Option<String>,
     #[arg(long, allow_negative_numbers = true)]
-    commission_percent: Option<f64>,
+    commission_percent: Option<rust_decimal::Decimal>,
     #[arg(long)]
     product: Option<String>,
     /// "2026-12-01" or "publish=2026-12-01" (repeatable).
@@ -405,7 +404,7 @@ struct CollabFilterArgs {
     #[arg(long)]
     campaign: Option<String>,
     #[arg(long)]
-    status: Option<String>,
+    status: Option<collabd::collab::CollabStatus>,
     #[arg(long)]
     creator: Option<String>,
 }
@@ -415,7 +414,7 @@ impl CollabFilterArgs {
     fn call(&self, since: Option<chrono::DateTime<chrono::Utc>>, p: PageParams) -> CollabList {
         CollabList {
             campaign: self.campaign.clone(),
-            status: self.status.clone(),
+            status: self.status,
             creator: self.creator.clone(),
             since,
             after: p.after,
@@ -496,7 +495,7 @@ enum CollabCmd {
     Advance {
         id: i64,
         #[arg(long)]
-        to: String,
+        to: collabd::collab::CollabStatus,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -767,7 +766,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 show(cli, c, params, render_collab)
             }
             CollabCmd::Advance { id, to, reason } => {
-                let params = CollabAdvance { id: *id, to: to.clone(), reason: reason.clone() };
+                let params = CollabAdvance { id: *id, to: *to, reason: reason.clone() };
                 show(cli, c, params, render_collab)
             }
             CollabCmd::Cancel { id, reason } => {
@@ -775,7 +774,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         },
         Command::Mailbox(cmd) => match cmd {
-            MailboxCmd::Add(args) => show(cli, c, Box::new(args.settings()?), render_mailbox),
+            MailboxCmd::Add(args) => show(cli, c, args.settings()?, render_mailbox),
             MailboxCmd::List => show(cli, c, MailboxList {}, |x| render_mailboxes(x)),
             MailboxCmd::Show { name } => {
                 show(cli, c, MailboxShow { mailbox: name.clone() }, render_mailbox)
@@ -1038,18 +1037,14 @@ fn render_mailboxes(rows: &[MailboxEntry]) -> String {
     table(
         &["MAILBOX", "SOURCE", "STATE", "HOST", "USERNAME", "FOLDER", "AUTH"],
         rows.iter().map(|m| {
-            let s = &m.settings;
             vec![
                 m.name.clone(),
                 source(m).into(),
                 if m.paused { "paused".into() } else { "active".into() },
-                format!("{}:{}", s.host, s.effective_port()),
-                s.username.clone(),
-                s.folder.clone(),
-                serde_json::to_value(s.auth)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                format!("{}:{}", m.host, m.port),
+                m.username.clone(),
+                m.folder.clone(),
+                m.auth.clone(),
             ]
         }),
     )
@@ -1069,16 +1064,14 @@ fn render_mailbox(m: &MailboxEntry) -> String {
         out += &format!("stored passwords (encrypted): {}\n", m.stored_passwords.join(", "));
     }
     // The settings as the file would have them; secrets are only ever named.
-    if let Ok(Value::Object(o)) = serde_json::to_value(&m.settings) {
-        for (k, v) in o.into_iter().filter(|(_, v)| !v.is_null()) {
-            let v = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            let k = display::clip(&k, display::CELL_MAX);
-            let pad = " ".repeat(18usize.saturating_sub(k.chars().count()));
-            out += &format!("  {k}{pad} {}\n", display::text(&v));
-        }
+    for (k, v) in m.settings.0.iter().filter(|(_, v)| !v.is_null()) {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let k = display::clip(k, display::CELL_MAX);
+        let pad = " ".repeat(18usize.saturating_sub(k.chars().count()));
+        out += &format!("  {k}{pad} {}\n", display::text(&v));
     }
     out
 }
@@ -1130,13 +1123,13 @@ fn render_collabs(rows: &[Collaboration]) -> String {
 fn render_collab(d: &CollabDetail) -> String {
     let v = &d.collab;
     let mut out = render_collabs(slice(v));
-    let t = |v: &dyn ToString| display::text(&v.to_string());
+    let t = |v: &dyn erased::Json| display::text(&v.json());
     out += &format!(
         "\ndeliverables: {}\ncompensation: {}\ntimeline: {}\nterms: {}\n",
         t(&v.deliverables),
         t(&v.compensation),
         t(&v.timeline),
-        t(&opt(&v.additional_terms))
+        display::text(&opt(&v.additional_terms))
     );
     out += "\nEVENTS\n";
     out += &table(
@@ -1144,7 +1137,7 @@ fn render_collab(d: &CollabDetail) -> String {
         d.events.iter().map(|e| {
             vec![
                 e.at.to_string(),
-                e.kind.clone(),
+                e.kind.as_str().to_owned(),
                 opt(&e.from_status),
                 opt(&e.to_status),
                 e.actor.clone(),
@@ -1360,8 +1353,8 @@ fn export(
         let (items, next) = c.call(filter(after, Some(EXPORT_PAGE)))?.into_parts();
         for l in &items {
             if let Some(w) = csv.as_mut() {
-                let (id, deliverables) = (l.id.to_string(), l.deliverables.to_string());
-                let (compensation, timeline) = (l.compensation.to_string(), l.timeline.to_string());
+                let (id, deliverables) = (l.id.to_string(), erased::Json::json(&l.deliverables));
+                let (compensation, timeline) = (l.compensation.json(), l.timeline.json());
                 let (created, updated) = (l.created_at.to_rfc3339(), l.updated_at.to_rfc3339());
                 let cells = [
                     id.as_str(),
@@ -1445,5 +1438,18 @@ fn watch(cli: &Cli, c: &mut Client) -> anyhow::Result<()> {
         }
         out.flush()?;
         next = c.next_answer();
+    }
+}
+
+/// Terms as the compact JSON they are shown and exported in.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
     }
 }

@@ -142,7 +142,9 @@ async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
         json!({"post_type": "tiktok_video", "quantity": 2,
         "talking_points": ["vegan formula"], "hashtags": ["#winterglow"]})
     );
-    assert_eq!(collab["compensation"]["fixed_fee"], json!({"amount": 500.0, "currency": "USD"}));
+    // Money is a decimal string in the currency's minor units, never a float.
+    assert_eq!(collab["compensation"]["fixed_fee"], json!({"amount": "500.00", "currency": "USD"}));
+    assert_eq!(collab["compensation"]["commission_percent"], "10", "{collab}");
     assert_eq!(
         collab["timeline"]["deadlines"][0],
         json!({"what": "publish", "date": "2026-12-01"})
