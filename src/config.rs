@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::secrets::credential_path;
+
 /// Why a configuration cannot be used; always names the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -14,6 +16,12 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("invalid `{key}`: {reason}")]
     Invalid { key: String, reason: String },
+}
+
+impl From<crate::secrets::KeyError> for ConfigError {
+    fn from(e: crate::secrets::KeyError) -> Self {
+        ConfigError::invalid("secrets.key_file", e.to_string())
+    }
 }
 
 impl ConfigError {
@@ -663,15 +671,6 @@ fn read_named_secret(
     }
 }
 
-/// systemd's `LoadCredential=` puts secrets in `$CREDENTIALS_DIRECTORY`; relative names
-/// are looked up there so the unit and the config can name the same credential.
-pub fn credential_path(file: &Path) -> PathBuf {
-    match std::env::var_os("CREDENTIALS_DIRECTORY") {
-        Some(dir) if file.is_relative() => Path::new(&dir).join(file),
-        _ => file.to_path_buf(),
-    }
-}
-
 /// Checks one mailbox as `[[mailboxes]]` entry `index` (the key at fault is named
 /// `mailboxes[index]…`): a name, durations above zero, a complete login and a readable
 /// password, and its own SMTP identity checked as `[smtp]` is (`mailboxes[index].smtp…`).
@@ -777,7 +776,7 @@ impl Settings {
                 ));
             }
             (Some(file), _) => {
-                crate::oauth::SecretKey::load(file)?;
+                crate::secrets::SecretKey::load(file)?;
             }
             (None, false) => {}
         }

@@ -237,7 +237,7 @@ pub fn exposed_secret_files(settings: &Settings) -> Vec<ExposedFile> {
     }
     named.extend(settings.secrets.key_file.clone().map(|p| ("secrets.key_file".into(), p)));
     let mut files: Vec<(String, PathBuf)> =
-        named.into_iter().map(|(k, p)| (k, crate::config::credential_path(&p))).collect();
+        named.into_iter().map(|(k, p)| (k, crate::secrets::credential_path(&p))).collect();
     if let Some(dir) = &settings.admin.credentials_dir
         && let Ok(entries) = std::fs::read_dir(dir)
     {

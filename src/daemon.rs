@@ -527,7 +527,7 @@ async fn with_database_mailboxes(file: &Settings, store: &Store) -> Result<Setti
     // Read after the mailboxes: a mailbox and its passwords are committed together.
     let passwords = store.mailbox_passwords().await?;
     let key = match (&file.secrets.key_file, passwords.is_empty()) {
-        (Some(f), false) => Some(crate::oauth::SecretKey::load(f)?),
+        (Some(f), false) => Some(crate::oauth::SecretKey::load(f).map_err(ConfigError::from)?),
         _ => None,
     };
     let mut settings = file.clone();

@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod mail;
 pub mod matching;
 pub mod oauth;
+pub mod secrets;
 pub mod smtp;
 pub mod store;
 pub mod telemetry;

@@ -10,7 +10,6 @@
 //! error message or status.
 
 mod flows;
-mod key;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +21,8 @@ use oauth2::{
 };
 use tracing::{info, warn};
 
+pub use crate::secrets::SecretKey;
 pub use flows::{CodeStart, DevicePending, DeviceStart};
-pub use key::SecretKey;
 
 use crate::config::{ConfigError, OAuth2Settings, OAuthEndpoints, OAuthPurpose};
 use crate::store::{Store, StoreError};

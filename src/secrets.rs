@@ -1,13 +1,28 @@
-//! The key refresh tokens and runtime mailboxes' passwords are sealed with before they
-//! reach Postgres.
+//! Secrets on disk and in Postgres: where secret files are found ([`credential_path`])
+//! and the key refresh tokens and runtime mailboxes' passwords are sealed with before
+//! they reach Postgres ([`SecretKey`]). It imports nothing of the config, so the config can
+//! check its `[secrets] key_file` with it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
-use crate::config::{ConfigError, credential_path};
 use crate::store::tokens::SealedToken;
+
+/// systemd's `LoadCredential=` puts secrets in `$CREDENTIALS_DIRECTORY`; relative names
+/// are looked up there so the unit and the config can name the same credential.
+pub fn credential_path(file: &Path) -> PathBuf {
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if file.is_relative() => Path::new(&dir).join(file),
+        _ => file.to_path_buf(),
+    }
+}
+
+/// Why the key file cannot be used; the config reports it as `secrets.key_file`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(String);
 
 /// A 256-bit ChaCha20-Poly1305 key from `[secrets] key_file`.
 pub struct SecretKey(Key);
@@ -15,8 +30,8 @@ pub struct SecretKey(Key);
 impl SecretKey {
     /// Reads the key: 64 hex digits (`openssl rand -hex 32`), surrounding whitespace
     /// ignored. Relative paths resolve in `$CREDENTIALS_DIRECTORY`.
-    pub fn load(file: &Path) -> Result<SecretKey, ConfigError> {
-        let bad = |reason: String| ConfigError::Invalid { key: "secrets.key_file".into(), reason };
+    pub fn load(file: &Path) -> Result<SecretKey, KeyError> {
+        let bad = KeyError;
         let path = credential_path(file);
         let raw =
             std::fs::read_to_string(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
