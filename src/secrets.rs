@@ -129,9 +129,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let short = dir.path().join("short");
         std::fs::write(&short, "abcd").unwrap();
-        let e = SecretKey::load(&short).err().unwrap().to_string();
+        let as_config = |e: KeyError| crate::config::ConfigError::from(e).to_string();
+        let e = as_config(SecretKey::load(&short).err().unwrap());
         assert!(e.contains("secrets.key_file") && e.contains("want 32"), "{e}");
-        let e = SecretKey::load(&dir.path().join("missing")).err().unwrap().to_string();
+        let e = as_config(SecretKey::load(&dir.path().join("missing")).err().unwrap());
         assert!(e.contains("secrets.key_file"), "{e}");
     }
 }
