@@ -3,7 +3,6 @@
 
 pub mod client;
 pub mod display;
-mod import;
 mod methods;
 pub mod protocol;
 mod server;

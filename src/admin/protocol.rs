@@ -36,115 +36,109 @@ pub struct Outgoing<'a> {
     pub call: &'a Call,
 }
 
-/// Every admin call with its parameters. On the wire: `{"method": "…", "params": {…}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "method", content = "params")]
-pub enum Call {
-    #[serde(rename = "status")]
-    Status(StatusParams),
-    #[serde(rename = "campaign.create")]
-    CampaignCreate(CampaignCreate),
-    #[serde(rename = "campaign.list")]
-    CampaignList(CampaignList),
-    #[serde(rename = "campaign.archive")]
-    CampaignArchive(CampaignArchive),
-    #[serde(rename = "campaign.bind")]
-    CampaignBind(CampaignBind),
-    #[serde(rename = "creator.add")]
-    CreatorAdd(CreatorFields),
-    #[serde(rename = "creator.list")]
-    CreatorList(CreatorList),
-    #[serde(rename = "creator.show")]
-    CreatorShow(CreatorShow),
-    #[serde(rename = "creator.import")]
-    CreatorImport(CreatorImport),
-    #[serde(rename = "outreach.record")]
-    OutreachRecord(OutreachFields),
-    #[serde(rename = "outreach.import")]
-    OutreachImport(OutreachImport),
-    #[serde(rename = "outreach.send")]
-    OutreachSend(OutreachSend),
-    #[serde(rename = "collab.create")]
-    CollabCreate(CollabCreate),
-    #[serde(rename = "collab.list")]
-    CollabList(CollabList),
-    #[serde(rename = "collab.show")]
-    CollabShow(CollabShow),
-    #[serde(rename = "collab.update")]
-    CollabUpdate(CollabUpdate),
-    #[serde(rename = "collab.advance")]
-    CollabAdvance(CollabAdvance),
-    #[serde(rename = "collab.cancel")]
-    CollabCancel(CollabCancel),
-    #[serde(rename = "inbox.unmatched")]
-    InboxUnmatched(InboxUnmatched),
-    #[serde(rename = "inbox.assign")]
-    InboxAssign(InboxAssign),
-    #[serde(rename = "inbox.undecline")]
-    InboxUndecline(InboxUndecline),
-    #[serde(rename = "inbox.rematch")]
-    InboxRematch(InboxRematch),
-    #[serde(rename = "watch")]
-    Watch(Watch),
-    #[serde(rename = "mailbox.authorize")]
-    MailboxAuthorize(MailboxAuthorize),
-    #[serde(rename = "mailbox.authorize_finish")]
-    MailboxAuthorizeFinish(MailboxAuthorizeFinish),
-    #[serde(rename = "mailbox.authorize_status")]
-    MailboxAuthorizeStatus(MailboxAuthorizeStatus),
-    #[serde(rename = "mailbox.add")]
-    MailboxAdd(MailboxTable),
-    #[serde(rename = "mailbox.list")]
-    MailboxList(MailboxList),
-    #[serde(rename = "mailbox.show")]
-    MailboxShow(MailboxShow),
-    #[serde(rename = "mailbox.pause")]
-    MailboxPause(MailboxPause),
-    #[serde(rename = "mailbox.resume")]
-    MailboxResume(MailboxResume),
-    #[serde(rename = "mailbox.remove")]
-    MailboxRemove(MailboxRemove),
+/// The registry of admin commands: each line is one command, once — its wire name, its
+/// [`Call`] variant with its parameters, its result, and whether it changes data (`write`,
+/// logged with its caller) or not (`read`). It is expanded twice: here into [`Call`], its
+/// [`Params`] impls and `Call::is_mutating`, and on the server into the dispatch, which
+/// calls each command's `Handler` (`admin::methods`). Adding a command is one line here, its
+/// parameter and result types, and its handler (see docs/adding-a-command.md).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! admin_commands {
+    ($then:ident) => {
+        $then! {
+            "status" => Status(StatusParams) -> StatusResult, read;
+            "campaign.create" => CampaignCreate(CampaignCreate) -> Campaign, write;
+            "campaign.list" => CampaignList(CampaignList) -> Vec<Campaign>, read;
+            "campaign.archive" => CampaignArchive(CampaignArchive) -> Campaign, write;
+            "campaign.bind" => CampaignBind(CampaignBind) -> Campaign, write;
+            "creator.add" => CreatorAdd(CreatorFields) -> Creator, write;
+            "creator.list" => CreatorList(CreatorList) -> Listing<Creator>, read;
+            "creator.show" => CreatorShow(CreatorShow) -> Creator, read;
+            "creator.import" => CreatorImport(CreatorImport) -> CreatorImportReport, write;
+            "outreach.record" => OutreachRecord(OutreachFields) -> RecordReport, write;
+            "outreach.import" => OutreachImport(OutreachImport) -> OutreachImportReport, write;
+            "outreach.send" => OutreachSend(OutreachSend) -> SendResult, write;
+            "collab.create" => CollabCreate(CollabCreate) -> CollabDetail, write;
+            "collab.list" => CollabList(CollabList) -> Listing<Collaboration>, read;
+            "collab.show" => CollabShow(CollabShow) -> CollabDetail, read;
+            "collab.update" => CollabUpdate(CollabUpdate) -> CollabDetail, write;
+            "collab.advance" => CollabAdvance(CollabAdvance) -> CollabDetail, write;
+            "collab.cancel" => CollabCancel(CollabCancel) -> CollabDetail, write;
+            "inbox.unmatched" => InboxUnmatched(InboxUnmatched) -> Listing<UnmatchedMessage>, read;
+            "inbox.assign" => InboxAssign(InboxAssign) -> CollabDetail, write;
+            "inbox.undecline" => InboxUndecline(InboxUndecline) -> CollabDetail, write;
+            "inbox.rematch" => InboxRematch(InboxRematch) -> RematchReport, write;
+            "watch" => Watch(Watch) -> WatchEvent, read;
+            "mailbox.authorize" => MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart, write;
+            "mailbox.authorize_finish" => MailboxAuthorizeFinish(MailboxAuthorizeFinish) -> AuthorizeState, write;
+            "mailbox.authorize_status" => MailboxAuthorizeStatus(MailboxAuthorizeStatus) -> AuthorizeState, read;
+            "mailbox.add" => MailboxAdd(MailboxTable) -> MailboxEntry, write;
+            "mailbox.list" => MailboxList(MailboxList) -> Vec<MailboxEntry>, read;
+            "mailbox.show" => MailboxShow(MailboxShow) -> MailboxEntry, read;
+            "mailbox.pause" => MailboxPause(MailboxPause) -> MailboxEntry, write;
+            "mailbox.resume" => MailboxResume(MailboxResume) -> MailboxEntry, write;
+            "mailbox.remove" => MailboxRemove(MailboxRemove) -> MailboxEntry, write;
+        }
+    };
 }
 
-impl Call {
-    /// Whether the call changes data (each such call is logged with its caller).
-    pub fn is_mutating(&self) -> bool {
-        match self {
-            Call::CampaignCreate(_)
-            | Call::CampaignArchive(_)
-            | Call::CampaignBind(_)
-            | Call::CreatorAdd(_)
-            | Call::CreatorImport(_)
-            | Call::OutreachRecord(_)
-            | Call::OutreachImport(_)
-            | Call::OutreachSend(_)
-            | Call::CollabCreate(_)
-            | Call::CollabUpdate(_)
-            | Call::CollabAdvance(_)
-            | Call::CollabCancel(_)
-            | Call::InboxAssign(_)
-            | Call::InboxUndecline(_)
-            | Call::InboxRematch(_)
-            | Call::MailboxAuthorize(_)
-            | Call::MailboxAuthorizeFinish(_)
-            | Call::MailboxAdd(_)
-            | Call::MailboxPause(_)
-            | Call::MailboxResume(_)
-            | Call::MailboxRemove(_) => true,
-            Call::Status(_)
-            | Call::CampaignList(_)
-            | Call::CreatorList(_)
-            | Call::CreatorShow(_)
-            | Call::CollabList(_)
-            | Call::CollabShow(_)
-            | Call::InboxUnmatched(_)
-            | Call::MailboxAuthorizeStatus(_)
-            | Call::MailboxList(_)
-            | Call::MailboxShow(_)
-            | Call::Watch(_) => false,
-        }
-    }
+/// `write` commands change data.
+macro_rules! mutates {
+    (write) => {
+        true
+    };
+    (read) => {
+        false
+    };
+}
 
+/// Expands the registry into [`Call`] and the [`Params`] impls.
+macro_rules! define_calls {
+    ($($name:literal => $variant:ident($params:ty) -> $out:ty, $rw:ident;)*) => {
+        /// Every admin call with its parameters. On the wire:
+        /// `{"method": "…", "params": {…}}`.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(tag = "method", content = "params")]
+        pub enum Call {
+            $(
+                #[serde(rename = $name)]
+                $variant($params),
+            )*
+        }
+
+        impl Call {
+            /// Whether the call changes data (each such call is logged with its caller).
+            pub fn is_mutating(&self) -> bool {
+                match self {
+                    $(Call::$variant(_) => mutates!($rw),)*
+                }
+            }
+
+            /// The method's wire name.
+            pub fn method(&self) -> &'static str {
+                match self {
+                    $(Call::$variant(_) => $name,)*
+                }
+            }
+        }
+
+        $(
+            impl From<$params> for Call {
+                fn from(p: $params) -> Call {
+                    Call::$variant(p)
+                }
+            }
+            impl Params for $params {
+                type Output = $out;
+            }
+        )*
+    };
+}
+
+admin_commands!(define_calls);
+
+impl Call {
     /// Parses a call: an unknown method is `unknown_method`; bad params are
     /// `invalid_params` naming the field: its path for bad values
     /// (`terms.timeline.deadlines[0].date`), its name for missing or unknown ones. Missing
@@ -193,56 +187,6 @@ pub fn invalid_params(path: &str, inner: String) -> ErrorBody {
 /// The parameters of one method, and what it answers.
 pub trait Params: Serialize + Into<Call> {
     type Output: Serialize + DeserializeOwned;
-}
-
-macro_rules! calls {
-    ($($variant:ident($params:ty) -> $out:ty;)*) => {
-        $(
-            impl From<$params> for Call {
-                fn from(p: $params) -> Call {
-                    Call::$variant(p)
-                }
-            }
-            impl Params for $params {
-                type Output = $out;
-            }
-        )*
-    };
-}
-
-calls! {
-    Status(StatusParams) -> StatusResult;
-    CampaignCreate(CampaignCreate) -> Campaign;
-    CampaignList(CampaignList) -> Vec<Campaign>;
-    CampaignArchive(CampaignArchive) -> Campaign;
-    CampaignBind(CampaignBind) -> Campaign;
-    CreatorAdd(CreatorFields) -> Creator;
-    CreatorList(CreatorList) -> Listing<Creator>;
-    CreatorShow(CreatorShow) -> Creator;
-    CreatorImport(CreatorImport) -> CreatorImportReport;
-    OutreachRecord(OutreachFields) -> RecordReport;
-    OutreachImport(OutreachImport) -> OutreachImportReport;
-    OutreachSend(OutreachSend) -> SendResult;
-    CollabCreate(CollabCreate) -> CollabDetail;
-    CollabList(CollabList) -> Listing<Collaboration>;
-    CollabShow(CollabShow) -> CollabDetail;
-    CollabUpdate(CollabUpdate) -> CollabDetail;
-    CollabAdvance(CollabAdvance) -> CollabDetail;
-    CollabCancel(CollabCancel) -> CollabDetail;
-    InboxUnmatched(InboxUnmatched) -> Listing<UnmatchedMessage>;
-    InboxAssign(InboxAssign) -> CollabDetail;
-    InboxUndecline(InboxUndecline) -> CollabDetail;
-    InboxRematch(InboxRematch) -> RematchReport;
-    Watch(Watch) -> WatchEvent;
-    MailboxAuthorize(MailboxAuthorize) -> AuthorizeStart;
-    MailboxAuthorizeFinish(MailboxAuthorizeFinish) -> AuthorizeState;
-    MailboxAuthorizeStatus(MailboxAuthorizeStatus) -> AuthorizeState;
-    MailboxAdd(MailboxTable) -> MailboxEntry;
-    MailboxList(MailboxList) -> Vec<MailboxEntry>;
-    MailboxShow(MailboxShow) -> MailboxEntry;
-    MailboxPause(MailboxPause) -> MailboxEntry;
-    MailboxResume(MailboxResume) -> MailboxEntry;
-    MailboxRemove(MailboxRemove) -> MailboxEntry;
 }
 
 // ---- Parameters ----

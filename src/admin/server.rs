@@ -13,8 +13,7 @@ use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::import::Connection;
-use super::methods::AdminContext;
+use super::methods::{AdminContext, Connection};
 use super::protocol::{Call, ErrorBody, ErrorCode, MAX_LINE, Request, Response};
 use crate::config::AdminSettings;
 

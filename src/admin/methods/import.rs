@@ -15,11 +15,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-use tracing::info;
-
-use super::methods::{AdminContext, import_rows, internal, new_creator};
-use super::protocol::*;
+use super::creator::new_creator;
+use super::*;
 use crate::store::Tx;
 use crate::store::creators::{self, NewCreator};
 use crate::store::outreach::{self, NewOutreach};
@@ -35,6 +32,7 @@ pub struct ImportSession {
 }
 
 /// The report of the import so far, by kind.
+#[derive(Clone)]
 enum Report {
     Creator(CreatorImportReport),
     Outreach(OutreachImportReport),
@@ -46,14 +44,6 @@ impl Report {
             Report::Creator(r) => &mut r.invalid,
             Report::Outreach(r) => &mut r.invalid,
         }
-    }
-
-    fn value(&self) -> Result<Value, ErrorBody> {
-        match self {
-            Report::Creator(r) => serde_json::to_value(r),
-            Report::Outreach(r) => serde_json::to_value(r),
-        }
-        .map_err(internal)
     }
 
     fn method(&self) -> &'static str {
@@ -125,20 +115,49 @@ fn row_error(line: u64, field: &str, reason: impl Into<String>) -> InvalidRow {
     InvalidRow { line, field: Some(field.to_owned()), reason: reason.into() }
 }
 
+impl Handler for CreatorImport {
+    async fn handle(
+        self,
+        ctx: &AdminContext,
+        cx: &mut Cx<'_>,
+    ) -> Result<CreatorImportReport, ErrorBody> {
+        let flags = self.chunk();
+        let mut session = ctx.import_session(cx.conn, flags, true).await?;
+        // On any error the session is dropped here, and with it the transaction.
+        session.creators(self.rows).await?;
+        match ctx.end_chunk(cx.conn, session, flags.more).await? {
+            Report::Creator(r) => Ok(r),
+            Report::Outreach(_) => unreachable!("a creator import"),
+        }
+    }
+}
+
+impl Handler for OutreachImport {
+    async fn handle(
+        self,
+        ctx: &AdminContext,
+        cx: &mut Cx<'_>,
+    ) -> Result<OutreachImportReport, ErrorBody> {
+        let flags = self.chunk();
+        let mut session = ctx.import_session(cx.conn, flags, false).await?;
+        ctx.outreach_chunk(&mut session, self.rows).await?;
+        match ctx.end_chunk(cx.conn, session, flags.more).await? {
+            Report::Outreach(r) => Ok(r),
+            Report::Creator(_) => unreachable!("an outreach import"),
+        }
+    }
+}
+
 impl AdminContext {
-    /// Serves one chunk of an import on `conn`: opens the import's transaction on its first
-    /// chunk, and commits or rolls back on its last.
-    pub(super) async fn import_chunk(
+    /// The import in progress on `conn`, or a new one (its transaction begun) for its
+    /// first chunk.
+    async fn import_session(
         &self,
         conn: &mut Connection,
-        call: Call,
-    ) -> Result<Value, ErrorBody> {
-        let (flags, is_creator) = match &call {
-            Call::CreatorImport(p) => (p.chunk(), true),
-            Call::OutreachImport(p) => (p.chunk(), false),
-            _ => unreachable!("only imports are served here"),
-        };
-        let mut session = match conn.import.take() {
+        flags: ImportChunk,
+        is_creator: bool,
+    ) -> Result<ImportSession, ErrorBody> {
+        match conn.import.take() {
             Some(s) => {
                 if (s.flags.dry_run, s.flags.skip_invalid) != (flags.dry_run, flags.skip_invalid) {
                     return Err(ErrorBody::new(
@@ -147,9 +166,9 @@ impl AdminContext {
                          import: the import was rolled back",
                     ));
                 }
-                s
+                Ok(s)
             }
-            None => ImportSession {
+            None => Ok(ImportSession {
                 tx: self.store.begin().await.map_err(internal)?,
                 flags,
                 seen: HashMap::new(),
@@ -157,24 +176,28 @@ impl AdminContext {
                     true => Report::Creator(CreatorImportReport::default()),
                     false => Report::Outreach(OutreachImportReport::default()),
                 },
-            },
-        };
-        // On any error the session is dropped here, and with it the transaction.
-        match call {
-            Call::CreatorImport(p) => session.creators(p.rows).await?,
-            Call::OutreachImport(p) => self.outreach_chunk(&mut session, p.rows).await?,
-            _ => unreachable!("only imports are served here"),
+            }),
         }
-        if flags.more {
-            let value = session.report.value();
+    }
+
+    /// After a chunk: keeps the session on the connection when more chunks follow, else
+    /// finishes the import. Answers the report so far.
+    async fn end_chunk(
+        &self,
+        conn: &mut Connection,
+        session: ImportSession,
+        more: bool,
+    ) -> Result<Report, ErrorBody> {
+        if more {
+            let report = session.report.clone();
             conn.import = Some(session);
-            return value;
+            return Ok(report);
         }
         self.finish(session).await
     }
 
     /// Commits or rolls back the import and answers its report.
-    async fn finish(&self, session: ImportSession) -> Result<Value, ErrorBody> {
+    async fn finish(&self, session: ImportSession) -> Result<Report, ErrorBody> {
         let ImportSession { tx, flags, mut report, .. } = session;
         report.invalid().sort_by_key(|r| r.line);
         let refused = !report.invalid().is_empty() && !flags.skip_invalid;
@@ -198,7 +221,7 @@ impl AdminContext {
                 info!(committed, recorded = r.recorded, "outreach import");
             }
         }
-        report.value()
+        Ok(report)
     }
 
     /// Checks a chunk of outreach rows (the creators, campaigns and mailboxes they name
