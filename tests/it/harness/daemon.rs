@@ -76,7 +76,7 @@ impl DaemonEnv {
             let password = m
                 .password_file
                 .as_ref()
-                .map(|p| format!("password_file = \"{}\"\n", p.display()))
+                .map(|p| format!("password_file = \"{}\"\n", self.dir.path().join(p).display()))
                 .unwrap_or_default();
             toml.push_str(&format!(
                 "\n[[mailboxes]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\

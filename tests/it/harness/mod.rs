@@ -2,12 +2,14 @@
 //! ([`pg`]), a private Dovecot per test on a free port ([`dovecot`]), SMTP sinks
 //! ([`smtp`]), the fake OAuth2 token server ([`oauth`]), a scripted IMAP server
 //! ([`scripted_imap`]), relays ([`net`]), the real `collabd` binary as a child process
-//! ([`daemon`]) and test mail ([`mail`]).
+//! ([`daemon`]), test mail ([`mail`]), and on top of them all [`spawn_app`], one daemon
+//! ready to use ([`app`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod app;
 mod daemon;
 mod dovecot;
 mod mail;
@@ -17,6 +19,7 @@ mod pg;
 mod scripted_imap;
 mod smtp;
 
+pub use app::*;
 pub use daemon::*;
 pub use dovecot::*;
 pub use mail::*;
