@@ -6,28 +6,8 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::harness::*;
+use collabd::admin::protocol::OutreachFields;
 use serde_json::{Value, json};
-
-struct Setup {
-    db: TestDb,
-    imap: Dovecot,
-    env: DaemonEnv,
-    daemon: DaemonProc,
-}
-
-async fn setup(extra: &str) -> Setup {
-    setup_with_env(extra, &[]).await
-}
-
-async fn setup_with_env(extra: &str, vars: &[(&str, &str)]) -> Setup {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], extra);
-    let daemon = env.spawn_with_env(vars);
-    wait_for_socket(&env, &daemon).await;
-    Setup { db, imap, env, daemon }
-}
 
 /// One raw request line; returns the parsed response line.
 fn raw(env: &DaemonEnv, line: &[u8]) -> Value {
@@ -46,7 +26,7 @@ fn code(v: &Value) -> &str {
 
 #[tokio::test]
 async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let env = &s.env;
 
     let c = collabctl_json(env, &["campaign", "create", "Winter Glow"]);
@@ -285,12 +265,12 @@ async fn campaigns_creators_collaborations_and_lifecycle_through_collabctl() {
     assert!(archived["archived_at"].is_string());
     let (ok, status, _) = collabctl(env, &["status"]);
     assert!(ok && status.contains("database ok") && status.contains("brand"), "{status}");
-    assert!(s.daemon.logs().contains("admin change requested"));
+    assert!(s.logs().contains("admin change requested"));
 }
 
 #[tokio::test]
 async fn imports_report_created_updated_skipped_and_invalid_lines() {
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("creators.csv");
     std::fs::write(
@@ -318,14 +298,14 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
 
     // Importing again updates what changed and skips the rest.
     std::fs::write(&csv, "name,platform,handle,email\nAna S.,tiktok,ana.makes,ana@creators.example\nBen Okafor,youtube,benbuilds,ben@creators.example\n").unwrap();
-    let r = collabctl_json(&s.env, &["creator", "import", csv.to_str().unwrap()]);
+    let r = s.collabctl_json(&["creator", "import", csv.to_str().unwrap()]);
     assert_eq!(
         (r["created"].as_u64(), r["updated"].as_u64(), r["skipped"].as_u64()),
         (Some(0), Some(1), Some(1)),
         "{r}"
     );
 
-    collabctl_json(&s.env, &["campaign", "create", "Winter Glow"]);
+    s.create_campaign("Winter Glow").await;
     let out = dir.path().join("outreach.csv");
     std::fs::write(
         &out,
@@ -359,7 +339,7 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
             "--sent-at",
             "2026-11-21T10:00:00Z",
         ];
-        collabctl(&s.env, &args)
+        s.collabctl(&args)
     };
     let (ok, out, _) = record("ben@creators.example");
     assert!(ok && out.contains("recorded: 1"), "{out}");
@@ -373,7 +353,7 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
     assert_eq!(s.db.count(sql).await, 1);
 
     // A reply to imported outreach matches it.
-    s.imap
+    s.imap()
         .append(reply(
             "ana@creators.example",
             "r1@creators.example",
@@ -382,7 +362,7 @@ async fn imports_report_created_updated_skipped_and_invalid_lines() {
             "Yes!",
         ))
         .await;
-    wait_for_rows(&s.db, "collaborations", 1, Duration::from_secs(20), &s.daemon).await;
+    s.wait_for_rows("collaborations", 1, Duration::from_secs(20)).await;
 }
 
 /// `collabctl --json …` for imports, which may fail on purpose: (exit status, the
@@ -408,7 +388,7 @@ fn invalid_lines(r: &Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn outreach_import_takes_mail_dates_and_is_all_or_nothing_and_idempotent() {
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let creators = dir.path().join("creators.csv");
     std::fs::write(
@@ -428,7 +408,7 @@ async fn outreach_import_takes_mail_dates_and_is_all_or_nothing_and_idempotent()
     assert_eq!(code, Some(0), "{r}");
     assert_eq!((r["created"].as_u64(), r["skipped"].as_u64()), (Some(0), Some(2)), "{r}");
     assert_eq!(s.db.rows("creators").await, 2);
-    collabctl_json(&s.env, &["campaign", "create", "Winter Glow"]);
+    s.create_campaign("Winter Glow").await;
 
     let header = "message_id,campaign,platform,handle,to,subject,sent_at\n";
     let good = [
@@ -464,7 +444,7 @@ async fn outreach_import_takes_mail_dates_and_is_all_or_nothing_and_idempotent()
     assert_eq!(s.db.rows("outreach_messages").await, 0);
 
     // The human report names the lines too.
-    let (ok, out, _) = collabctl(&s.env, &["outreach", "import", file]);
+    let (ok, out, _) = s.collabctl(&["outreach", "import", file]);
     assert!(!ok && out.contains("line 3: sent_at") && out.contains("line 7: creator"), "{out}");
 
     let (code, r, err) = import(&s.env, &["outreach", "import", "--skip-invalid", file]);
@@ -495,7 +475,7 @@ async fn outreach_import_takes_mail_dates_and_is_all_or_nothing_and_idempotent()
 
 #[tokio::test]
 async fn an_invalid_row_in_a_late_chunk_stops_the_whole_import() {
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("big.csv");
     let mut body = String::from("name,platform,handle,email\n");
@@ -513,7 +493,7 @@ async fn an_invalid_row_in_a_late_chunk_stops_the_whole_import() {
 
 #[tokio::test]
 async fn fifty_thousand_creator_rows_import() {
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("big.csv");
     let mut body = String::from("name,platform,handle,email\n");
@@ -522,7 +502,7 @@ async fn fifty_thousand_creator_rows_import() {
     }
     std::fs::write(&csv, body).unwrap();
     let started = std::time::Instant::now();
-    let r = collabctl_json(&s.env, &["creator", "import", csv.to_str().unwrap()]);
+    let r = s.collabctl_json(&["creator", "import", csv.to_str().unwrap()]);
     println!("imported 50,000 creators in {:?}", started.elapsed());
     assert_eq!(r["created"], 50_000);
     assert_eq!(s.db.rows("creator_emails").await, 50_000);
@@ -530,13 +510,10 @@ async fn fifty_thousand_creator_rows_import() {
 
 #[tokio::test]
 async fn unmatched_messages_can_be_assigned_by_hand() {
-    let s = setup("").await;
-    collabctl_json(&s.env, &["campaign", "create", "Winter Glow"]);
-    collabctl_json(
-        &s.env,
-        &["creator", "add", "--name", "Eve", "--platform", "youtube", "--handle", "evecooks"],
-    );
-    s.imap
+    let s = spawn_app(AppOptions::default()).await;
+    s.create_campaign("Winter Glow").await;
+    s.ok(creator("Eve", "youtube", "evecooks")).await;
+    s.imap()
         .append(reply(
             "eve.private@icloud.example",
             "eve1@icloud.example",
@@ -545,8 +522,8 @@ async fn unmatched_messages_can_be_assigned_by_hand() {
             "Hi, saw your campaign!",
         ))
         .await;
-    wait_for_rows(&s.db, "inbound_messages", 1, Duration::from_secs(20), &s.daemon).await;
-    let inbox = collabctl_json(&s.env, &["inbox", "unmatched"]);
+    s.wait_for_rows("inbound_messages", 1, Duration::from_secs(20)).await;
+    let inbox = s.collabctl_json(&["inbox", "unmatched"]);
     let msg = inbox[0]["id"].as_i64().unwrap();
     assert_eq!(inbox[0]["from_address"], "eve.private@icloud.example");
     let collab = collabctl_json(
@@ -564,9 +541,9 @@ async fn unmatched_messages_can_be_assigned_by_hand() {
     assert_eq!(collab["status"], "pending");
     assert_eq!(collab["source"], "email");
     assert_eq!(collab["messages"][0]["id"], msg);
-    assert_eq!(collabctl_json(&s.env, &["inbox", "unmatched"]).as_array().unwrap().len(), 0);
+    assert_eq!(s.collabctl_json(&["inbox", "unmatched"]).as_array().unwrap().len(), 0);
     // The sender is remembered: her next mail matches by address.
-    let eve = collabctl_json(&s.env, &["creator", "show", "evecooks"]);
+    let eve = s.collabctl_json(&["creator", "show", "evecooks"]);
     assert!(eve["emails"].to_string().contains("eve.private@icloud.example"));
     let (ok, _, err) = collabctl(
         &s.env,
@@ -586,43 +563,15 @@ async fn unmatched_messages_can_be_assigned_by_hand() {
 #[tokio::test]
 async fn outreach_send_then_reply_becomes_a_pending_collaboration() {
     let smtp = SmtpSink::start();
-    let s = setup(&format!(
+    let s = spawn_app(AppOptions::default().config(&format!(
         "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Brand Partnerships <{BRAND}>\"\nreply_to = \"{BRAND}\"\n",
         smtp.port
-    ))
+    )))
     .await;
     let env = &s.env;
-    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
-    collabctl_json(
-        env,
-        &[
-            "creator",
-            "add",
-            "--name",
-            "Ana",
-            "--platform",
-            "tiktok",
-            "--handle",
-            "ana",
-            "--email",
-            "ana@creators.example",
-        ],
-    );
-    collabctl_json(
-        env,
-        &[
-            "creator",
-            "add",
-            "--name",
-            "Out",
-            "--platform",
-            "tiktok",
-            "--handle",
-            "out",
-            "--email",
-            "out@creators.example",
-        ],
-    );
+    s.create_campaign("Winter Glow").await;
+    s.add_creator("Ana", "tiktok", "ana", "ana@creators.example").await;
+    s.add_creator("Out", "tiktok", "out", "out@creators.example").await;
     let body = env.path("body.txt");
     std::fs::write(&body, "Hi Ana,\nwould you like to join Winter Glow?\n").unwrap();
     let body = body.to_str().unwrap();
@@ -652,7 +601,7 @@ async fn outreach_send_then_reply_becomes_a_pending_collaboration() {
         eventually(Duration::from_secs(10), || async { smtp.received().contains(&mid) }).await,
         "SMTP server got: {}\n{}",
         smtp.received(),
-        s.daemon.logs()
+        s.logs()
     );
     let received = smtp.received();
     assert!(received.contains(&format!("Message-ID: <{mid}>")), "{received}");
@@ -666,7 +615,7 @@ async fn outreach_send_then_reply_becomes_a_pending_collaboration() {
     assert_eq!(status, "sent");
 
     // The creator replies to the message as received: the full product loop.
-    s.imap
+    s.imap()
         .append(reply(
             "ana@creators.example",
             "ana-reply@creators.example",
@@ -685,7 +634,7 @@ async fn outreach_send_then_reply_becomes_a_pending_collaboration() {
         })
         .await,
         "{}",
-        s.daemon.logs()
+        s.logs()
     );
 
     // Opted-out creators are refused.
@@ -714,7 +663,7 @@ async fn outreach_send_then_reply_becomes_a_pending_collaboration() {
 #[tokio::test]
 async fn hostile_input_gets_structured_errors() {
     // The read timeout comes from an environment override, as operators would set it.
-    let s = setup_with_env("", &[("COLLABD__ADMIN__READ_TIMEOUT", "1s")]).await;
+    let s = spawn_app(AppOptions::default().env(&[("COLLABD__ADMIN__READ_TIMEOUT", "1s")])).await;
     let env = &s.env;
     assert_eq!(code(&raw(env, b"this is not json")), "invalid_request");
     assert_eq!(code(&raw(env, br#"{"id":1,"method":"collab.explode"}"#)), "unknown_method");
@@ -744,7 +693,7 @@ async fn hostile_input_gets_structured_errors() {
 #[tokio::test]
 async fn a_non_admin_uid_is_refused_and_the_socket_is_0660() {
     use std::os::unix::fs::PermissionsExt;
-    let mut s = setup("").await;
+    let mut s = spawn_app(AppOptions::default()).await;
     let sock = s.env.path("admin.sock");
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
@@ -770,7 +719,7 @@ async fn a_non_admin_uid_is_refused_and_the_socket_is_0660() {
     };
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("forbidden") && err.contains("65534"), "{err}");
-    assert!(s.daemon.logs().contains("admin connection refused"));
+    assert!(s.logs().contains("admin connection refused"));
 
     // Clean shutdown removes the socket; a stale one from a crash is replaced.
     assert!(s.daemon.terminate().0.success());
@@ -785,11 +734,11 @@ async fn a_non_admin_uid_is_refused_and_the_socket_is_0660() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_clients_and_garbage_while_ingesting() {
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let seed = seed(&s.db, 50).await;
     let messages: Vec<Vec<u8>> =
         (0..300).map(|k| reply_to_outreach(&seed, k % 50, k as u32)).collect();
-    s.imap.append_all("INBOX", &messages).await;
+    s.imap().append_all("INBOX", &messages).await;
 
     let sock = s.env.path("admin.sock");
     let mut tasks = Vec::new();
@@ -817,49 +766,22 @@ async fn two_hundred_concurrent_clients_and_garbage_while_ingesting() {
         }
     }
     assert_eq!(answered, 200, "every client gets its answer after the garbage line");
-    wait_for_rows(&s.db, "inbound_messages", 300, Duration::from_secs(60), &s.daemon).await;
+    s.wait_for_rows("inbound_messages", 300, Duration::from_secs(60)).await;
     assert_eq!(s.db.rows("collaborations").await, 50);
 }
 
 #[tokio::test]
 async fn a_decline_and_its_opt_out_can_be_undone() {
-    let s = setup("").await;
-    collabctl_json(&s.env, &["campaign", "create", "Winter Glow"]);
-    collabctl_json(
-        &s.env,
-        &[
-            "creator",
-            "add",
-            "--name",
-            "Ana",
-            "--platform",
-            "tiktok",
-            "--handle",
-            "ana.makes",
-            "--email",
-            "ana@creators.example",
-        ],
-    );
-    collabctl_json(
-        &s.env,
-        &[
-            "outreach",
-            "record",
-            "--message-id",
-            "<o-ana@brand.example>",
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "ana.makes",
-            "--to",
-            "ana@creators.example",
-            "--subject",
-            "Winter Glow x Ana",
-            "--sent-at",
-            "2026-11-20T10:00:00Z",
-        ],
-    );
-    s.imap
+    let s = spawn_app(AppOptions::default()).await;
+    s.create_campaign("Winter Glow").await;
+    s.add_creator("Ana", "tiktok", "ana.makes", "ana@creators.example").await;
+    s.ok(OutreachFields {
+        subject: "Winter Glow x Ana".into(),
+        sent_at: Some(at("2026-11-20T10:00:00Z")),
+        ..outreach("<o-ana@brand.example>", "Winter Glow", "ana.makes", "ana@creators.example")
+    })
+    .await;
+    s.imap()
         .append(reply(
             "ana@creators.example",
             "ana-no@creators.example",
@@ -868,13 +790,12 @@ async fn a_decline_and_its_opt_out_can_be_undone() {
             "Please remove me from your list.",
         ))
         .await;
-    wait_for_rows(&s.db, "inbound_messages", 1, Duration::from_secs(20), &s.daemon).await;
-    let ana = collabctl_json(&s.env, &["creator", "show", "ana.makes"]);
+    s.wait_for_rows("inbound_messages", 1, Duration::from_secs(20)).await;
+    let ana = s.collabctl_json(&["creator", "show", "ana.makes"]);
     assert!(!ana["unsubscribed_at"].is_null(), "the decline opted Ana out: {ana}");
     let msg: i64 = s.db.count("SELECT id FROM inbound_messages WHERE kind = 'decline'").await;
 
-    let (ok, _, err) =
-        collabctl(&s.env, &["inbox", "undecline", &msg.to_string(), "--reason", " "]);
+    let (ok, _, err) = s.collabctl(&["inbox", "undecline", &msg.to_string(), "--reason", " "]);
     assert!(!ok && err.contains("invalid_params"), "{err}");
     let collab = collabctl_json(
         &s.env,
@@ -882,7 +803,7 @@ async fn a_decline_and_its_opt_out_can_be_undone() {
     );
     assert_eq!(collab["status"], "pending");
     assert_eq!(collab["messages"][0]["id"], msg);
-    let ana = collabctl_json(&s.env, &["creator", "show", "ana.makes"]);
+    let ana = s.collabctl_json(&["creator", "show", "ana.makes"]);
     assert!(ana["unsubscribed_at"].is_null(), "Ana is subscribed again: {ana}");
     assert_eq!(
         s.db.count("SELECT count(*) FROM outreach_messages WHERE status = 'replied'").await,
@@ -895,21 +816,17 @@ async fn a_decline_and_its_opt_out_can_be_undone() {
             .unwrap();
     assert_eq!(events[0], ("opted_out".to_string(), "collabd".to_string()));
     assert_eq!(events[1].0, "undeclined");
-    let (ok, _, err) =
-        collabctl(&s.env, &["inbox", "undecline", &msg.to_string(), "--reason", "again"]);
+    let (ok, _, err) = s.collabctl(&["inbox", "undecline", &msg.to_string(), "--reason", "again"]);
     assert!(!ok && err.contains("not_found"), "{err}");
 }
 
 #[tokio::test]
 async fn lists_page_by_id_and_all_fetches_every_page() {
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let env = &s.env;
-    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
+    s.create_campaign("Winter Glow").await;
     for (name, handle) in [("Ana Souza", "ana.makes"), ("Ben Okafor", "benbuilds")] {
-        collabctl_json(
-            env,
-            &["creator", "add", "--name", name, "--platform", "tiktok", "--handle", handle],
-        );
+        s.ok(creator(name, "tiktok", handle)).await;
     }
     for i in 0..250 {
         let line = json!({"id": i, "method": "collab.create", "params": {
@@ -984,24 +901,12 @@ async fn lists_page_by_id_and_all_fetches_every_page() {
 
 #[tokio::test]
 async fn collab_export_streams_csv_and_jsonl_with_filters() {
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let env = &s.env;
     for c in ["Winter Glow", "Spring Launch"] {
-        collabctl_json(env, &["campaign", "create", c]);
+        s.create_campaign(c).await;
     }
-    collabctl_json(
-        env,
-        &[
-            "creator",
-            "add",
-            "--name",
-            "Ana, \"the\" maker",
-            "--platform",
-            "tiktok",
-            "--handle",
-            "ana.makes",
-        ],
-    );
+    s.ok(creator("Ana, \"the\" maker", "tiktok", "ana.makes")).await;
     // More than one export page (5,000 rows), straight into the table.
     sqlx::raw_sql(
         "INSERT INTO collaborations (creator_id, campaign_id, source, compensation, allow_duplicate, created_at)
@@ -1043,13 +948,10 @@ async fn collab_export_streams_csv_and_jsonl_with_filters() {
 #[tokio::test]
 async fn watch_prints_each_collaboration_and_unmatched_message_as_committed() {
     use std::io::BufRead;
-    let s = setup("").await;
+    let s = spawn_app(AppOptions::default()).await;
     let env = &s.env;
-    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
-    collabctl_json(
-        env,
-        &["creator", "add", "--name", "Ana", "--platform", "tiktok", "--handle", "ana.makes"],
-    );
+    s.create_campaign("Winter Glow").await;
+    s.ok(creator("Ana", "tiktok", "ana.makes")).await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_collabctl"))
         .arg("--socket")
         .arg(env.path("admin.sock"))
@@ -1058,12 +960,10 @@ async fn watch_prints_each_collaboration_and_unmatched_message_as_committed() {
         .spawn()
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || async {
-            s.daemon.logs().contains("admin watch started")
-        })
-        .await,
+        eventually(Duration::from_secs(10), || async { s.logs().contains("admin watch started") })
+            .await,
         "{}",
-        s.daemon.logs()
+        s.logs()
     );
     // A manual collaboration, then a stranger's mail: each arrives as one line, in order.
     let collab = collabctl_json(
@@ -1079,7 +979,7 @@ async fn watch_prints_each_collaboration_and_unmatched_message_as_committed() {
             "kit",
         ],
     );
-    s.imap.append(reply("stranger@else.example", "st-1@else.example", None, &[], "Hi!")).await;
+    s.imap().append(reply("stranger@else.example", "st-1@else.example", None, &[], "Hi!")).await;
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -1119,13 +1019,11 @@ fn send_to_ana<'a>(body: &'a str, subject: &'a str, mailbox: Option<&'a str>) ->
 /// A daemon with two mailboxes on one Dovecot account: `a` reads INBOX, `b` reads folder
 /// `B`. `[smtp]` goes to `default`; each mailbox given a sink sends through it as
 /// `<name>-team@brand.example`.
-async fn two_mailboxes(default: &SmtpSink, own: &[(&str, &SmtpSink)]) -> Setup {
-    let db = TestDb::new().await;
+async fn two_mailboxes(default: &SmtpSink, own: &[(&str, &SmtpSink)]) -> TestApp {
     let imap = Dovecot::start();
     imap.create_folder("B").await;
-    let env = DaemonEnv::new(&db.url);
     let mailbox = |name: &str, folder: &str| {
-        let mut m = env.mailbox(name, imap.port);
+        let mut m = MailboxCfg::new(name, imap.port);
         m.extra = format!("folder = \"{folder}\"\n");
         if let Some((_, sink)) = own.iter().find(|(n, _)| *n == name) {
             m.extra += &format!(
@@ -1137,66 +1035,38 @@ async fn two_mailboxes(default: &SmtpSink, own: &[(&str, &SmtpSink)]) -> Setup {
         }
         m
     };
-    env.write_config(
-        &[mailbox("a", "INBOX"), mailbox("b", "B")],
-        &format!(
-            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Brand Partnerships <{BRAND}>\"\nreply_to = \"{BRAND}\"\n",
-            default.port
-        ),
+    let mailboxes = vec![mailbox("a", "INBOX"), mailbox("b", "B")];
+    let smtp = format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Brand Partnerships <{BRAND}>\"\nreply_to = \"{BRAND}\"\n",
+        default.port
     );
-    let daemon = env.spawn();
-    wait_for_socket(&env, &daemon).await;
-    Setup { db, imap, env, daemon }
+    let options = AppOptions { imap: Some(imap), ..AppOptions::default() };
+    spawn_app(options.mailboxes(mailboxes).config(&smtp)).await
 }
 
-fn add_creator(env: &DaemonEnv, handle: &str) {
-    let email = format!("{handle}@creators.example");
-    collabctl_json(
-        env,
-        &[
-            "creator",
-            "add",
-            "--name",
-            handle,
-            "--platform",
-            "tiktok",
-            "--handle",
-            handle,
-            "--email",
-            &email,
-        ],
-    );
+/// `tiktok:<handle>`, reached at `<handle>@creators.example`.
+async fn add_creator(app: &TestApp, handle: &str) {
+    app.add_creator(handle, "tiktok", handle, &format!("{handle}@creators.example")).await;
 }
 
 /// `outreach record` of `tiktok:<handle>` in `campaign`, sent from `mailbox` at `sent_at`.
-fn record(env: &DaemonEnv, mid: &str, campaign: &str, handle: &str, mailbox: &str, sent_at: &str) {
+async fn record(
+    app: &TestApp,
+    mid: &str,
+    campaign: &str,
+    handle: &str,
+    mailbox: &str,
+    sent_at: &str,
+) {
     let to = format!("{handle}@creators.example");
     let creator = format!("tiktok:{handle}");
-    let r = collabctl_json(
-        env,
-        &[
-            "outreach",
-            "record",
-            "--message-id",
-            mid,
-            "--campaign",
-            campaign,
-            "--creator",
-            &creator,
-            "--to",
-            &to,
-            "--mailbox",
-            mailbox,
-            "--sent-at",
-            sent_at,
-        ],
-    );
-    assert_eq!(r["recorded"], 1, "{r}");
+    let r = app.record_outreach(mid, campaign, &creator, &to, Some(mailbox), Some(sent_at)).await;
+    assert_eq!(r.recorded, 1, "{r:?}");
 }
 
 /// Waits for the message with this Message-ID to be stored; its kind, match rule and the
 /// Message-ID of the outreach it matched.
-async fn decided(s: &Setup, message_id: &str) -> (String, Option<String>, Option<String>) {
+async fn decided(s: &TestApp, message_id: &str) -> (String, Option<String>, Option<String>) {
     let row = || async {
         sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
             "SELECT i.kind, i.match_rule, o.message_id FROM inbound_messages i
@@ -1210,7 +1080,7 @@ async fn decided(s: &Setup, message_id: &str) -> (String, Option<String>, Option
     assert!(
         eventually(Duration::from_secs(20), || async { row().await.is_some() }).await,
         "{message_id} never stored\n{}",
-        s.daemon.logs()
+        s.logs()
     );
     row().await.unwrap()
 }
@@ -1220,8 +1090,8 @@ async fn outreach_send_with_mailbox_goes_out_as_that_mailbox_and_is_recorded() {
     let (default, sink_a, sink_b) = (SmtpSink::start(), SmtpSink::start(), SmtpSink::start());
     let s = two_mailboxes(&default, &[("a", &sink_a), ("b", &sink_b)]).await;
     let env = &s.env;
-    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
-    add_creator(env, "ana");
+    s.create_campaign("Winter Glow").await;
+    add_creator(&s, "ana").await;
     let body = env.path("body.txt");
     std::fs::write(&body, "Hi Ana,\nwould you like to join Winter Glow?\n").unwrap();
     let body = body.to_str().unwrap();
@@ -1238,7 +1108,7 @@ async fn outreach_send_with_mailbox_goes_out_as_that_mailbox_and_is_recorded() {
         eventually(Duration::from_secs(10), || async { sink_b.received().contains(&mid_b) }).await,
         "b's SMTP server got: {}\n{}",
         sink_b.received(),
-        s.daemon.logs()
+        s.logs()
     );
     let got = sink_b.received();
     assert!(
@@ -1292,8 +1162,8 @@ async fn a_mailbox_without_its_own_smtp_sends_through_the_default() {
     let (default, sink_b) = (SmtpSink::start(), SmtpSink::start());
     let s = two_mailboxes(&default, &[("b", &sink_b)]).await;
     let env = &s.env;
-    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
-    add_creator(env, "ana");
+    s.create_campaign("Winter Glow").await;
+    add_creator(&s, "ana").await;
     let body = env.path("body.txt");
     std::fs::write(&body, "Hi\n").unwrap();
     let r = collabctl_json(env, &send_to_ana(body.to_str().unwrap(), "Hi", Some("a")));
@@ -1301,7 +1171,7 @@ async fn a_mailbox_without_its_own_smtp_sends_through_the_default() {
     assert!(
         eventually(Duration::from_secs(10), || async { default.received().contains(&mid) }).await,
         "{}",
-        s.daemon.logs()
+        s.logs()
     );
     assert!(sink_b.received().is_empty());
     let mailbox: Option<String> =
@@ -1318,9 +1188,9 @@ async fn outreach_import_takes_an_optional_mailbox_column_all_or_nothing() {
     let default = SmtpSink::start();
     let s = two_mailboxes(&default, &[]).await;
     let env = &s.env;
-    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
-    add_creator(env, "ana");
-    add_creator(env, "ben");
+    s.create_campaign("Winter Glow").await;
+    add_creator(&s, "ana").await;
+    add_creator(&s, "ben").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("outreach.csv");
     let header = "message_id,campaign,platform,handle,to,subject,sent_at,mailbox\n";
@@ -1360,20 +1230,19 @@ async fn outreach_import_takes_an_optional_mailbox_column_all_or_nothing() {
 async fn a_reply_by_sender_address_prefers_the_outreach_of_its_own_mailbox() {
     let default = SmtpSink::start();
     let s = two_mailboxes(&default, &[]).await;
-    let env = &s.env;
-    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
-    collabctl_json(env, &["campaign", "create", "Spring Dew"]);
-    add_creator(env, "ana");
-    add_creator(env, "ben");
+    s.create_campaign("Winter Glow").await;
+    s.create_campaign("Spring Dew").await;
+    add_creator(&s, "ana").await;
+    add_creator(&s, "ben").await;
     // Ana: b's outreach is older than a's; Ben: only a's.
-    record(env, "o-ana-b@crm.example", "Spring Dew", "ana", "b", "2026-11-10T10:00:00Z");
-    record(env, "o-ana-a@crm.example", "Winter Glow", "ana", "a", "2026-11-20T10:00:00Z");
-    record(env, "o-ben-a@crm.example", "Winter Glow", "ben", "a", "2026-11-20T10:00:00Z");
+    record(&s, "o-ana-b@crm.example", "Spring Dew", "ana", "b", "2026-11-10T10:00:00Z").await;
+    record(&s, "o-ana-a@crm.example", "Winter Glow", "ana", "a", "2026-11-20T10:00:00Z").await;
+    record(&s, "o-ben-a@crm.example", "Winter Glow", "ben", "a", "2026-11-20T10:00:00Z").await;
 
     // No thread headers: only the sender's address can match them, both arriving in b.
     let ana = reply("ana@creators.example", "r-ana@mail.example", None, &[], "Yes please!");
     let ben = reply("ben@creators.example", "r-ben@mail.example", None, &[], "Count me in!");
-    s.imap.append_all("B", &[ana, ben]).await;
+    s.imap().append_all("B", &[ana, ben]).await;
 
     let (kind, rule, outreach) = decided(&s, "r-ana@mail.example").await;
     assert_eq!(
@@ -1412,10 +1281,10 @@ async fn a_campaign_bound_to_a_mailbox_is_never_matched_by_mail_in_another() {
     );
     let (ok, _, err) = collabctl(env, &["campaign", "create", "Nowhere", "--mailbox", "zz"]);
     assert!(!ok && err.contains("mailboxes[0]"), "{err}");
-    add_creator(env, "ana");
-    add_creator(env, "ben");
-    record(env, "o-ana@crm.example", "Bound", "ana", "a", "2026-11-20T10:00:00Z");
-    record(env, "o-ben@crm.example", "Bound", "ben", "a", "2026-11-20T10:00:00Z");
+    add_creator(&s, "ana").await;
+    add_creator(&s, "ben").await;
+    record(&s, "o-ana@crm.example", "Bound", "ana", "a", "2026-11-20T10:00:00Z").await;
+    record(&s, "o-ben@crm.example", "Bound", "ben", "a", "2026-11-20T10:00:00Z").await;
     // Recording the bound campaign's outreach as sent from b is refused.
     let (ok, _, err) = collabctl(
         env,
@@ -1446,7 +1315,7 @@ async fn a_campaign_bound_to_a_mailbox_is_never_matched_by_mail_in_another() {
         "Yes!",
     );
     let by_sender_b = reply("ben@creators.example", "r-ben-b@mail.example", None, &[], "Yes!");
-    s.imap.append_all("B", &[in_b, by_sender_b]).await;
+    s.imap().append_all("B", &[in_b, by_sender_b]).await;
     for mid in ["r-ana-b@mail.example", "r-ben-b@mail.example"] {
         let (kind, rule, outreach) = decided(&s, mid).await;
         assert_eq!((kind.as_str(), rule, outreach), ("unmatched", None, None), "{mid}");
@@ -1459,7 +1328,7 @@ async fn a_campaign_bound_to_a_mailbox_is_never_matched_by_mail_in_another() {
         &["o-ana@crm.example"],
         "Yes!",
     );
-    s.imap.append(in_a).await;
+    s.imap().append(in_a).await;
     let (kind, rule, outreach) = decided(&s, "r-ana-a@mail.example").await;
     assert_eq!(
         (kind.as_str(), rule.as_deref(), outreach.as_deref()),
@@ -1491,8 +1360,8 @@ async fn a_database_mailbox_added_at_run_time_sends_as_itself() {
     let (default, sink_c) = (SmtpSink::start(), SmtpSink::start());
     let s = two_mailboxes(&default, &[]).await;
     let env = &s.env;
-    collabctl_json(env, &["campaign", "create", "Winter Glow"]);
-    add_creator(env, "ana");
+    s.create_campaign("Winter Glow").await;
+    add_creator(&s, "ana").await;
     let smtp = env.path("c-smtp.toml");
     std::fs::write(
         &smtp,
@@ -1508,10 +1377,10 @@ async fn a_database_mailbox_added_at_run_time_sends_as_itself() {
     let bad = env.path("bad-smtp.toml");
     std::fs::write(&bad, "host = \"127.0.0.1\"\nfrom = \"not an address\"\n").unwrap();
     let bad = bad.to_str().unwrap();
-    let (ok, _, err) = add_mailbox(env, "c", s.imap.port, BRAND, &login, &["--smtp", bad]);
+    let (ok, _, err) = add_mailbox(env, "c", s.imap().port, BRAND, &login, &["--smtp", bad]);
     assert!(!ok && err.contains("smtp.from"), "{err}");
     let extra = ["--json", "--smtp", smtp.to_str().unwrap()];
-    let (ok, out, err) = add_mailbox(env, "c", s.imap.port, BRAND, &login, &extra);
+    let (ok, out, err) = add_mailbox(env, "c", s.imap().port, BRAND, &login, &extra);
     assert!(ok, "{err}");
     let entry: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(entry["settings"]["smtp"]["from"], "Team c <c-team@brand.example>", "{entry}");
@@ -1523,7 +1392,7 @@ async fn a_database_mailbox_added_at_run_time_sends_as_itself() {
     assert!(
         eventually(Duration::from_secs(10), || async { collabctl(env, &send).0 }).await,
         "{}",
-        s.daemon.logs()
+        s.logs()
     );
     assert!(
         eventually(Duration::from_secs(10), || async {

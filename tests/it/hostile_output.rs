@@ -74,16 +74,6 @@ fn hostile_mail() -> Vec<u8> {
     .into_bytes()
 }
 
-async fn setup() -> (TestDb, Dovecot, DaemonEnv, DaemonProc) {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
-    wait_for_socket(&env, &daemon).await;
-    (db, imap, env, daemon)
-}
-
 /// Inserts straight into the table: values stored before any validation existed.
 async fn insert(db: &TestDb, sql: &str, values: &[&str]) -> i64 {
     let mut q = sqlx::query_scalar::<_, i64>(sql);
@@ -122,10 +112,11 @@ async fn watch(
 
 #[tokio::test]
 async fn hostile_mail_and_names_are_shown_escaped_and_cut_by_every_command() {
-    let (db, imap, env, daemon) = setup().await;
+    let app = spawn_app(AppOptions::default()).await;
+    let (db, imap, env, daemon) = (&app.db, app.imap(), &app.env, &app.daemon);
     let long_name = format!("{HOSTILE}{}", "N".repeat(100_000));
     let creator = insert(
-        &db,
+        db,
         "INSERT INTO creators (name, platform, handle) VALUES ($1, 'tiktok', $2) RETURNING id",
         &[&long_name, &format!("eve{HOSTILE}{}", "h".repeat(500))],
     )
@@ -133,24 +124,24 @@ async fn hostile_mail_and_names_are_shown_escaped_and_cut_by_every_command() {
     // A campaign name is indexed, so at most a few kB can be stored.
     let campaign_name = format!("{HOSTILE}{}", "C".repeat(1000));
     let campaign =
-        insert(&db, "INSERT INTO campaigns (name) VALUES ($1) RETURNING id", &[&campaign_name])
+        insert(db, "INSERT INTO campaigns (name) VALUES ($1) RETURNING id", &[&campaign_name])
             .await;
 
-    let (mut watcher, lines) = watch(&env, &daemon).await;
+    let (mut watcher, lines) = watch(env, daemon).await;
     imap.append(hostile_mail()).await;
-    wait_for_rows(&db, "inbound_messages", 1, Duration::from_secs(30), &daemon).await;
+    wait_for_rows(db, "inbound_messages", 1, Duration::from_secs(30), daemon).await;
 
     let line = lines.recv_timeout(Duration::from_secs(20)).expect("a watch line");
     let _ = watcher.kill();
     let _ = watcher.wait();
 
     // The table cuts the 2 MB subject and shows the From name escaped.
-    let inbox = safe_output(&env, &["inbox", "unmatched"], TABLE_LINE_MAX);
+    let inbox = safe_output(env, &["inbox", "unmatched"], TABLE_LINE_MAX);
     assert_eq!(inbox.lines().count(), 2, "{inbox}");
     assert!(inbox.contains("Eve\\e[31mRED\\e]0;pwned\\u{7}\\u{9b}2J\\u{202e}evil"), "{inbox}");
     assert!(inbox.contains('…'), "{inbox}");
     // --json is exact (every byte of the subject) and still prints nothing raw.
-    let json = safe_output(&env, &["--json", "inbox", "unmatched"], usize::MAX);
+    let json = safe_output(env, &["--json", "inbox", "unmatched"], usize::MAX);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let subject = v[0]["subject"].as_str().unwrap();
     assert!(subject.starts_with(HOSTILE) && subject.len() > 2_000_000, "{}", &subject[..100]);
@@ -166,29 +157,29 @@ async fn hostile_mail_and_names_are_shown_escaped_and_cut_by_every_command() {
     let msg = v[0]["id"].to_string();
     let (creator, campaign) = (creator.to_string(), campaign.to_string());
     let assign = ["inbox", "assign", &msg, "--creator", &creator, "--campaign", &campaign];
-    safe_output(&env, &assign, TEXT_LINE_MAX);
+    safe_output(env, &assign, TEXT_LINE_MAX);
     sqlx::query("UPDATE collaborations SET additional_terms = $1 || repeat('T', 100000)")
         .bind(HOSTILE)
         .execute(&db.pool)
         .await
         .unwrap();
     let id = db.count("SELECT id FROM collaborations").await.to_string();
-    let list = safe_output(&env, &["collab", "list"], TABLE_LINE_MAX);
+    let list = safe_output(env, &["collab", "list"], TABLE_LINE_MAX);
     assert_eq!(list.lines().count(), 2, "{list}");
-    let shown = safe_output(&env, &["collab", "show", &id], TEXT_LINE_MAX);
+    let shown = safe_output(env, &["collab", "show", &id], TEXT_LINE_MAX);
     assert!(shown.contains("terms: Eve\\e[31m"), "{shown}");
-    safe_output(&env, &["collab", "list", "--all"], TABLE_LINE_MAX);
-    let creators = safe_output(&env, &["creator", "list"], TABLE_LINE_MAX);
+    safe_output(env, &["collab", "list", "--all"], TABLE_LINE_MAX);
+    let creators = safe_output(env, &["creator", "list"], TABLE_LINE_MAX);
     assert_eq!(creators.lines().count(), 2, "{creators}");
-    safe_output(&env, &["creator", "show", &creator], TABLE_LINE_MAX);
-    let campaigns = safe_output(&env, &["campaign", "list"], TABLE_LINE_MAX);
+    safe_output(env, &["creator", "show", &creator], TABLE_LINE_MAX);
+    let campaigns = safe_output(env, &["campaign", "list"], TABLE_LINE_MAX);
     assert_eq!(campaigns.lines().count(), 2, "{campaigns}");
-    safe_output(&env, &["status"], TABLE_LINE_MAX);
+    safe_output(env, &["status"], TABLE_LINE_MAX);
     for args in [&["--json", "collab", "show", &id][..], &["--json", "creator", "list"]] {
-        safe_output(&env, args, usize::MAX);
+        safe_output(env, args, usize::MAX);
     }
     // An error that names a stored value echoes it escaped.
-    let (ok, _, err) = collabctl(&env, &["campaign", "create", &campaign_name]);
+    let (ok, _, err) = collabctl(env, &["campaign", "create", &campaign_name]);
     assert!(!ok && !err.contains('\x1b') && !err.trim_end().contains('\n'), "{err}");
 }
 
@@ -205,16 +196,17 @@ const FORMULAS: [&str; 7] = [
 
 #[tokio::test]
 async fn csv_export_neutralises_formula_cells_unless_raw() {
-    let (db, _imap, env, _daemon) = setup().await;
+    let app = spawn_app(AppOptions::default()).await;
+    let (db, env) = (&app.db, &app.env);
     for (i, f) in FORMULAS.iter().enumerate() {
         let creator = insert(
-            &db,
+            db,
             "INSERT INTO creators (name, platform, handle) VALUES ($1, 'tiktok', $2) RETURNING id",
             &[f, &format!("h{i}")],
         )
         .await;
         let campaign = insert(
-            &db,
+            db,
             "INSERT INTO campaigns (name) VALUES ($1) RETURNING id",
             &[&format!("{f}{i}")],
         )
@@ -233,7 +225,7 @@ async fn csv_export_neutralises_formula_cells_unless_raw() {
     let export = |raw: bool| -> Vec<csv::StringRecord> {
         let mut args = vec!["collab", "export", "--format", "csv"];
         args.extend(raw.then_some("--raw"));
-        let (ok, out, err) = collabctl(&env, &args);
+        let (ok, out, err) = collabctl(env, &args);
         assert!(ok, "{err}");
         let mut rdr = csv::Reader::from_reader(out.as_bytes());
         assert_eq!(&rdr.headers().unwrap()[4], "creator_name");
@@ -260,8 +252,8 @@ async fn csv_export_neutralises_formula_cells_unless_raw() {
         }
     }
     // JSONL is as stored.
-    let (ok, jsonl, _) = collabctl(&env, &["collab", "export", "--format", "jsonl"]);
+    let (ok, jsonl, _) = collabctl(env, &["collab", "export", "--format", "jsonl"]);
     assert!(ok && jsonl.contains("\"additional_terms\":\"=HYPERLINK"), "{jsonl}");
-    let (ok, help, _) = collabctl(&env, &["collab", "export", "--help"]);
+    let (ok, help, _) = collabctl(env, &["collab", "export", "--help"]);
     assert!(ok && help.contains("--raw") && help.contains("OWASP"), "{help}");
 }

@@ -7,24 +7,24 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use crate::harness::*;
+use collabd::admin::protocol::CreatorList;
 use serde_json::{Value, json};
 
+/// A daemon under test and a directory for the CSV files given to collabctl.
 struct App {
-    db: TestDb,
-    _imap: Dovecot,
-    env: DaemonEnv,
-    _daemon: DaemonProc,
+    app: TestApp,
     dir: tempfile::TempDir,
 }
 
 async fn start() -> App {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
-    wait_for_socket(&env, &daemon).await;
-    App { db, _imap: imap, env, _daemon: daemon, dir: tempfile::tempdir().unwrap() }
+    App { app: spawn_app(AppOptions::default()).await, dir: tempfile::tempdir().unwrap() }
+}
+
+impl std::ops::Deref for App {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
 }
 
 impl App {
@@ -121,11 +121,7 @@ async fn a_late_repeat_in_a_big_file_writes_nothing_and_names_both_lines() {
 #[tokio::test]
 async fn renaming_a_creator_without_tags_imports_and_the_dry_run_agrees() {
     let app = start().await;
-    let (ok, _, err) = collabctl(
-        &app.env,
-        &["creator", "add", "--name", "Ana", "--platform", "tiktok", "--handle", "ana.makes"],
-    );
-    assert!(ok, "{err}");
+    app.ok(creator("Ana", "tiktok", "ana.makes")).await;
     let file = app.file("rename.csv", &creators_csv(["Ana Souza,tiktok,ana.makes,,,".to_owned()]));
     let (code, r, err) = app.import(&["creator", "import", "--dry-run", &file]);
     assert_eq!((code, r["valid"].as_u64()), (Some(0), Some(1)), "{r} {err}");
@@ -196,8 +192,7 @@ async fn an_email_must_be_one_plain_address() {
     let app = start().await;
     for bad in ["a@b@c", "x@y>, <evil@z", "Ana <ana@x.example>", "ana@x.example; bcc@evil.example"]
     {
-        let (ok, _, err) = collabctl(
-            &app.env,
+        let (ok, _, err) = app.collabctl(
             &["creator", "add", "--name", "Ana", "--platform", "tiktok", "--handle", "ana"]
                 .into_iter()
                 .chain(["--email", bad])
@@ -289,12 +284,12 @@ async fn search_wildcards_are_literal() {
     ]);
     let (code, _, err) = app.import(&["creator", "import", &app.file("c.csv", &csv)]);
     assert_eq!(code, Some(0), "{err}");
-    let handles = |search: &str| {
-        let v = collabctl_json(&app.env, &["creator", "list", "--search", search]);
-        let items = v.as_array().cloned().or_else(|| v["items"].as_array().cloned()).unwrap();
-        items.iter().map(|c| c["handle"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
-    };
-    assert_eq!(handles("a_s"), vec!["ana_s"]);
-    assert_eq!(handles("%"), vec!["ben100"]);
-    assert_eq!(handles("ana"), vec!["ana_s", "anaxs"]);
+    for (search, want) in
+        [("a_s", vec!["ana_s"]), ("%", vec!["ben100"]), ("ana", vec!["ana_s", "anaxs"])]
+    {
+        let list = CreatorList { search: Some(search.into()), ..CreatorList::default() };
+        let (items, _) = app.ok(list).await.into_parts();
+        let handles: Vec<String> = items.into_iter().map(|c| c.handle).collect();
+        assert_eq!(handles, want, "--search {search}");
+    }
 }

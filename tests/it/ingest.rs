@@ -11,21 +11,19 @@ const WAIT: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_attaches() {
     let (db, seed, imap) = seeded_mailbox(2).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let mut daemon = env.spawn();
+    let mut app = spawn_app(AppOptions::on(db, imap)).await;
 
-    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect(&app.db.url).await.unwrap();
     listener.listen("collabd_collaboration").await.unwrap();
 
-    imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
+    app.imap().append(reply_to_outreach(&seed, 0, 1)).await;
+    app.wait_for_rows("collaborations", 1, WAIT).await;
 
     let row = sqlx::query(
         "SELECT id, status::text AS status, source, creator_id, campaign_id, thread_id
          FROM collaborations",
     )
-    .fetch_one(&db.pool)
+    .fetch_one(&app.db.pool)
     .await
     .unwrap();
     let collab_id: i64 = row.get("id");
@@ -42,7 +40,7 @@ async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_
         "SELECT kind, to_status::text, actor FROM collaboration_events WHERE collaboration_id = $1",
     )
     .bind(collab_id)
-    .fetch_all(&db.pool)
+    .fetch_all(&app.db.pool)
     .await
     .unwrap();
     assert_eq!(events, vec![("created".into(), "pending".into(), "collabd".into())]);
@@ -51,7 +49,7 @@ async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_
         "SELECT kind, match_rule, reply_text FROM inbound_messages WHERE collaboration_id = $1",
     )
     .bind(collab_id)
-    .fetch_one(&db.pool)
+    .fetch_one(&app.db.pool)
     .await
     .unwrap();
     assert_eq!((kind.as_str(), rule.as_str()), ("reply", "in_reply_to"));
@@ -59,93 +57,93 @@ async fn a_reply_to_known_outreach_makes_one_pending_collaboration_and_a_second_
     let status: String =
         sqlx::query_scalar("SELECT status FROM outreach_messages WHERE creator_id = $1")
             .bind(seed.creators[0].id)
-            .fetch_one(&db.pool)
+            .fetch_one(&app.db.pool)
             .await
             .unwrap();
     assert_eq!(status, "replied");
 
     // A follow-up in the same thread joins the same collaboration.
-    imap.append(reply_to_outreach(&seed, 0, 2)).await;
-    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
-    assert_eq!(db.rows("collaborations").await, 1);
-    let linked = db
+    app.imap().append(reply_to_outreach(&seed, 0, 2)).await;
+    app.wait_for_rows("inbound_messages", 2, WAIT).await;
+    assert_eq!(app.db.rows("collaborations").await, 1);
+    let linked = app
+        .db
         .count(&format!(
             "SELECT count(*) FROM inbound_messages WHERE collaboration_id = {collab_id}"
         ))
         .await;
     assert_eq!(linked, 2);
-    assert_eq!(db.rows("collaboration_events").await, 1);
+    assert_eq!(app.db.rows("collaboration_events").await, 1);
 
     // BODY.PEEK: nothing is marked read behind the user's back.
-    assert_eq!(imap.seen_count().await, 0);
+    assert_eq!(app.imap().seen_count().await, 0);
 
-    let (status, took) = daemon.terminate();
-    assert!(status.success(), "exit {status:?}\n{}", daemon.logs());
+    let (status, took) = app.daemon.terminate();
+    assert!(status.success(), "exit {status:?}\n{}", app.logs());
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
-    assert!(daemon.logs().contains("collabd stopped"));
+    assert!(app.logs().contains("collabd stopped"));
 }
 
 #[tokio::test]
 async fn references_alone_match_and_strangers_stay_unmatched() {
     let (db, seed, imap) = seeded_mailbox(1).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
+    let app = spawn_app(AppOptions::on(db, imap)).await;
 
     let c = &seed.creators[0];
     // Yahoo-style: no In-Reply-To, the outreach id only in References (with another id).
-    imap.append(reply(
-        &c.email,
-        "refs-only@mail.example",
-        None,
-        &[&c.outreach_message_id, "some-later-id@mail.example"],
-        "Count me in",
-    ))
-    .await;
-    imap.append(reply(
-        "stranger@elsewhere.example",
-        "stranger@elsewhere.example",
-        Some("unknown-thread@brand.example"),
-        &[],
-        "Hello, I would like to collaborate",
-    ))
-    .await;
-    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
+    app.imap()
+        .append(reply(
+            &c.email,
+            "refs-only@mail.example",
+            None,
+            &[&c.outreach_message_id, "some-later-id@mail.example"],
+            "Count me in",
+        ))
+        .await;
+    app.imap()
+        .append(reply(
+            "stranger@elsewhere.example",
+            "stranger@elsewhere.example",
+            Some("unknown-thread@brand.example"),
+            &[],
+            "Hello, I would like to collaborate",
+        ))
+        .await;
+    app.wait_for_rows("inbound_messages", 2, WAIT).await;
     let rows: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(
         "SELECT kind, match_rule, collaboration_id FROM inbound_messages ORDER BY uid",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(&app.db.pool)
     .await
     .unwrap();
     assert_eq!(rows[0].0, "reply");
     assert_eq!(rows[0].1.as_deref(), Some("references"));
     assert!(rows[0].2.is_some());
     assert_eq!(rows[1], ("unmatched".to_string(), None, None));
-    assert_eq!(db.rows("collaborations").await, 1);
+    assert_eq!(app.db.rows("collaborations").await, 1);
 }
 
 #[tokio::test]
 async fn restart_processes_nothing_twice_and_picks_up_mail_that_arrived_while_down() {
     let (db, seed, imap) = seeded_mailbox(3).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-
-    let mut daemon = env.spawn();
-    imap.append_all("INBOX", &[reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)])
+    let mut app = spawn_app(AppOptions::on(db, imap)).await;
+    app.imap()
+        .append_all("INBOX", &[reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)])
         .await;
-    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
-    assert!(daemon.terminate().0.success());
+    app.wait_for_rows("inbound_messages", 2, WAIT).await;
+    assert!(app.daemon.terminate().0.success());
 
     // Arrives while the daemon is down.
-    imap.append(reply_to_outreach(&seed, 2, 1)).await;
-    let daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 3, WAIT, &daemon).await;
+    app.imap().append(reply_to_outreach(&seed, 2, 1)).await;
+    app.respawn();
+    app.wait_for_socket().await;
+    app.wait_for_rows("inbound_messages", 3, WAIT).await;
     // Give a restarted daemon time to (wrongly) reprocess before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(db.rows("inbound_messages").await, 3);
-    assert_eq!(db.rows("collaborations").await, 3);
-    assert_eq!(db.rows("collaboration_events").await, 3);
-    let last_uid = db.count("SELECT last_uid FROM mailbox_sync WHERE mailbox = 'brand'").await;
+    assert_eq!(app.db.rows("inbound_messages").await, 3);
+    assert_eq!(app.db.rows("collaborations").await, 3);
+    assert_eq!(app.db.rows("collaboration_events").await, 3);
+    let last_uid = app.db.count("SELECT last_uid FROM mailbox_sync WHERE mailbox = 'brand'").await;
     assert_eq!(last_uid, 3);
 }
 
@@ -156,27 +154,26 @@ async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_noth
         (0..2000).map(|k| reply_to_outreach(&seed, k % 200, k as u32)).collect();
     imap.append_all("INBOX", &messages[..300]).await;
 
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "[ingest]\nbatch_size = 50\n");
-    let mut daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 300, WAIT, &daemon).await;
+    let mut app = spawn_app(AppOptions::on(db, imap).config("[ingest]\nbatch_size = 50\n")).await;
+    app.wait_for_rows("inbound_messages", 300, WAIT).await;
     // Killed while a batch waits inside its transaction: fetched, parsed, not committed.
-    let lock = hold_inbound(&db).await;
-    imap.append_all("INBOX", &messages[300..]).await;
-    wait_until_daemon_blocks(&db, &daemon).await;
-    daemon.kill();
+    let lock = hold_inbound(&app.db).await;
+    app.imap().append_all("INBOX", &messages[300..]).await;
+    wait_until_daemon_blocks(&app.db, &app.daemon).await;
+    app.daemon.kill();
     lock.rollback().await.unwrap();
-    assert_eq!(db.rows("inbound_messages").await, 300);
+    assert_eq!(app.db.rows("inbound_messages").await, 300);
 
-    let daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 2000, Duration::from_secs(120), &daemon).await;
+    app.respawn();
+    app.wait_for_socket().await;
+    app.wait_for_rows("inbound_messages", 2000, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(db.rows("inbound_messages").await, 2000);
-    assert_eq!(db.count("SELECT count(DISTINCT uid) FROM inbound_messages").await, 2000);
-    assert_eq!(db.rows("collaborations").await, 200);
-    assert_eq!(db.rows("collaboration_events").await, 200);
+    assert_eq!(app.db.rows("inbound_messages").await, 2000);
+    assert_eq!(app.db.count("SELECT count(DISTINCT uid) FROM inbound_messages").await, 2000);
+    assert_eq!(app.db.rows("collaborations").await, 200);
+    assert_eq!(app.db.rows("collaboration_events").await, 200);
     assert_eq!(
-        db.count("SELECT count(*) FROM inbound_messages WHERE collaboration_id IS NULL").await,
+        app.db.count("SELECT count(*) FROM inbound_messages WHERE collaboration_id IS NULL").await,
         0
     );
 }
@@ -244,39 +241,37 @@ async fn idle_keepalives_do_not_hold_off_the_poll() {
     // Dovecot's "* OK Still here" every second: each one used to restart the IDLE wait,
     // so a poll_interval longer than the keepalive never came.
     let imap = Dovecot::start_with("imap_idle_notify_interval = 1 secs");
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.poll_interval = "3s".into();
-    env.write_config(&[mb], "");
-    let daemon = env.spawn();
+    let app = spawn_app(AppOptions::on(db, imap).brand(|mb| {
+        mb.poll_interval = "3s".into();
+    }))
+    .await;
     let polled = eventually(Duration::from_secs(15), || async {
-        daemon.logs().matches("IDLE reached poll_interval").count() >= 2
+        app.logs().matches("IDLE reached poll_interval").count() >= 2
     })
     .await;
-    assert!(polled, "{}", daemon.logs());
+    assert!(polled, "{}", app.logs());
 }
 
 #[tokio::test]
 async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
     let (db, seed, imap) = seeded_mailbox(1).await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
     // The poll alone would take a minute; only IDLE can make this in time.
-    mb.poll_interval = "60s".into();
-    env.write_config(&[mb], "");
-    let mut daemon = env.spawn();
+    let mut app = spawn_app(AppOptions::on(db, imap).brand(|mb| {
+        mb.poll_interval = "60s".into();
+    }))
+    .await;
     assert!(
         eventually(WAIT, || async {
-            db.rows("mailbox_sync").await == 1 || daemon.logs().contains("connected")
+            app.db.rows("mailbox_sync").await == 1 || app.logs().contains("connected")
         })
         .await
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let appended = std::time::Instant::now();
-    imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "collaborations", 1, Duration::from_secs(5), &daemon).await;
+    app.imap().append(reply_to_outreach(&seed, 0, 1)).await;
+    app.wait_for_rows("collaborations", 1, Duration::from_secs(5)).await;
     println!("IDLE: APPEND to collaboration in {:?}", appended.elapsed());
-    let (status, took) = daemon.terminate();
+    let (status, took) = app.daemon.terminate();
     assert!(status.success() && took < Duration::from_secs(5), "{took:?}");
 }
 
@@ -480,15 +475,14 @@ async fn a_burst_of_two_mails_leaves_neither_waiting_for_the_poll() {
     const LIMIT: Duration = Duration::from_millis(2500);
     let _alone = one_heavy_test_at_a_time().await;
     let (db, seed, imap) = seeded_mailbox(2).await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.poll_interval = "5m".into();
-    env.write_config(&[mb], "");
-    let daemon = env.spawn();
-    assert!(eventually(WAIT, || async { daemon.logs().contains("connected") }).await);
+    let app = spawn_app(AppOptions::on(db, imap).brand(|mb| {
+        mb.poll_interval = "5m".into();
+    }))
+    .await;
+    assert!(eventually(WAIT, || async { app.logs().contains("connected") }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut delivery = imap.session().await;
+    let mut delivery = app.imap().session().await;
     let mut latencies = Vec::new();
     for round in 0..ROUNDS {
         let mut pending = Vec::new();
@@ -508,7 +502,7 @@ async fn a_burst_of_two_mails_leaves_neither_waiting_for_the_poll() {
                 "SELECT message_id FROM inbound_messages WHERE message_id = ANY($1)",
             )
             .bind(pending.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
-            .fetch_all(&db.pool)
+            .fetch_all(&app.db.pool)
             .await
             .unwrap();
             pending.retain(|(id, at)| {
@@ -520,7 +514,7 @@ async fn a_burst_of_two_mails_leaves_neither_waiting_for_the_poll() {
                     at.elapsed() <= LIMIT,
                     "round {round}: {id} not committed {:?} after delivery\n{}",
                     at.elapsed(),
-                    daemon.logs()
+                    app.logs()
                 );
                 true
             });
@@ -537,7 +531,7 @@ async fn a_burst_of_two_mails_leaves_neither_waiting_for_the_poll() {
         latencies.len()
     );
     assert!(latencies.iter().all(|l| *l <= LIMIT));
-    assert_eq!(db.rows("inbound_messages").await, 2 * ROUNDS as i64);
+    assert_eq!(app.db.rows("inbound_messages").await, 2 * ROUNDS as i64);
 }
 
 /// The two announcements the issue names, from a scripted server that makes them happen
@@ -633,18 +627,16 @@ async fn outreach_imported_after_its_replies_rematches_them_exactly_once_across_
         (0..2000).map(|k| reply_to_outreach(&seed, creator_of(k), k as u32)).collect();
     imap.append_all("INBOX", &messages).await;
 
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let mut daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 2000, Duration::from_secs(120), &daemon).await;
+    let mut app = spawn_app(AppOptions::on(db, imap)).await;
+    app.wait_for_rows("inbound_messages", 2000, Duration::from_secs(120)).await;
     let unmatched = "SELECT count(*) FROM inbound_messages WHERE kind = 'unmatched'";
-    assert_eq!(db.count(unmatched).await, 2000);
-    assert_eq!(db.rows("collaborations").await, 0);
-    wait_for_socket(&env, &daemon).await;
+    assert_eq!(app.db.count(unmatched).await, 2000);
+    assert_eq!(app.db.rows("collaborations").await, 0);
+    wait_for_socket(&app.env, &app.daemon).await;
 
     // Creator 150's slot is taken by an uncommitted collaboration: the second re-match
     // transaction waits on it.
-    let mut hold = db.pool.begin().await.unwrap();
+    let mut hold = app.db.pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO collaborations (creator_id, campaign_id, source) VALUES ($1, $2, 'manual')",
     )
@@ -653,10 +645,10 @@ async fn outreach_imported_after_its_replies_rematches_them_exactly_once_across_
     .execute(&mut *hold)
     .await
     .unwrap();
-    let path = env.path("outreach.csv");
+    let path = app.env.path("outreach.csv");
     std::fs::write(&path, csv).unwrap();
     let import = {
-        let (sock, path) = (env.path("admin.sock"), path.clone());
+        let (sock, path) = (app.env.path("admin.sock"), path.clone());
         std::thread::spawn(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_collabctl"))
                 .arg("--socket")
@@ -671,26 +663,27 @@ async fn outreach_imported_after_its_replies_rematches_them_exactly_once_across_
                    WHERE datname = current_database() AND wait_event_type = 'Lock' \
                      AND query ILIKE '%INSERT INTO collaborations%'";
     assert!(
-        eventually(Duration::from_secs(60), || async { db.count(waiting).await >= 1 }).await,
+        eventually(Duration::from_secs(60), || async { app.db.count(waiting).await >= 1 }).await,
         "the re-match never reached the held slot: {}",
-        daemon.logs()
+        app.logs()
     );
-    daemon.kill();
+    app.daemon.kill();
     hold.rollback().await.unwrap();
     let _ = import.join();
-    assert_eq!(db.rows("outreach_messages").await, 200, "the import itself committed");
-    assert_eq!(db.count(unmatched).await, 1500, "only the first transaction committed");
-    assert_eq!(db.rows("collaborations").await, 100);
+    assert_eq!(app.db.rows("outreach_messages").await, 200, "the import itself committed");
+    assert_eq!(app.db.count(unmatched).await, 1500, "only the first transaction committed");
+    assert_eq!(app.db.rows("collaborations").await, 100);
 
-    let daemon = env.spawn();
-    wait_for_socket(&env, &daemon).await;
-    let r = collabctl_json(&env, &["inbox", "rematch"]);
+    app.respawn();
+    app.wait_for_socket().await;
+    wait_for_socket(&app.env, &app.daemon).await;
+    let r = collabctl_json(&app.env, &["inbox", "rematch"]);
     assert_eq!(
         (r["matched"].as_u64(), r["collaborations_created"].as_u64()),
         (Some(1500), Some(100)),
         "{r}"
     );
-    let again = collabctl_json(&env, &["inbox", "rematch"]);
+    let again = collabctl_json(&app.env, &["inbox", "rematch"]);
     assert_eq!(
         (again["matched"].as_u64(), again["collaborations_created"].as_u64()),
         (Some(0), Some(0))
@@ -701,7 +694,7 @@ async fn outreach_imported_after_its_replies_rematches_them_exactly_once_across_
         "SELECT creator_id, campaign_id, status::text, source, thread_id FROM collaborations
          ORDER BY creator_id",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(&app.db.pool)
     .await
     .unwrap();
     let mut want: Vec<(i64, i64, String, String, Option<String>)> = seed
@@ -714,14 +707,14 @@ async fn outreach_imported_after_its_replies_rematches_them_exactly_once_across_
         .collect();
     want.sort();
     assert_eq!(got, want);
-    assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE kind = 'reply' AND match_rule = 'in_reply_to' AND collaboration_id IS NOT NULL").await, 2000);
+    assert_eq!(app.db.count("SELECT count(*) FROM inbound_messages WHERE kind = 'reply' AND match_rule = 'in_reply_to' AND collaboration_id IS NOT NULL").await, 2000);
     assert_eq!(
-        db.count("SELECT count(*) FROM outreach_messages WHERE status = 'replied'").await,
+        app.db.count("SELECT count(*) FROM outreach_messages WHERE status = 'replied'").await,
         200
     );
-    assert_eq!(db.rows("collaboration_events").await, 200);
+    assert_eq!(app.db.rows("collaboration_events").await, 200);
     assert_eq!(
-        db.count("SELECT count(*) FROM collaboration_events WHERE kind = 'created' AND reason LIKE '%rematched after import'").await,
+        app.db.count("SELECT count(*) FROM collaboration_events WHERE kind = 'created' AND reason LIKE '%rematched after import'").await,
         200
     );
 }
@@ -873,23 +866,21 @@ async fn daemon_with_only_a_campaign() -> (TestDb, Dovecot, DaemonEnv, DaemonPro
 #[tokio::test]
 async fn a_changed_mail_under_a_known_message_id_is_logged_with_both() {
     let (db, _seed, imap) = seeded_mailbox(1).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
+    let app = spawn_app(AppOptions::on(db, imap)).await;
     let original = reply("ana@creators.example", "same@mail.example", None, &[], "Yes please");
-    imap.append(original.clone()).await;
-    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
-    imap.append(original).await; // a true copy
+    app.imap().append(original.clone()).await;
+    app.wait_for_rows("inbound_messages", 1, WAIT).await;
+    app.imap().append(original).await; // a true copy
     let forged = reply("mallory@evil.example", "same@mail.example", None, &[], "Send the fee here");
-    imap.append(forged).await;
+    app.imap().append(forged).await;
     let logged = eventually(WAIT, || async {
-        daemon.logs().contains("reusing a stored Message-ID")
-            && db.count("SELECT last_uid FROM mailbox_sync WHERE mailbox = 'brand'").await == 3
+        app.logs().contains("reusing a stored Message-ID")
+            && app.db.count("SELECT last_uid FROM mailbox_sync WHERE mailbox = 'brand'").await == 3
     })
     .await;
-    let logs = daemon.logs();
+    let logs = app.logs();
     assert!(logged, "{logs}");
-    assert_eq!(db.rows("inbound_messages").await, 1, "both later mails were dropped");
+    assert_eq!(app.db.rows("inbound_messages").await, 1, "both later mails were dropped");
     let warnings: Vec<&str> =
         logs.lines().filter(|l| l.contains("reusing a stored Message-ID")).collect();
     assert_eq!(warnings.len(), 1, "only the changed one is logged: {warnings:?}");

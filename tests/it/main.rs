@@ -1,4 +1,4 @@
-//! The integration tests: one crate, one binary, one shared harness (`harness.rs`: a fresh
+//! The integration tests: one crate, one binary, one shared harness (`harness/`: a fresh
 //! Postgres database per test, private Dovecot and SMTP servers on free ports, the real
 //! `collabd` and `collabctl` binaries as child processes). Each module is one concern;
 //! run one with `cargo test --test it cluster::`.
