@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use collabd::admin::client::{Client, ClientError};
 use collabd::admin::protocol::{
-    CampaignCreate, CreatorFields, OutreachFields, Params, RecordReport,
+    Campaign, CampaignCreate, Creator, CreatorFields, OutreachFields, Params, RecordReport,
 };
-use collabd::store::campaigns::Campaign;
-use collabd::store::creators::Creator;
 
 use super::{
     DaemonEnv, DaemonProc, Dovecot, MailboxCfg, TestDb, collabctl, collabctl_json, wait_for_rows,
