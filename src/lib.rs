@@ -12,7 +12,6 @@ pub mod confine;
 pub mod daemon;
 pub mod dates;
 pub mod imap;
-pub mod import;
 pub mod ingest;
 pub mod mail;
 pub mod matching;

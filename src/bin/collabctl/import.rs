@@ -8,14 +8,18 @@
 //! (creators are upserted, outreach is keyed on its Message-ID), so importing a file again
 //! changes nothing.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::admin::protocol::ImportChunk;
-use crate::dates::parse_time;
+use collabd::admin::display;
+use collabd::admin::protocol::ImportChunk;
+use collabd::dates::parse_time;
+
+use crate::Cli;
+use crate::render::{print_report, render_invalid};
 
 /// Rows per request at most.
 pub const CHUNK: usize = 1000;
@@ -69,7 +73,7 @@ pub struct Outcome {
     /// Its counts by name (`created`, `recorded`, `valid`, …), for people.
     pub counts: Vec<(String, u64)>,
     /// Every refused row, by line.
-    pub invalid: Vec<crate::admin::protocol::InvalidRow>,
+    pub invalid: Vec<collabd::admin::protocol::InvalidRow>,
     pub exit: u8,
     /// What went wrong, for stderr; `None` when every row was fine.
     pub summary: Option<String>,
@@ -275,8 +279,35 @@ pub fn run(
 }
 
 /// The refused rows as the protocol's type.
-fn typed(invalid: Vec<Value>) -> anyhow::Result<Vec<crate::admin::protocol::InvalidRow>> {
+fn typed(invalid: Vec<Value>) -> anyhow::Result<Vec<collabd::admin::protocol::InvalidRow>> {
     invalid.into_iter().map(|v| Ok(serde_json::from_value(v)?)).collect()
+}
+
+/// Runs a CSV import (see above), prints its report, and ends the process with
+/// its status: 1 when invalid rows stopped it, 2 when `--skip-invalid` left rows out.
+pub(crate) fn import_file(
+    cli: &Cli,
+    file: &std::path::Path,
+    kind: Kind,
+    opts: ImportOptions,
+    call: &mut dyn FnMut(Vec<Value>, ImportChunk) -> anyhow::Result<Value>,
+) -> anyhow::Result<()> {
+    let outcome = run(file, kind, opts, call)?;
+    print_report(cli, &outcome.report, |_| {
+        let mut out = String::new();
+        for (name, n) in &outcome.counts {
+            out += &format!("{name}: {n}\n");
+        }
+        out + &render_invalid(&outcome.invalid)
+    })?;
+    if let Some(s) = &outcome.summary {
+        eprintln!("collabctl: {}", display::text(s));
+    }
+    if outcome.exit != 0 {
+        std::io::stdout().flush()?;
+        std::process::exit(i32::from(outcome.exit));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
