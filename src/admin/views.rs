@@ -1,4 +1,4 @@
-//! Rows and internal states into the protocol's views (`protocol`'s wire types): the one
+//! Rows into the protocol's views (`protocol`'s wire types): the one
 //! place the server turns what the store, ingest and OAuth hold into what the protocol
 //! promises. Stored terms are JSON written by any version of collabd; they are read into
 //! the typed terms here, amounts in their currency's minor units.
@@ -149,17 +149,6 @@ impl From<crate::ingest::RematchReport> for wire::RematchReport {
             examined: r.examined,
             matched: r.matched,
             collaborations_created: r.collaborations_created,
-        }
-    }
-}
-
-impl From<crate::oauth::AuthorizeState> for wire::AuthorizeState {
-    fn from(s: crate::oauth::AuthorizeState) -> Self {
-        use crate::oauth::AuthorizeState as S;
-        match s {
-            S::Pending => wire::AuthorizeState::Pending,
-            S::Authorized => wire::AuthorizeState::Authorized,
-            S::Failed { error } => wire::AuthorizeState::Failed { error },
         }
     }
 }

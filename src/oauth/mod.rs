@@ -319,18 +319,9 @@ fn describe<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>
     }
 }
 
-/// Where an operator's authorization of a login stands (`mailbox.authorize_status`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum AuthorizeState {
-    /// Waiting for the operator (device flow) or for the redirect (code flow).
-    Pending,
-    /// A refresh token is stored; the login's worker was woken.
-    Authorized,
-    Failed {
-        error: String,
-    },
-}
+/// Where an operator's authorization of a login stands: the protocol's own answer to
+/// `mailbox.authorize_status`, kept here per login.
+pub use crate::admin::protocol::AuthorizeState;
 
 /// Every OAuth2 login's token source, shared by the mailbox workers, the mailer and the
 /// admin methods, with the authorizations in progress. Keyed by `TokenSource::name`.

@@ -71,7 +71,7 @@ impl Handler for MailboxAuthorizeStatus {
         let state = ctx.logins.state(&key).ok_or_else(|| {
             ErrorBody::new(ErrorCode::NotFound, "no authorization was started for this login")
         })?;
-        Ok(state.into())
+        Ok(state)
     }
 }
 
