@@ -8,6 +8,9 @@ use nix::sys::signal::Signal;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// A mailbox setting: reconnect after at most 2 s, so that outages end quickly.
+const BACKOFF_2S: &str = "max_backoff = \"2s\"";
+
 /// Exactly `n` inbound rows (distinct UIDs) and `collabs` collaborations with one
 /// `created` event each.
 async fn assert_exact(db: &TestDb, n: i64, collabs: i64) {
@@ -23,25 +26,22 @@ async fn assert_exact(db: &TestDb, n: i64, collabs: i64) {
 #[tokio::test]
 async fn dovecot_down_for_20_seconds_while_mail_keeps_arriving() {
     let (db, seed, imap) = seeded_mailbox(10).await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.extra = "max_backoff = \"2s\"".into();
-    env.write_config(&[mb], "");
-    let daemon = env.spawn();
+    let app = spawn_app(AppOptions::on(db, imap).brand(|mb| mb.extra = BACKOFF_2S.into())).await;
+    let imap = app.imap();
     imap.append_all("INBOX", &(0..5).map(|i| reply_to_outreach(&seed, i, 0)).collect::<Vec<_>>())
         .await;
-    wait_for_rows(&db, "inbound_messages", 5, WAIT, &daemon).await;
+    app.wait_for_rows("inbound_messages", 5, WAIT).await;
 
     imap.stop();
     for i in 5..10 {
         imap.deliver_to_maildir(&format!("{i}.outage.local"), &reply_to_outreach(&seed, i, 0));
         tokio::time::sleep(Duration::from_secs(4)).await;
     }
-    assert!(daemon.logs().contains("mailbox session failed"), "{}", daemon.logs());
+    assert!(app.logs().contains("mailbox session failed"), "{}", app.logs());
     imap.restart();
-    wait_for_rows(&db, "inbound_messages", 10, WAIT, &daemon).await;
+    app.wait_for_rows("inbound_messages", 10, WAIT).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_exact(&db, 10, 10).await;
+    assert_exact(&app.db, 10, 10).await;
 }
 
 #[tokio::test]
@@ -53,48 +53,48 @@ async fn postgres_restarted_mid_batch() {
     let messages: Vec<Vec<u8>> =
         (0..1000).map(|k| reply_to_outreach(&seed, k % 100, k as u32)).collect();
     imap.append_all("INBOX", &messages[..100]).await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.extra = "max_backoff = \"2s\"".into();
-    env.write_config(&[mb], "[ingest]\nbatch_size = 20\n");
-    let daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 100, WAIT, &daemon).await;
+    let options = AppOptions::on(db, imap).brand(|mb| mb.extra = BACKOFF_2S.into());
+    let mut app = spawn_app(options.config("[ingest]\nbatch_size = 20\n")).await;
+    app.wait_for_rows("inbound_messages", 100, WAIT).await;
 
     // The daemon's next batch is in flight, waiting inside its transaction, when the
     // server dies.
-    let lock = hold_inbound(&db).await;
-    imap.append_all("INBOX", &messages[100..]).await;
-    wait_until_daemon_blocks(&db, &daemon).await;
+    let lock = hold_inbound(&app.db).await;
+    app.imap().append_all("INBOX", &messages[100..]).await;
+    wait_until_daemon_blocks(&app.db, &app.daemon).await;
     pg.stop_immediate();
     drop(lock);
-    db.pool.close().await;
+    app.db.pool.close().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     pg.start_server();
-    let db = pg.db().await;
-    wait_for_rows(&db, "inbound_messages", 1000, Duration::from_secs(120), &daemon).await;
+    app.db = pg.db().await;
+    app.wait_for_rows("inbound_messages", 1000, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_exact(&db, 1000, 100).await;
-    let logs = daemon.logs();
+    assert_exact(&app.db, 1000, 100).await;
+    let logs = app.logs();
     assert!(logs.contains("mailbox session failed"), "the outage was not noticed:\n{logs}");
 }
 
 #[tokio::test]
 async fn sigkill_at_random_points_across_20_runs() {
     let (db, _seed, imap) = loaded_mailbox(100, 1000).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "[ingest]\nbatch_size = 25\n");
+    // Not waiting for the socket: the first kill may come before it is up.
+    let options = AppOptions::on(db, imap).config("[ingest]\nbatch_size = 25\n");
+    let mut app = spawn_app(options.no_wait()).await;
     for run in 0..20 {
-        let mut daemon = env.spawn();
+        if run > 0 {
+            app.respawn();
+        }
         let after = Duration::from_millis(150 + rand::random::<u64>() % 600);
         tokio::time::sleep(after).await;
-        daemon.kill();
-        let n = db.rows("inbound_messages").await;
+        app.daemon.kill();
+        let n = app.db.rows("inbound_messages").await;
         println!("run {run}: killed after {after:?} with {n} rows");
     }
-    let daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 1000, Duration::from_secs(120), &daemon).await;
+    app.respawn();
+    app.wait_for_rows("inbound_messages", 1000, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_exact(&db, 1000, 100).await;
+    assert_exact(&app.db, 1000, 100).await;
 }
 
 #[tokio::test]
@@ -107,14 +107,14 @@ async fn a_large_message_gets_through_a_slow_link() {
     );
     imap.append(reply).await;
     let port = slow_link(imap.port, 200_000).await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", port);
-    mb.timeout = "2s".into();
-    mb.extra = "max_backoff = \"2s\"".into();
-    env.write_config(&[mb], "");
-    let daemon = env.spawn();
-    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
-    assert!(!daemon.logs().contains("mailbox session failed"), "{}", daemon.logs());
+    let app = spawn_app(AppOptions::on(db, imap).brand(move |mb| {
+        mb.port = port;
+        mb.timeout = "2s".into();
+        mb.extra = BACKOFF_2S.into();
+    }))
+    .await;
+    app.wait_for_rows("collaborations", 1, WAIT).await;
+    assert!(!app.logs().contains("mailbox session failed"), "{}", app.logs());
 }
 
 #[tokio::test]
@@ -123,17 +123,16 @@ async fn a_silent_server_times_out_and_the_other_mailbox_keeps_going() {
     // Accepts TCP, never says a word.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
-    let env = DaemonEnv::new(&db.url);
-    let mut dead = env.mailbox("silent", silent_port);
-    dead.extra = "max_backoff = \"2s\"".into();
-    env.write_config(&[dead, env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
-    imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
+    let mut dead = MailboxCfg::new("silent", silent_port);
+    dead.extra = BACKOFF_2S.into();
+    let brand = MailboxCfg::new("brand", imap.port);
+    let app = spawn_app(AppOptions::on(db, imap).mailboxes(vec![dead, brand])).await;
+    app.imap().append(reply_to_outreach(&seed, 0, 1)).await;
+    app.wait_for_rows("collaborations", 1, WAIT).await;
     assert!(
-        eventually(WAIT, || async { daemon.logs().contains("did not answer greeting") }).await,
+        eventually(WAIT, || async { app.logs().contains("did not answer greeting") }).await,
         "{}",
-        daemon.logs()
+        app.logs()
     );
     drop(silent);
 }
@@ -141,34 +140,30 @@ async fn a_silent_server_times_out_and_the_other_mailbox_keeps_going() {
 #[tokio::test]
 async fn a_wrong_password_is_reported_and_fixed_by_sighup() {
     let (db, seed, imap) = seeded_mailbox(1).await;
-    let env = DaemonEnv::new(&db.url);
-    std::fs::write(env.path("imap.pass"), "wrong\n").unwrap();
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
-    imap.append(reply_to_outreach(&seed, 0, 1)).await;
+    let app = spawn_app(AppOptions::on(db, imap).file("imap.pass", "wrong\n")).await;
+    app.imap().append(reply_to_outreach(&seed, 0, 1)).await;
     assert!(
         eventually(WAIT, || async {
-            daemon.logs().contains("login refused for partners@brand.example")
+            app.logs().contains("login refused for partners@brand.example")
         })
         .await,
         "{}",
-        daemon.logs()
+        app.logs()
     );
-    assert!(daemon.logs().contains("retry_in=300s"), "auth failures wait the slow cap");
-    assert_eq!(db.rows("inbound_messages").await, 0);
+    assert!(app.logs().contains("retry_in=300s"), "auth failures wait the slow cap");
+    assert_eq!(app.db.rows("inbound_messages").await, 0);
 
-    std::fs::write(env.path("imap.pass"), format!("{PASSWORD}\n")).unwrap();
-    daemon.signal(Signal::SIGHUP);
-    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
-    assert!(!daemon.logs().contains(PASSWORD), "no password in logs");
+    std::fs::write(app.env.path("imap.pass"), format!("{PASSWORD}\n")).unwrap();
+    app.daemon.signal(Signal::SIGHUP);
+    app.wait_for_rows("collaborations", 1, WAIT).await;
+    assert!(!app.logs().contains(PASSWORD), "no password in logs");
 }
 
 #[tokio::test]
 async fn hostile_mail_is_recorded_and_never_stops_the_mailbox() {
     let (db, seed, imap) = seeded_mailbox(1).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
+    let app = spawn_app(AppOptions::on(db, imap)).await;
+    let (db, imap) = (&app.db, app.imap());
 
     let header = |id: &str| {
         format!(
@@ -201,7 +196,7 @@ async fn hostile_mail_is_recorded_and_never_stops_the_mailbox() {
     imap.append_all("INBOX", &hostile).await;
     // A genuine reply after all of that still becomes a collaboration.
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "inbound_messages", 5, Duration::from_secs(120), &daemon).await;
+    app.wait_for_rows("inbound_messages", 5, Duration::from_secs(120)).await;
     assert_eq!(db.rows("collaborations").await, 1);
     let skipped: (String, i64) = sqlx::query_as(
         "SELECT kind, size FROM inbound_messages WHERE message_id = 'big@spam.example'",
@@ -211,7 +206,7 @@ async fn hostile_mail_is_recorded_and_never_stops_the_mailbox() {
     .unwrap();
     assert_eq!(skipped.0, "skipped");
     assert!(skipped.1 > 50_000_000);
-    assert!(daemon.logs().contains("over the size limit"));
+    assert!(app.logs().contains("over the size limit"), "{}", app.logs());
 }
 
 #[tokio::test]
@@ -220,11 +215,11 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
     let seed = seed(&db, 3).await;
     let first = Dovecot::start();
     let second = Dovecot::start();
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("first", first.port)], "");
-    let daemon = env.spawn();
+    let only_first = MailboxCfg::new("first", first.port);
+    let app = spawn_app(AppOptions::on(db, first).mailboxes(vec![only_first])).await;
+    let (db, env, daemon, first) = (&app.db, &app.env, &app.daemon, app.imap());
     first.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
+    wait_for_rows(db, "collaborations", 1, WAIT, daemon).await;
 
     // A broken file is rejected and the running mailbox keeps working.
     let good = std::fs::read_to_string(env.path("collabd.toml")).unwrap();
@@ -234,14 +229,14 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
         eventually(WAIT, || async { daemon.logs().contains("new configuration rejected") }).await
     );
     first.append(reply_to_outreach(&seed, 1, 1)).await;
-    wait_for_rows(&db, "collaborations", 2, WAIT, &daemon).await;
+    wait_for_rows(db, "collaborations", 2, WAIT, daemon).await;
     std::fs::write(env.path("collabd.toml"), good).unwrap();
 
     // Adding a mailbox starts it without touching the first.
     env.write_config(&[env.mailbox("first", first.port), env.mailbox("second", second.port)], "");
     daemon.signal(Signal::SIGHUP);
     second.append(reply_to_outreach(&seed, 2, 1)).await;
-    wait_for_rows(&db, "collaborations", 3, WAIT, &daemon).await;
+    wait_for_rows(db, "collaborations", 3, WAIT, daemon).await;
     assert!(daemon.logs().contains("started=[\"second\"]"), "{}", daemon.logs());
     assert!(daemon.logs().contains("stopped=[]"), "first kept running");
 
@@ -253,7 +248,7 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
         "{}",
         daemon.logs()
     );
-    let (ok, out, _) = collabctl(&env, &["--json", "status"]);
+    let (ok, out, _) = app.collabctl(&["--json", "status"]);
     assert!(ok && !out.contains("\"second\""), "{out}");
 
     // What a reload cannot apply is said, section by section, not silently dropped.
@@ -274,14 +269,15 @@ async fn sighup_adds_and_removes_mailboxes_and_rejects_a_bad_config() {
 #[tokio::test]
 async fn committed_messages_are_moved_even_when_the_first_move_failed() {
     let (db, seed, imap) = seeded_mailbox(2).await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.extra = "post_process = \"move\"\nmax_backoff = \"2s\"".into();
-    env.write_config(&[mb], "");
-    let daemon = env.spawn();
+    let app = spawn_app(
+        AppOptions::on(db, imap)
+            .brand(|mb| mb.extra = format!("post_process = \"move\"\n{BACKOFF_2S}")),
+    )
+    .await;
+    let (db, daemon, imap) = (&app.db, &app.daemon, app.imap());
     imap.append_all("INBOX", &[reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)])
         .await;
-    wait_for_rows(&db, "collaborations", 2, WAIT, &daemon).await;
+    wait_for_rows(db, "collaborations", 2, WAIT, daemon).await;
     // The target folder is missing: the move fails after the commit...
     assert!(
         eventually(WAIT, || async { daemon.logs().contains("post-processing failed") }).await,
@@ -301,7 +297,7 @@ async fn committed_messages_are_moved_even_when_the_first_move_failed() {
     assert!(moved, "{}", daemon.logs());
     // Nothing is processed twice after the move.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_exact(&db, 2, 2).await;
+    assert_exact(db, 2, 2).await;
 }
 
 /// The mailbox's entry in `collabctl --json status`.
@@ -314,16 +310,14 @@ fn mailbox_status(env: &DaemonEnv, name: &str) -> serde_json::Value {
 #[tokio::test]
 async fn status_keeps_the_committed_figures_across_a_reload() {
     let (db, seed, imap) = seeded_mailbox(3).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
-    wait_for_socket(&env, &daemon).await;
+    let app = spawn_app(AppOptions::on(db, imap)).await;
+    let (env, daemon, imap) = (&app.env, &app.daemon, app.imap());
     imap.append_all("INBOX", &(0..3).map(|i| reply_to_outreach(&seed, i, 1)).collect::<Vec<_>>())
         .await;
-    wait_for_rows(&db, "inbound_messages", 3, WAIT, &daemon).await;
+    app.wait_for_rows("inbound_messages", 3, WAIT).await;
     let committed = |s: &serde_json::Value| s["processed"] == 3 && s["highest_uid"] == 3;
-    assert!(eventually(WAIT, || async { committed(&mailbox_status(&env, "brand")) }).await);
-    let before = mailbox_status(&env, "brand");
+    assert!(eventually(WAIT, || async { committed(&mailbox_status(env, "brand")) }).await);
+    let before = mailbox_status(env, "brand");
 
     // A changed mailbox setting replaces its worker (and its in-memory health).
     let mut mb = env.mailbox("brand", imap.port);
@@ -337,13 +331,13 @@ async fn status_keeps_the_committed_figures_across_a_reload() {
     );
     // Right away, and once the new worker has connected and polled (with nothing new).
     for _ in 0..2 {
-        let after = mailbox_status(&env, "brand");
+        let after = mailbox_status(env, "brand");
         assert!(committed(&after), "{after}");
         assert!(after["last_commit"].is_string(), "{after}");
         assert_eq!(after["last_commit"], before["last_commit"], "{after}");
         assert!(
             eventually(WAIT, || async {
-                let s = mailbox_status(&env, "brand");
+                let s = mailbox_status(env, "brand");
                 s["connected"] == true && s["secs_since_poll"].as_u64().is_some_and(|p| p < 5)
             })
             .await
@@ -353,32 +347,23 @@ async fn status_keeps_the_committed_figures_across_a_reload() {
 
 #[tokio::test]
 async fn a_successful_login_clears_the_last_error() {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.extra = "max_backoff = \"2s\"".into();
-    env.write_config(&[mb], "");
-    let daemon = env.spawn();
-    wait_for_socket(&env, &daemon).await;
-    assert!(
-        eventually(WAIT, || async { mailbox_status(&env, "brand")["connected"] == true }).await
-    );
+    let app = spawn_app(AppOptions::default().brand(|mb| mb.extra = BACKOFF_2S.into())).await;
+    let (env, imap) = (&app.env, app.imap());
+    assert!(eventually(WAIT, || async { mailbox_status(env, "brand")["connected"] == true }).await);
 
     imap.stop();
     assert!(
-        eventually(WAIT, || async { mailbox_status(&env, "brand")["last_error"].is_string() })
-            .await,
+        eventually(WAIT, || async { mailbox_status(env, "brand")["last_error"].is_string() }).await,
         "{}",
-        daemon.logs()
+        app.logs()
     );
     // No mail arrives, so nothing is committed: only the login can clear it.
     imap.restart();
     let cleared = eventually(WAIT, || async {
-        let s = mailbox_status(&env, "brand");
+        let s = mailbox_status(env, "brand");
         s["connected"] == true && s["last_error"].is_null()
     })
     .await;
-    assert!(cleared, "{}\n{}", mailbox_status(&env, "brand"), daemon.logs());
-    assert_eq!(db.rows("inbound_messages").await, 0);
+    assert!(cleared, "{}\n{}", mailbox_status(env, "brand"), app.logs());
+    assert_eq!(app.db.rows("inbound_messages").await, 0);
 }

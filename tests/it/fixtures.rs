@@ -471,14 +471,11 @@ async fn a_mailbox_with_every_kind_yields_exactly_the_expected_results() {
         ordered.iter().map(|r| std::fs::read(fixtures_dir().join(&r.file)).unwrap()).collect();
     imap.append_all("INBOX", &messages).await;
 
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(
-        &[env.mailbox("brand", imap.port)],
-        "[ingest]\nbatch_size = 7\nown_addresses = [\"hello@brand.example\"]\n",
-    );
-    let daemon = env.spawn();
+    let config = "[ingest]\nbatch_size = 7\nown_addresses = [\"hello@brand.example\"]\n";
+    let app = spawn_app(AppOptions::on(db, imap).config(config)).await;
+    let db = &app.db;
     let n = rows.len() as i64;
-    wait_for_rows(&db, "inbound_messages", n, Duration::from_secs(60), &daemon).await;
+    app.wait_for_rows("inbound_messages", n, Duration::from_secs(60)).await;
 
     let mut failures = Vec::new();
     for (uid, r) in ordered.iter().enumerate() {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::harness::*;
+use collabd::admin::protocol::OutreachFields;
 use nix::sys::signal::Signal;
 use sqlx::Row;
 
@@ -178,26 +179,25 @@ async fn sigkill_in_the_middle_of_a_2000_message_batch_loses_and_duplicates_noth
     );
 }
 
-/// The config of a daemon watching the folder "Replies", once a first run of it has synced
-/// `messages` there and stopped.
-async fn synced_replies_folder(db: &TestDb, imap: &Dovecot, messages: &[Vec<u8>]) -> DaemonEnv {
+/// A daemon watching the folder "Replies", once a first run of it has synced `messages`
+/// there and stopped: [`TestApp::respawn`] starts it again.
+async fn synced_replies_folder(db: TestDb, imap: Dovecot, messages: &[Vec<u8>]) -> TestApp {
     imap.create_folder("Replies").await;
     imap.append_all("Replies", messages).await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.extra = "folder = \"Replies\"".into();
-    env.write_config(&[mb], "");
-    let mut daemon = env.spawn();
-    wait_for_rows(db, "inbound_messages", messages.len() as i64, WAIT, &daemon).await;
-    assert!(daemon.terminate().0.success());
-    env
+    let options = AppOptions::on(db, imap).brand(|mb| mb.extra = "folder = \"Replies\"".into());
+    let mut app = spawn_app(options).await;
+    app.wait_for_rows("inbound_messages", messages.len() as i64, WAIT).await;
+    let (status, _) = app.daemon.terminate();
+    assert!(status.success(), "{status}\n{}", app.logs());
+    app
 }
 
 #[tokio::test]
 async fn a_uidvalidity_reset_rescans_without_reprocessing() {
     let (db, seed, imap) = seeded_mailbox(2).await;
     let messages = vec![reply_to_outreach(&seed, 0, 1), reply_to_outreach(&seed, 1, 1)];
-    let env = synced_replies_folder(&db, &imap, &messages).await;
+    let mut app = synced_replies_folder(db, imap, &messages).await;
+    let imap = app.imap();
     let before = imap.uidvalidity("Replies").await;
     // Recreate the folder with the same messages plus a new one: a new UIDVALIDITY.
     imap.recreate_folder("Replies").await;
@@ -210,8 +210,9 @@ async fn a_uidvalidity_reset_rescans_without_reprocessing() {
     imap.append_all("Replies", &again).await;
     assert_ne!(imap.uidvalidity("Replies").await, before);
 
-    let daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 3, WAIT, &daemon).await;
+    app.respawn();
+    let (db, daemon) = (&app.db, &app.daemon);
+    wait_for_rows(db, "inbound_messages", 3, WAIT, daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(db.rows("inbound_messages").await, 3);
     assert_eq!(db.rows("collaborations").await, 2);
@@ -279,10 +280,7 @@ async fn with_idle_a_reply_lands_without_waiting_for_the_poll() {
 /// four, under the 16 MiB bound): the first group's commit waits on the returned lock
 /// while the second group has been fetched; the third is not fetched yet.
 struct MidBatch {
-    db: TestDb,
-    imap: Dovecot,
-    env: DaemonEnv,
-    daemon: DaemonProc,
+    app: TestApp,
     lock: sqlx::Transaction<'static, sqlx::Postgres>,
 }
 
@@ -297,20 +295,20 @@ async fn mid_batch() -> MidBatch {
         m
     };
     imap.append_all("INBOX", &(1..=12).map(big).collect::<Vec<_>>()).await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
+    // The lock is taken before the daemon starts, so no wait for its socket either.
     let lock = hold_inbound(&db).await;
-    let daemon = env.spawn();
-    wait_until_daemon_blocks(&db, &daemon).await;
+    let app = spawn_app(AppOptions::on(db, imap).no_wait()).await;
+    wait_until_daemon_blocks(&app.db, &app.daemon).await;
     // The second group's fetch (14 MiB from a local server) is well done by then.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    MidBatch { db, imap, env, daemon, lock }
+    MidBatch { app, lock }
 }
 
 #[tokio::test]
 async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
     use futures::TryStreamExt;
-    let MidBatch { db, imap, daemon, lock, env: _env } = mid_batch().await;
+    let MidBatch { app, lock } = mid_batch().await;
+    let (db, imap, daemon) = (&app.db, app.imap(), &app.daemon);
     // Another client deletes a message of the third group. Dovecot then answers its
     // fetch with `UID 11 BODY[] NIL`, which once became an empty row.
     let mut other = imap.session().await;
@@ -320,7 +318,7 @@ async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
     other.expunge().await.unwrap().try_collect::<Vec<_>>().await.unwrap();
     lock.rollback().await.unwrap();
 
-    wait_for_rows(&db, "inbound_messages", 11, WAIT, &daemon).await;
+    wait_for_rows(db, "inbound_messages", 11, WAIT, daemon).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(db.rows("inbound_messages").await, 11);
     assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE uid = 11").await, 0);
@@ -328,16 +326,17 @@ async fn a_message_expunged_between_search_and_fetch_leaves_no_row() {
 
 #[tokio::test]
 async fn sigterm_stops_between_the_groups_of_a_batch() {
-    let MidBatch { db, env, mut daemon, lock, imap: _imap } = mid_batch().await;
-    daemon.signal(Signal::SIGTERM);
+    let MidBatch { mut app, lock } = mid_batch().await;
+    app.daemon.signal(Signal::SIGTERM);
     lock.rollback().await.unwrap();
-    let status = daemon.wait(Duration::from_secs(15));
-    assert!(status.success(), "{status:?}\n{}", daemon.logs());
+    let status = app.daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}\n{}", app.logs());
     // What was fetched commits; the third group is left for the next start.
-    assert_eq!(db.rows("inbound_messages").await, 8, "{}", daemon.logs());
+    assert_eq!(app.db.rows("inbound_messages").await, 8, "{}", app.logs());
 
-    let daemon = env.spawn();
-    wait_for_rows(&db, "inbound_messages", 12, WAIT, &daemon).await;
+    app.respawn();
+    app.wait_for_rows("inbound_messages", 12, WAIT).await;
+    let db = &app.db;
     assert_eq!(db.count("SELECT count(DISTINCT uid) FROM inbound_messages").await, 12);
 }
 
@@ -543,23 +542,24 @@ async fn mail_announced_outside_idle_is_caught_up_at_once() {
     let db = TestDb::new().await;
     let seed = seed(&db, 4).await;
     let imap = ScriptedImap::start().await;
-    let env = DaemonEnv::new(&db.url);
-    let mut mb = env.mailbox("brand", imap.port);
+    // A mailbox on the scripted server, not on a Dovecot.
+    let mut mb = MailboxCfg::new("brand", imap.port);
     mb.poll_interval = "5m".into();
-    env.write_config(&[mb], "");
-    let daemon = env.spawn();
+    let scripted = AppOptions { db: Some(db), dovecot: false, ..AppOptions::default() };
+    let app = spawn_app(scripted.mailboxes(vec![mb])).await;
+    let (db, daemon) = (&app.db, &app.daemon);
     assert!(eventually(WAIT, || async { daemon.logs().contains("connected") }).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // On a FETCH completion.
     imap.deliver_during_next_fetch(reply_to_outreach(&seed, 1, 1));
     imap.deliver(reply_to_outreach(&seed, 0, 1));
-    wait_for_rows(&db, "inbound_messages", 2, Duration::from_secs(2), &daemon).await;
+    wait_for_rows(db, "inbound_messages", 2, Duration::from_secs(2), daemon).await;
 
     // Before IDLE's continuation.
     imap.deliver_before_next_idle_continuation(reply_to_outreach(&seed, 3, 1));
     imap.deliver(reply_to_outreach(&seed, 2, 1));
-    wait_for_rows(&db, "inbound_messages", 4, Duration::from_secs(2), &daemon).await;
+    wait_for_rows(db, "inbound_messages", 4, Duration::from_secs(2), daemon).await;
     assert_eq!(db.rows("collaborations").await, 4);
     let logs = daemon.logs();
     assert!(logs.contains("new mail announced outside IDLE: catching up again"), "{logs}");
@@ -571,12 +571,14 @@ async fn mail_announced_outside_idle_is_caught_up_at_once() {
 #[tokio::test]
 async fn a_uidvalidity_change_is_warned_about_once() {
     let (db, seed, imap) = seeded_mailbox(1).await;
-    let env = synced_replies_folder(&db, &imap, &[reply_to_outreach(&seed, 0, 1)]).await;
+    let mut app = synced_replies_folder(db, imap, &[reply_to_outreach(&seed, 0, 1)]).await;
+    let imap = app.imap();
     let before = imap.uidvalidity("Replies").await;
     imap.recreate_folder("Replies").await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // Dovecot derives UIDVALIDITY from time
     assert_ne!(imap.uidvalidity("Replies").await, before);
-    let daemon = env.spawn();
+    app.respawn();
+    let daemon = &app.daemon;
     // Six polls of 500 ms on the empty folder.
     assert!(
         eventually(WAIT, || async {
@@ -723,7 +725,8 @@ async fn outreach_imported_after_its_replies_rematches_them_exactly_once_across_
 /// yet, `outreach record` makes it a Pending collaboration that says it was rematched.
 #[tokio::test]
 async fn a_reply_waiting_unmatched_becomes_a_collaboration_once_its_outreach_is_recorded() {
-    let (db, imap, env, daemon) = daemon_with_only_a_campaign().await;
+    let app = daemon_with_only_a_campaign().await;
+    let (db, imap, env, daemon) = (&app.db, app.imap(), &app.env, &app.daemon);
     let mid = "o-1@crm.example";
     imap.append(reply(
         "ana@creators.example",
@@ -733,55 +736,29 @@ async fn a_reply_waiting_unmatched_becomes_a_collaboration_once_its_outreach_is_
         "Yes please!",
     ))
     .await;
-    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
+    wait_for_rows(db, "inbound_messages", 1, WAIT, daemon).await;
     assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE kind = 'unmatched'").await, 1);
-    wait_for_socket(&env, &daemon).await;
 
-    let c = collabctl_json(
-        &env,
-        &[
-            "creator",
-            "add",
-            "--name",
-            "Ana",
-            "--platform",
-            "tiktok",
-            "--handle",
-            "ana.makes",
-            "--email",
-            "ana@creators.example",
-        ],
-    );
-    assert_eq!(c["handle"], "ana.makes", "{c}");
+    let c = app.add_creator("Ana", "tiktok", "ana.makes", "ana@creators.example").await;
+    assert_eq!(c.handle, "ana.makes", "{c:?}");
     // Her address alone matches no outreach yet: the reply stays unmatched.
     assert_eq!(db.count("SELECT count(*) FROM inbound_messages WHERE kind = 'unmatched'").await, 1);
     assert_eq!(db.rows("collaborations").await, 0);
-    let o = collabctl_json(
-        &env,
-        &[
-            "outreach",
-            "record",
-            "--message-id",
-            &format!("<{mid}>"),
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "ana.makes",
-            "--to",
-            "ana@creators.example",
-            "--subject",
-            "Hi Ana",
-            "--sent-at",
-            "2026-11-20T10:00:00Z",
-        ],
-    );
+    let report = app
+        .ok(OutreachFields {
+            subject: "Hi Ana".into(),
+            sent_at: Some(at("2026-11-20T10:00:00Z")),
+            ..outreach(&format!("<{mid}>"), "Winter Glow", "ana.makes", "ana@creators.example")
+        })
+        .await;
+    let o = serde_json::to_value(&report).unwrap();
     assert_eq!(
         (o["rematched"]["matched"].as_u64(), o["rematched"]["collaborations_created"].as_u64()),
         (Some(1), Some(1)),
         "{o}"
     );
 
-    let list = collabctl_json(&env, &["collab", "list", "--status", "pending"]);
+    let list = collabctl_json(env, &["collab", "list", "--status", "pending"]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let id = list[0]["id"].as_i64().unwrap();
     let reason: String = sqlx::query_scalar(
@@ -799,7 +776,7 @@ async fn a_reply_waiting_unmatched_becomes_a_collaboration_once_its_outreach_is_
     assert_eq!(row.get::<String, _>("kind"), "reply");
     assert_eq!(row.get::<Option<String>, _>("match_rule").as_deref(), Some("in_reply_to"));
     assert_eq!(row.get::<Option<i64>, _>("collaboration_id"), Some(id));
-    assert_eq!(outreach_status(&db, mid).await, "replied");
+    assert_eq!(outreach_status(db, mid).await, "replied");
 }
 
 /// A decline that came before its outreach is read as ingest reads it: once the outreach
@@ -807,39 +784,28 @@ async fn a_reply_waiting_unmatched_becomes_a_collaboration_once_its_outreach_is_
 /// the campaign, and no collaboration opens.
 #[tokio::test]
 async fn a_decline_waiting_unmatched_declines_once_its_outreach_is_recorded() {
-    let (db, imap, env, daemon) = daemon_with_only_a_campaign().await;
+    let app = daemon_with_only_a_campaign().await;
+    let db = &app.db;
     let mid = "o-2@crm.example";
     let body = "No thanks, I'm not interested.";
-    imap.append(reply("bo@creators.example", "r-2@mail.example", Some(mid), &[mid], body)).await;
-    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
-    wait_for_socket(&env, &daemon).await;
-    collabctl_json(
-        &env,
-        &["creator", "add", "--name", "Bo", "--platform", "tiktok", "--handle", "bo.films"],
-    );
-    let o = collabctl_json(
-        &env,
-        &[
-            "outreach",
-            "record",
-            "--message-id",
-            &format!("<{mid}>"),
-            "--campaign",
-            "Winter Glow",
-            "--creator",
-            "bo.films",
-            "--to",
-            "bo@creators.example",
-            "--subject",
-            "Hi Bo",
-        ],
-    );
+    app.imap()
+        .append(reply("bo@creators.example", "r-2@mail.example", Some(mid), &[mid], body))
+        .await;
+    app.wait_for_rows("inbound_messages", 1, WAIT).await;
+    app.ok(creator("Bo", "tiktok", "bo.films")).await;
+    let report = app
+        .ok(OutreachFields {
+            subject: "Hi Bo".into(),
+            ..outreach(&format!("<{mid}>"), "Winter Glow", "bo.films", "bo@creators.example")
+        })
+        .await;
+    let o = serde_json::to_value(&report).unwrap();
     assert_eq!(o["rematched"]["matched"], 1, "{o}");
     assert_eq!(o["rematched"]["collaborations_created"], 0, "{o}");
     let kind: String =
         sqlx::query_scalar("SELECT kind FROM inbound_messages").fetch_one(&db.pool).await.unwrap();
     assert_eq!(kind, "decline");
-    assert_eq!(outreach_status(&db, mid).await, "declined");
+    assert_eq!(outreach_status(db, mid).await, "declined");
     assert_eq!(db.rows("collaborations").await, 0);
     assert_eq!(db.rows("campaign_unsubscribes").await, 1);
     assert_eq!(db.count("SELECT count(*) FROM creator_events WHERE kind = 'declined'").await, 1);
@@ -847,17 +813,13 @@ async fn a_decline_waiting_unmatched_declines_once_its_outreach_is_recorded() {
 
 /// A daemon watching an empty Dovecot mailbox, with the campaign "Winter Glow" and no
 /// creator or outreach yet: mail that comes before its CRM import.
-async fn daemon_with_only_a_campaign() -> (TestDb, Dovecot, DaemonEnv, DaemonProc) {
+async fn daemon_with_only_a_campaign() -> TestApp {
     let db = TestDb::new().await;
-    let imap = Dovecot::start();
     sqlx::query("INSERT INTO campaigns (name) VALUES ('Winter Glow')")
         .execute(&db.pool)
         .await
         .unwrap();
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let daemon = env.spawn();
-    (db, imap, env, daemon)
+    spawn_app(AppOptions { db: Some(db), ..AppOptions::default() }).await
 }
 
 /// A second mail under a stored Message-ID is dropped (one Message-ID, one message), but

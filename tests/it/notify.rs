@@ -5,19 +5,23 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
+/// A datagram socket where systemd would listen, bound before the daemon starts (in a
+/// directory of its own: the config directory does not exist yet); keep the directory.
+fn notify_socket() -> (tempfile::TempDir, UnixDatagram, String) {
+    let dir = tempfile::Builder::new().prefix("collabd-notify").tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    (dir, sock, path.display().to_string())
+}
+
 #[tokio::test]
 async fn ready_status_watchdog_and_stopping_arrive_in_order() {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[env.mailbox("brand", imap.port)], "");
-    let sock_path = env.path("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let (_dir, sock, sock_path) = notify_socket();
     sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut daemon = env.spawn_with_env(&[
-        ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
-        ("WATCHDOG_USEC", "1000000"),
-    ]);
+    // Not waiting for the admin socket: READY=1 must come only once it is up.
+    let vars = [("NOTIFY_SOCKET", sock_path.as_str()), ("WATCHDOG_USEC", "1000000")];
+    let mut app = spawn_app(AppOptions::default().env(&vars).no_wait()).await;
+    let (env, daemon) = (&app.env, &mut app.daemon);
 
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -66,20 +70,16 @@ fn read_until(sock: &UnixDatagram, limit: Duration, until: impl Fn(&str) -> bool
 
 #[tokio::test]
 async fn the_watchdog_stops_while_a_mailbox_loop_is_wedged_and_reload_is_announced() {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    let env = DaemonEnv::new(&db.url);
+    let (_dir, sock, sock_path) = notify_socket();
     // No statement timeout: a stuck lock wedges the loop for real.
-    let mut mb = env.mailbox("brand", imap.port);
-    mb.timeout = "1s".into();
-    env.write_config(&[mb], "");
-    let sock_path = env.path("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    let daemon = env.spawn_with_env(&[
-        ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+    let vars = [
+        ("NOTIFY_SOCKET", sock_path.as_str()),
         ("WATCHDOG_USEC", "1000000"),
         ("COLLABD__DATABASE__STATEMENT_TIMEOUT", "0s"),
-    ]);
+    ];
+    let options = AppOptions::default().brand(|mb| mb.timeout = "1s".into()).env(&vars);
+    let app = spawn_app(options.no_wait()).await;
+    let (db, daemon) = (&app.db, &app.daemon);
     let seen = read_until(&sock, Duration::from_secs(20), |l| l == "WATCHDOG=1");
     assert!(seen.contains(&"READY=1".to_string()), "{seen:?}\n{}", daemon.logs());
 
@@ -109,13 +109,11 @@ async fn the_watchdog_stops_while_a_mailbox_loop_is_wedged_and_reload_is_announc
 
 #[tokio::test]
 async fn under_journald_lines_carry_priorities_and_no_timestamps() {
-    let db = TestDb::new().await;
-    let env = DaemonEnv::new(&db.url);
-    env.write_config(&[], "");
-    let mut daemon = env.spawn_with_env(&[("JOURNAL_STREAM", "8:12345")]);
-    wait_for_socket(&env, &daemon).await;
-    daemon.terminate();
-    let logs = daemon.logs();
+    let no_mailbox = AppOptions { dovecot: false, ..AppOptions::default() };
+    let mut app = spawn_app(no_mailbox.env(&[("JOURNAL_STREAM", "8:12345")])).await;
+    let (status, _) = app.daemon.terminate();
+    assert!(status.success(), "{status}\n{}", app.logs());
+    let logs = app.logs();
     let lines: Vec<&str> = logs.lines().filter(|l| !l.is_empty()).collect();
     assert!(!lines.is_empty());
     for l in &lines {

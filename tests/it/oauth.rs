@@ -11,44 +11,39 @@ use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A daemon environment whose one mailbox logs in with `auth` through `oauth`; the grant's
-/// refresh token (if any) is in the configured file. Returns the env and its config extra.
-struct OAuthSetup {
-    env: DaemonEnv,
-}
-
-fn oauth_setup(
-    db: &TestDb,
+/// A daemon on `db` whose one mailbox, on `imap`, logs in with `auth` through `oauth`;
+/// the grant's refresh token (if any) is in the configured file.
+fn oauth_app(
+    db: TestDb,
     oauth: &OAuthServer,
-    imap: &Dovecot,
+    imap: Dovecot,
     auth: &str,
     refresh: Option<&str>,
-) -> OAuthSetup {
-    let env = DaemonEnv::new(&db.url);
-    std::fs::write(env.path("key"), "5a".repeat(32)).unwrap();
-    std::fs::write(env.path("client.secret"), OAUTH_CLIENT_SECRET).unwrap();
+) -> AppOptions {
+    let mut options = AppOptions::on(db, imap)
+        .file("key", &"5a".repeat(32))
+        .file("client.secret", OAUTH_CLIENT_SECRET)
+        .config("[secrets]\nkey_file = \"{dir}/key\"\n");
     let refresh_line = match refresh {
         Some(token) => {
-            std::fs::write(env.path("refresh.token"), format!("{token}\n")).unwrap();
-            format!("refresh_token_file = \"{}\"\n", env.path("refresh.token").display())
+            options = options.file("refresh.token", &format!("{token}\n"));
+            "refresh_token_file = \"{dir}/refresh.token\"\n"
         }
-        None => String::new(),
+        None => "",
     };
-    let mut mailbox = env.mailbox("brand", imap.port);
-    mailbox.password_file = None;
-    mailbox.poll_interval = "1s".into();
-    mailbox.extra = format!(
+    let extra = format!(
         "auth = \"{auth}\"\nmax_backoff = \"5m\"\n[mailboxes.oauth2]\nprovider = \"custom\"\n\
          token_url = \"{}\"\ndevice_url = \"{}\"\nauth_url = \"{}\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
-         client_secret_file = \"{}\"\n{refresh_line}",
+         client_secret_file = \"{{dir}}/client.secret\"\n{refresh_line}",
         oauth.url("/token"),
         oauth.url("/device"),
         oauth.url("/authorize"),
-        env.path("client.secret").display(),
     );
-    let secrets = format!("[secrets]\nkey_file = \"{}\"\n", env.path("key").display());
-    env.write_config(std::slice::from_ref(&mailbox), &secrets);
-    OAuthSetup { env }
+    options.brand(move |mb| {
+        mb.password_file = None;
+        mb.poll_interval = "1s".into();
+        mb.extra = extra;
+    })
 }
 
 fn status_of(env: &DaemonEnv) -> serde_json::Value {
@@ -62,14 +57,13 @@ async fn xoauth2_and_oauthbearer_logins_ingest_mail_and_never_log_a_token() {
         let (db, seed, _) = seeded_mailbox(1).await;
         let imap = Dovecot::start_oauth(&oauth);
         let refresh = oauth.grant(BRAND);
-        let s = oauth_setup(&db, &oauth, &imap, auth, Some(&refresh));
-        let daemon = s.env.spawn();
-        imap.append(reply_to_outreach(&seed, 0, 1)).await;
-        wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
-        let status = status_of(&s.env);
+        let app = spawn_app(oauth_app(db, &oauth, imap, auth, Some(&refresh))).await;
+        app.imap().append(reply_to_outreach(&seed, 0, 1)).await;
+        app.wait_for_rows("collaborations", 1, WAIT).await;
+        let status = status_of(&app.env);
         assert_eq!(status["connected"], true, "{auth}: {status}");
         assert_eq!(status["reauthorize"], false, "{auth}: {status}");
-        let logs = daemon.logs();
+        let logs = app.logs();
         assert!(!logs.contains(&refresh), "{auth}: the refresh token is in the log");
         let access = oauth.stats()["live_access_tokens"].to_string();
         assert!(access.contains('1'), "{auth}: one access token was issued: {access}");
@@ -83,12 +77,12 @@ async fn a_token_expiring_mid_session_is_refreshed_without_losing_or_repeating_m
     oauth.config(3, false);
     let (db, seed, _) = seeded_mailbox(10).await;
     let imap = Dovecot::start_oauth(&oauth);
-    let s = oauth_setup(&db, &oauth, &imap, "xoauth2", Some(&oauth.grant(BRAND)));
-    let daemon = s.env.spawn();
+    let app = spawn_app(oauth_app(db, &oauth, imap, "xoauth2", Some(&oauth.grant(BRAND)))).await;
+    let (db, imap) = (&app.db, app.imap());
     for i in 0..5 {
         imap.append(reply_to_outreach(&seed, i, 1)).await;
     }
-    wait_for_rows(&db, "inbound_messages", 5, WAIT, &daemon).await;
+    app.wait_for_rows("inbound_messages", 5, WAIT).await;
     let before = oauth.stats()["refreshes"].as_u64().unwrap();
     // The access token runs out; Dovecot checks it only at login, so end the session.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -99,12 +93,12 @@ async fn a_token_expiring_mid_session_is_refreshed_without_losing_or_repeating_m
     for i in 8..10 {
         imap.append(reply_to_outreach(&seed, i, 1)).await;
     }
-    wait_for_rows(&db, "inbound_messages", 10, WAIT, &daemon).await;
+    app.wait_for_rows("inbound_messages", 10, WAIT).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(db.rows("inbound_messages").await, 10, "nothing repeated");
     assert_eq!(db.rows("collaborations").await, 10);
     assert!(oauth.stats()["refreshes"].as_u64().unwrap() > before, "a new token was fetched");
-    assert_eq!(status_of(&s.env)["connected"], true);
+    assert_eq!(status_of(&app.env)["connected"], true);
 }
 
 #[tokio::test]
@@ -114,15 +108,14 @@ async fn a_rotated_refresh_token_survives_a_restart() {
     let (db, seed, _) = seeded_mailbox(2).await;
     let imap = Dovecot::start_oauth(&oauth);
     let first = oauth.grant(BRAND);
-    let s = oauth_setup(&db, &oauth, &imap, "oauthbearer", Some(&first));
-    let mut daemon = s.env.spawn();
-    imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
+    let mut app = spawn_app(oauth_app(db, &oauth, imap, "oauthbearer", Some(&first))).await;
+    app.imap().append(reply_to_outreach(&seed, 0, 1)).await;
+    app.wait_for_rows("inbound_messages", 1, WAIT).await;
     // The first refresh rotated the token: the one in the file is dead now.
     let stored: (Vec<u8>, Vec<u8>) = sqlx::query_as(
         "SELECT nonce, refresh_token FROM oauth_tokens WHERE name = 'mailbox:brand'",
     )
-    .fetch_one(&db.pool)
+    .fetch_one(&app.db.pool)
     .await
     .unwrap();
     let live = oauth.stats()["live_refresh_tokens"][BRAND].clone();
@@ -135,12 +128,12 @@ async fn a_rotated_refresh_token_survives_a_restart() {
     let again = oauth.token_request(&[("grant_type", "refresh_token"), ("refresh_token", &first)]);
     assert_eq!(again.status, 400, "the file's token was rotated away");
 
-    daemon.terminate();
-    let daemon = s.env.spawn();
-    imap.append(reply_to_outreach(&seed, 1, 1)).await;
-    wait_for_rows(&db, "inbound_messages", 2, WAIT, &daemon).await;
-    assert_eq!(status_of(&s.env)["last_error"], serde_json::Value::Null);
-    assert!(!daemon.logs().contains("reauthorize"), "{}", daemon.logs());
+    app.daemon.terminate();
+    app.respawn();
+    app.imap().append(reply_to_outreach(&seed, 1, 1)).await;
+    app.wait_for_rows("inbound_messages", 2, WAIT).await;
+    assert_eq!(status_of(&app.env)["last_error"], serde_json::Value::Null);
+    assert!(!app.logs().contains("reauthorize"), "{}", app.logs());
 }
 
 #[tokio::test]
@@ -148,22 +141,22 @@ async fn a_revoked_grant_shows_reauthorize_and_the_device_flow_restores_it() {
     let oauth = OAuthServer::start();
     let (db, seed, _) = seeded_mailbox(2).await;
     let imap = Dovecot::start_oauth(&oauth);
-    let s = oauth_setup(&db, &oauth, &imap, "xoauth2", Some(&oauth.grant(BRAND)));
-    let daemon = s.env.spawn();
+    let app = spawn_app(oauth_app(db, &oauth, imap, "xoauth2", Some(&oauth.grant(BRAND)))).await;
+    let (env, imap) = (&app.env, app.imap());
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "inbound_messages", 1, WAIT, &daemon).await;
+    app.wait_for_rows("inbound_messages", 1, WAIT).await;
 
     oauth.revoke(BRAND);
     imap.kick(BRAND);
     assert!(
-        eventually(WAIT, || async { status_of(&s.env)["reauthorize"] == true }).await,
+        eventually(WAIT, || async { status_of(env)["reauthorize"] == true }).await,
         "status never said reauthorize: {}\n{}",
-        status_of(&s.env),
-        daemon.logs()
+        status_of(env),
+        app.logs()
     );
-    let status = status_of(&s.env);
+    let status = status_of(env);
     assert!(status["last_error"].as_str().unwrap().contains("mailbox authorize brand"), "{status}");
-    let (_, table, _) = collabctl(&s.env, &["status"]);
+    let (_, table, _) = collabctl(env, &["status"]);
     assert!(table.contains("REAUTHORIZE"), "{table}");
     // No tight loop: with the grant gone the worker waits for a person.
     let refreshes = oauth.stats()["failed_refreshes"].as_u64().unwrap();
@@ -173,7 +166,7 @@ async fn a_revoked_grant_shows_reauthorize_and_the_device_flow_restores_it() {
     // The operator authorizes again with the device flow; the worker retries at once.
     let mut ctl = Command::new(env!("CARGO_BIN_EXE_collabctl"))
         .arg("--socket")
-        .arg(s.env.path("admin.sock"))
+        .arg(env.path("admin.sock"))
         .args(["mailbox", "authorize", "brand", "--flow", "device"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -187,8 +180,8 @@ async fn a_revoked_grant_shows_reauthorize_and_the_device_flow_restores_it() {
     let out = ctl.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     imap.append(reply_to_outreach(&seed, 1, 1)).await;
-    wait_for_rows(&db, "inbound_messages", 2, Duration::from_secs(15), &daemon).await;
-    let status = status_of(&s.env);
+    app.wait_for_rows("inbound_messages", 2, Duration::from_secs(15)).await;
+    let status = status_of(env);
     assert_eq!(
         (status["reauthorize"].clone(), status["connected"].clone()),
         (false.into(), true.into()),
@@ -201,17 +194,16 @@ async fn the_code_flow_with_pkce_authorizes_a_mailbox_that_had_no_token() {
     let oauth = OAuthServer::start();
     let (db, seed, _) = seeded_mailbox(1).await;
     let imap = Dovecot::start_oauth(&oauth);
-    let s = oauth_setup(&db, &oauth, &imap, "xoauth2", None);
-    let daemon = s.env.spawn();
-    wait_for_socket(&s.env, &daemon).await;
+    let app = spawn_app(oauth_app(db, &oauth, imap, "xoauth2", None)).await;
+    let (env, imap) = (&app.env, app.imap());
     assert!(
-        eventually(WAIT, || async { status_of(&s.env)["reauthorize"] == true }).await,
+        eventually(WAIT, || async { status_of(env)["reauthorize"] == true }).await,
         "a mailbox without any token must ask for authorization\n{}",
-        daemon.logs()
+        app.logs()
     );
     let mut ctl = Command::new(env!("CARGO_BIN_EXE_collabctl"))
         .arg("--socket")
-        .arg(s.env.path("admin.sock"))
+        .arg(env.path("admin.sock"))
         .args(["mailbox", "authorize", "brand", "--flow", "code"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -237,7 +229,7 @@ async fn the_code_flow_with_pkce_authorizes_a_mailbox_that_had_no_token() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(oauth.stats()["code_exchanges"], 1);
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "collaborations", 1, Duration::from_secs(15), &daemon).await;
+    app.wait_for_rows("collaborations", 1, Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
@@ -245,28 +237,26 @@ async fn outreach_is_sent_over_smtp_with_xoauth2() {
     let oauth = OAuthServer::start();
     let smtp = SmtpSink::start_oauth(&oauth);
     let (db, _, _) = seeded_mailbox(1).await;
-    let env = DaemonEnv::new(&db.url);
-    std::fs::write(env.path("key"), "7c".repeat(32)).unwrap();
-    std::fs::write(env.path("refresh.token"), oauth.grant(BRAND)).unwrap();
-    env.write_config(
-        &[],
-        &format!(
-            "[secrets]\nkey_file = \"{}\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-             from = \"Brand Partnerships <{BRAND}>\"\nusername = \"{BRAND}\"\nauth = \"xoauth2\"\n\
-             [smtp.oauth2]\nprovider = \"custom\"\ntoken_url = \"{}\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
-             client_secret_env = \"OAUTH_SECRET\"\nrefresh_token_file = \"{}\"\n",
-            env.path("key").display(),
-            smtp.port,
-            oauth.url("/token"),
-            env.path("refresh.token").display()
-        ),
+    let config = format!(
+        "[secrets]\nkey_file = \"{{dir}}/key\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+         from = \"Brand Partnerships <{BRAND}>\"\nusername = \"{BRAND}\"\nauth = \"xoauth2\"\n\
+         [smtp.oauth2]\nprovider = \"custom\"\ntoken_url = \"{}\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
+         client_secret_env = \"OAUTH_SECRET\"\nrefresh_token_file = \"{{dir}}/refresh.token\"\n",
+        smtp.port,
+        oauth.url("/token"),
     );
-    let daemon = env.spawn_with_env(&[("OAUTH_SECRET", OAUTH_CLIENT_SECRET)]);
-    wait_for_socket(&env, &daemon).await;
+    let no_mailbox = AppOptions { db: Some(db), dovecot: false, ..AppOptions::default() };
+    let options = no_mailbox
+        .file("key", &"7c".repeat(32))
+        .file("refresh.token", &oauth.grant(BRAND))
+        .config(&config)
+        .env(&[("OAUTH_SECRET", OAUTH_CLIENT_SECRET)]);
+    let app = spawn_app(options).await;
+    let (db, env) = (&app.db, &app.env);
     std::fs::write(env.path("body.txt"), "Hi,\nwould you like to join Winter Glow?\n").unwrap();
     let body = env.path("body.txt");
     let sent = collabctl_json(
-        &env,
+        env,
         &[
             "outreach",
             "send",
@@ -303,30 +293,34 @@ async fn a_database_mailbox_logs_in_with_oauth2() {
     let (db, seed, _) = seeded_mailbox(1).await;
     let imap = Dovecot::start_oauth(&oauth);
     let refresh = oauth.grant(BRAND);
-    let env = DaemonEnv::new(&db.url);
-    let creds = env.path("creds");
-    std::fs::create_dir(&creds).unwrap();
-    std::fs::write(env.path("key"), "5a".repeat(32)).unwrap();
-    std::fs::write(creds.join("client.secret"), OAUTH_CLIENT_SECRET).unwrap();
-    std::fs::write(creds.join("refresh.token"), format!("{refresh}\n")).unwrap();
-    let table = |secret: &str| {
+    let token_url = oauth.url("/token");
+    let table = move |secret: &str| {
         format!(
-            "[oauth2]\nprovider = \"custom\"\ntoken_url = \"{}\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
+            "[oauth2]\nprovider = \"custom\"\ntoken_url = \"{token_url}\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
              client_secret_file = \"{secret}\"\nrefresh_token_file = \"refresh.token\"\n",
-            oauth.url("/token"),
         )
     };
-    std::fs::write(env.path("oauth2.toml"), table("client.secret")).unwrap();
-    let outside = env.path("key").display().to_string();
-    std::fs::write(env.path("outside.toml"), table(&outside)).unwrap();
-    env.write_config(&[], &format!("[secrets]\nkey_file = \"{}\"\n", env.path("key").display()));
-    let daemon =
-        env.spawn_with_env(&[("COLLABD__ADMIN__CREDENTIALS_DIR", creds.to_str().unwrap())]);
-    wait_for_socket(&env, &daemon).await;
+    let token = format!("{refresh}\n");
+    let options = AppOptions::on(db, imap)
+        .mailboxes(Vec::new())
+        .file("key", &"5a".repeat(32))
+        .file("oauth2.toml", &table("client.secret"))
+        .setup(move |env| {
+            let creds = env.path("creds");
+            std::fs::create_dir(&creds).unwrap();
+            std::fs::write(creds.join("client.secret"), OAUTH_CLIENT_SECRET).unwrap();
+            std::fs::write(creds.join("refresh.token"), token).unwrap();
+            let outside = env.path("key").display().to_string();
+            std::fs::write(env.path("outside.toml"), table(&outside)).unwrap();
+        })
+        .config("[secrets]\nkey_file = \"{dir}/key\"\n")
+        .env(&[("COLLABD__ADMIN__CREDENTIALS_DIR", "{dir}/creds")]);
+    let app = spawn_app(options).await;
+    let (db, env, daemon, imap) = (&app.db, &app.env, &app.daemon, app.imap());
     let login = |table: &str| {
         let table = env.path(table).display().to_string();
         add_mailbox(
-            &env,
+            env,
             "brand",
             imap.port,
             BRAND,
@@ -339,11 +333,11 @@ async fn a_database_mailbox_logs_in_with_oauth2() {
     let (ok, _, err) = login("oauth2.toml");
     assert!(ok, "{err}");
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "collaborations", 1, WAIT, &daemon).await;
-    let status = status_of(&env);
+    wait_for_rows(db, "collaborations", 1, WAIT, daemon).await;
+    let status = status_of(env);
     assert_eq!(status["connected"], true, "{status}");
     assert_eq!(status["name"], "brand", "{status}");
-    let row = collabctl_json(&env, &["mailbox", "show", "brand"]);
+    let row = collabctl_json(env, &["mailbox", "show", "brand"]);
     assert_eq!(row["settings"]["auth"], "xoauth2", "{row}");
     assert!(!row.to_string().contains(&refresh), "the refresh token is in the row: {row}");
     assert!(!daemon.logs().contains(&refresh), "the refresh token is in the log");

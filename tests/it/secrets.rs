@@ -98,13 +98,15 @@ fn victim_file(env: &DaemonEnv) -> std::path::PathBuf {
 #[tokio::test]
 async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     let (db, seed, imap) = seeded_mailbox(1).await;
-    let env = DaemonEnv::new(&db.url);
     let recorder = Recorder::start().await;
-    let victim = victim_file(&env);
-    env.write_config(&[], "");
+    let options = AppOptions::on(db, imap)
+        .mailboxes(Vec::new())
+        .setup(|env| drop(victim_file(env)))
+        .env(&[("HOSTILE_DAEMON_ONLY_SECRET", DAEMON_ENV_SECRET)]);
+    let app = spawn_app(options).await;
+    let (db, env, daemon, imap) = (&app.db, &app.env, &app.daemon, app.imap());
+    let victim = env.path("other-mailbox.pass");
     let key = env.path("secret.key");
-    let daemon = env.spawn_with_env(&[("HOSTILE_DAEMON_ONLY_SECRET", DAEMON_ENV_SECRET)]);
-    wait_for_socket(&env, &daemon).await;
 
     let evil = json!({"name": "evil", "host": "127.0.0.1", "port": recorder.port, "tls": "none",
         "username": "x@evil.example", "poll_interval": "500ms"});
@@ -127,7 +129,7 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
         (smtp(json!({"host": "192.0.2.1", "password": "mine"})), "smtp.tls"),
     ];
     for (extra, field) in refusals {
-        let answer = raw_add(&env, with(evil.clone(), extra.clone()));
+        let answer = raw_add(env, with(evil.clone(), extra.clone()));
         let heard = recorder.heard();
         assert_eq!(answer["error"]["code"], "forbidden", "{extra}: {answer}\nrecorder: {heard:?}");
         assert_eq!(answer["error"]["field"], field, "{extra}: {answer}");
@@ -137,13 +139,13 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     let local = ["mailbox", "add", "evil", "--host", "127.0.0.1", "--port", &port, "--tls", "none"];
     let mut args = local.to_vec();
     args.extend(["--username", "x", "--daemon-password-file", victim.to_str().unwrap()]);
-    let (ok, _, err) = collabctl(&env, &args);
+    let (ok, _, err) = collabctl(env, &args);
     assert!(!ok && err.contains("forbidden") && err.contains("password_file"), "{err}");
     let pass = env.path("imap.pass");
     let remote = ["mailbox", "add", "evil", "--host", "192.0.2.1", "--tls", "none", "--username"];
     let mut args = remote.to_vec();
     args.extend(["x", "--password-file", pass.to_str().unwrap()]);
-    let (ok, _, err) = collabctl(&env, &args);
+    let (ok, _, err) = collabctl(env, &args);
     assert!(!ok && err.contains("forbidden") && err.contains("tls"), "{err}");
 
     // A row that got into the table anyway (written before these rules, or by hand) is
@@ -183,12 +185,12 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     .unwrap();
     let login = ["--password-file", pass.to_str().unwrap()];
     let extra = ["--json", "--poll-interval", "500ms", "--smtp", smtp_toml.to_str().unwrap()];
-    let (ok, out, err) = add_mailbox(&env, "live", imap.port, BRAND, &login, &extra);
+    let (ok, out, err) = add_mailbox(env, "live", imap.port, BRAND, &login, &extra);
     assert!(ok, "{err}");
     let entry: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(entry["stored_passwords"], json!(["imap", "smtp"]), "{entry}");
     imap.append(reply_to_outreach(&seed, 0, 1)).await;
-    wait_for_rows(&db, "collaborations", 1, Duration::from_secs(15), &daemon).await;
+    wait_for_rows(db, "collaborations", 1, Duration::from_secs(15), daemon).await;
 
     // Stored sealed: not in the rows, not in any answer, not in the log.
     let sealed: Vec<Vec<u8>> = sqlx::query_scalar(
@@ -206,8 +208,8 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
     let mut seen = vec![settings];
     seen.extend(sealed.iter().map(|s| String::from_utf8_lossy(s).into_owned()));
     for args in [&["mailbox", "show", "live"][..], &["mailbox", "list"], &["status"]] {
-        seen.push(collabctl_json(&env, args).to_string());
-        seen.push(collabctl(&env, args).1);
+        seen.push(collabctl_json(env, args).to_string());
+        seen.push(collabctl(env, args).1);
     }
     seen.push(daemon.logs());
     for text in &seen {
@@ -215,7 +217,7 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
             assert!(!text.contains(secret), "{secret} shown in: {text}");
         }
     }
-    let (ok, shown, _) = collabctl(&env, &["mailbox", "show", "live"]);
+    let (ok, shown, _) = collabctl(env, &["mailbox", "show", "live"]);
     assert!(ok && shown.contains("stored passwords (encrypted): imap, smtp"), "{shown}");
     assert_eq!(recorder.heard().0, 0, "the recorder heard from the daemon");
 }
@@ -226,21 +228,21 @@ async fn an_admin_member_cannot_make_the_daemon_send_its_secrets_anywhere() {
 /// about at start, with its mode.
 #[tokio::test]
 async fn credentials_dir_files_and_prefixed_variables_only() {
-    let db = TestDb::new().await;
-    let imap = Dovecot::start();
-    let env = DaemonEnv::new(&db.url);
-    let victim = victim_file(&env);
-    let creds = env.path("creds");
-    std::fs::create_dir(&creds).unwrap();
-    write_secret(&creds.join("partners.pass"), &format!("{PASSWORD}\n"), 0o644);
-    std::os::unix::fs::symlink(&victim, creds.join("escape")).unwrap();
-    env.write_config(&[], "");
-    let daemon = env.spawn_with_env(&[
-        ("COLLABD__ADMIN__CREDENTIALS_DIR", creds.to_str().unwrap()),
+    let options = AppOptions::default().mailboxes(Vec::new()).setup(|env| {
+        let victim = victim_file(env);
+        let creds = env.path("creds");
+        std::fs::create_dir(&creds).unwrap();
+        write_secret(&creds.join("partners.pass"), &format!("{PASSWORD}\n"), 0o644);
+        std::os::unix::fs::symlink(&victim, creds.join("escape")).unwrap();
+    });
+    let app = spawn_app(options.env(&[
+        ("COLLABD__ADMIN__CREDENTIALS_DIR", "{dir}/creds"),
         ("COLLABD__ADMIN__PASSWORD_ENV_PREFIX", "COLLABD_MAILBOX_"),
         ("COLLABD_MAILBOX_PARTNERS", PASSWORD),
-    ]);
-    wait_for_socket(&env, &daemon).await;
+    ]))
+    .await;
+    let (env, daemon, imap) = (&app.env, &app.daemon, app.imap());
+    let victim = env.path("other-mailbox.pass");
     let warned = daemon.logs();
     assert!(
         warned.contains("readable by group or others")
@@ -261,7 +263,7 @@ async fn credentials_dir_files_and_prefixed_variables_only() {
         (json!({"password_file": victim}), "password_file"),
         (json!({"password_env": "PATH"}), "password_env"),
     ] {
-        let answer = raw_add(&env, mailbox("evil", extra.clone()));
+        let answer = raw_add(env, mailbox("evil", extra.clone()));
         assert_eq!(answer["error"]["code"], "forbidden", "{extra}: {answer}");
         assert_eq!(answer["error"]["field"], field, "{extra}: {answer}");
     }
@@ -269,11 +271,11 @@ async fn credentials_dir_files_and_prefixed_variables_only() {
         ("from-dir", json!({"password_file": "partners.pass"})),
         ("from-env", json!({"password_env": "COLLABD_MAILBOX_PARTNERS"})),
     ] {
-        let answer = raw_add(&env, mailbox(name, extra));
+        let answer = raw_add(env, mailbox(name, extra));
         assert!(answer["error"].is_null(), "{answer}");
     }
     let connected = || {
-        let st = collabctl_json(&env, &["status"]);
+        let st = collabctl_json(env, &["status"]);
         st["mailboxes"].as_array().unwrap().iter().filter(|m| m["connected"] == true).count()
     };
     let ok = eventually(Duration::from_secs(15), || {

@@ -20,6 +20,9 @@ use super::{
 /// A change to the default `brand` mailbox.
 pub type MailboxEdit = Box<dyn FnOnce(&mut MailboxCfg)>;
 
+/// Work in the config directory before the daemon starts (directories, symlinks, modes).
+pub type DirSetup = Box<dyn FnOnce(&DaemonEnv)>;
+
 /// How [`spawn_app`] sets the daemon up. `AppOptions::default()`: a fresh database, a
 /// fresh Dovecot, one mailbox `brand` on it, no extra config, and a wait for the socket.
 pub struct AppOptions {
@@ -34,7 +37,8 @@ pub struct AppOptions {
     pub mailboxes: Option<Vec<MailboxCfg>>,
     /// Changes the default `brand` mailbox (poll interval, folder, …).
     pub brand: Option<MailboxEdit>,
-    /// Top-level TOML before `[database]`; `{dir}` stands for the config directory.
+    /// Top-level TOML before `[database]`; `{dir}` stands for the config directory, here,
+    /// in the mailboxes' `extra` and in the values of `env_vars`.
     pub extra_config: String,
     /// Files (name, contents) written into the config directory before the daemon starts.
     pub files: Vec<(String, String)>,
@@ -43,6 +47,8 @@ pub struct AppOptions {
     /// Whether [`spawn_app`] waits for the admin socket; `false` for tests that act on
     /// the daemon before it is up.
     pub wait: bool,
+    /// Runs after `files` are written, before the config is written and the daemon starts.
+    pub setup: Option<DirSetup>,
 }
 
 impl Default for AppOptions {
@@ -57,6 +63,7 @@ impl Default for AppOptions {
             files: Vec::new(),
             env_vars: Vec::new(),
             wait: true,
+            setup: None,
         }
     }
 }
@@ -82,6 +89,27 @@ impl AppOptions {
     /// With exactly these mailboxes in the config file.
     pub fn mailboxes(mut self, mailboxes: Vec<MailboxCfg>) -> AppOptions {
         self.mailboxes = Some(mailboxes);
+        self
+    }
+
+    /// With the file `name` (in the config directory) holding `contents` before the daemon
+    /// starts; `imap.pass` replaces the right password.
+    pub fn file(mut self, name: &str, contents: &str) -> AppOptions {
+        self.files.push((name.to_owned(), contents.to_owned()));
+        self
+    }
+
+    /// With `f` run in the config directory before the daemon starts
+    /// (see [`AppOptions::setup`]).
+    pub fn setup(mut self, f: impl FnOnce(&DaemonEnv) + 'static) -> AppOptions {
+        self.setup = Some(Box::new(f));
+        self
+    }
+
+    /// Without waiting for the admin socket: for tests that act on the daemon (kill it,
+    /// block its database) before it is up. [`TestApp::wait_for_socket`] waits later.
+    pub fn no_wait(mut self) -> AppOptions {
+        self.wait = false;
         self
     }
 
@@ -113,7 +141,11 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     for (name, contents) in &options.files {
         std::fs::write(env.path(name), contents).unwrap();
     }
-    let mailboxes = match (options.mailboxes, &dovecot) {
+    if let Some(f) = options.setup {
+        f(&env);
+    }
+    let dir = env.dir.path().display().to_string();
+    let mut mailboxes = match (options.mailboxes, &dovecot) {
         (Some(m), _) => m,
         (None, Some(imap)) => {
             let mut brand = env.mailbox("brand", imap.port);
@@ -124,13 +156,17 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         }
         (None, None) => Vec::new(),
     };
-    let dir = env.dir.path().display().to_string();
+    for m in &mut mailboxes {
+        m.extra = m.extra.replace("{dir}", &dir);
+    }
     env.write_config(&mailboxes, &options.extra_config.replace("{dir}", &dir));
-    let daemon = spawn_with(&env, &options.env_vars);
+    let env_vars: Vec<(String, String)> =
+        options.env_vars.into_iter().map(|(k, v)| (k, v.replace("{dir}", &dir))).collect();
+    let daemon = spawn_with(&env, &env_vars);
     if options.wait {
         wait_for_socket(&env, &daemon).await;
     }
-    TestApp { db, dovecot, env, daemon, env_vars: options.env_vars }
+    TestApp { db, dovecot, env, daemon, env_vars }
 }
 
 fn spawn_with(env: &DaemonEnv, vars: &[(String, String)]) -> DaemonProc {
