@@ -79,7 +79,8 @@ impl Store {
         let rows = sqlx::query_as!(
             Campaign,
             r#"SELECT id, name, archived_at, created_at,
-                      campaign_binding(c.id) AS "mailboxes!"
+                      array(SELECT b.mailbox FROM campaign_mailboxes b
+                            WHERE b.campaign_id = c.id ORDER BY b.mailbox) AS "mailboxes!"
                FROM campaigns c ORDER BY id DESC"#
         )
         .fetch_all(self.pool())
@@ -93,7 +94,8 @@ impl Store {
         let row = sqlx::query_as!(
             Campaign,
             r#"SELECT id, name, archived_at, created_at,
-                      campaign_binding(c.id) AS "mailboxes!"
+                      array(SELECT b.mailbox FROM campaign_mailboxes b
+                            WHERE b.campaign_id = c.id ORDER BY b.mailbox) AS "mailboxes!"
                FROM campaigns c
                WHERE id = $1 OR lower(name) = lower($2)
                ORDER BY (id = $1) DESC LIMIT 1"#,
@@ -111,7 +113,8 @@ impl Store {
             Campaign,
             r#"UPDATE campaigns c SET archived_at = coalesce(archived_at, now()) WHERE id = $1
                RETURNING id, name, archived_at, created_at,
-                         campaign_binding(c.id) AS "mailboxes!""#,
+                         array(SELECT b.mailbox FROM campaign_mailboxes b
+                               WHERE b.campaign_id = c.id ORDER BY b.mailbox) AS "mailboxes!""#,
             id
         )
         .fetch_optional(self.pool())

@@ -26,7 +26,8 @@ pub async fn by_token(tx: &mut Tx, token: &str) -> Result<Option<OutreachRef>, S
     let row = sqlx::query_as!(
         OutreachRef,
         r#"SELECT id, message_id, creator_id, campaign_id,
-                  campaign_binding(o.campaign_id) AS "bound_to!"
+                  array(SELECT b.mailbox FROM campaign_mailboxes b
+                        WHERE b.campaign_id = o.campaign_id ORDER BY b.mailbox) AS "bound_to!"
            FROM outreach_messages o WHERE reply_token = $1"#,
         token
     )
@@ -56,11 +57,15 @@ pub async fn latest_for_creator(
 ) -> Result<Option<SenderCandidate>, StoreError> {
     let row = sqlx::query!(
         r#"SELECT o.id, o.message_id, o.creator_id, o.campaign_id,
-                  campaign_binding(o.campaign_id) AS "bound_to!",
+                  array(SELECT b.mailbox FROM campaign_mailboxes b
+                        WHERE b.campaign_id = o.campaign_id ORDER BY b.mailbox) AS "bound_to!",
                   (o.mailbox IS NULL OR o.mailbox = $3) AS "own_mailbox!"
            FROM outreach_messages o
            WHERE o.creator_id = $1 AND o.status = ANY($2)
-             AND campaign_takes(o.campaign_id, $3)
+             AND (NOT EXISTS (SELECT 1 FROM campaign_mailboxes b
+                              WHERE b.campaign_id = o.campaign_id)
+                  OR EXISTS (SELECT 1 FROM campaign_mailboxes b
+                             WHERE b.campaign_id = o.campaign_id AND b.mailbox = $3))
            ORDER BY (o.mailbox IS NULL OR o.mailbox = $3) DESC, o.sent_at DESC, o.id DESC
            LIMIT 1"#,
         creator_id,
@@ -107,10 +112,14 @@ pub async fn latest_to_address(
     let row = sqlx::query_as!(
         OutreachRef,
         r#"SELECT id, message_id, creator_id, campaign_id,
-                  campaign_binding(o.campaign_id) AS "bound_to!"
+                  array(SELECT b.mailbox FROM campaign_mailboxes b
+                        WHERE b.campaign_id = o.campaign_id ORDER BY b.mailbox) AS "bound_to!"
            FROM outreach_messages o
            WHERE lower(to_address) = $1
-             AND campaign_takes(o.campaign_id, $2)
+             AND (NOT EXISTS (SELECT 1 FROM campaign_mailboxes b
+                              WHERE b.campaign_id = o.campaign_id)
+                  OR EXISTS (SELECT 1 FROM campaign_mailboxes b
+                             WHERE b.campaign_id = o.campaign_id AND b.mailbox = $2))
            ORDER BY sent_at DESC, id DESC
            LIMIT 1"#,
         address,
@@ -225,7 +234,8 @@ pub async fn by_message_ids(
     let rows = sqlx::query_as!(
         OutreachRef,
         r#"SELECT id, message_id, creator_id, campaign_id,
-                  campaign_binding(o.campaign_id) AS "bound_to!"
+                  array(SELECT b.mailbox FROM campaign_mailboxes b
+                        WHERE b.campaign_id = o.campaign_id ORDER BY b.mailbox) AS "bound_to!"
            FROM outreach_messages o
            WHERE message_id = ANY($1)"#,
         ids
